@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the whole suite).
+# Both set up .venv first: Python packages from setup.cfg.
+
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup demo test test-keras3 test-tf-keras
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/keras-vits demo
+
+# The whole suite under Keras 3, then the model tests again under tf-keras.
+test: setup
+	$(MAKE) --no-print-directory test-keras3
+	$(MAKE) --no-print-directory test-tf-keras
+
+test-keras3:
+	$(PY) -m pytest -n 2 --durations=15 tests
+
+test-tf-keras:
+	TF_USE_LEGACY_KERAS=1 $(PY) -m pytest -n 2 -m "not keras3_only and not slow" \
+		tests/test_layers.py tests/test_vit.py tests/test_weights.py

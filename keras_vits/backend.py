@@ -1,0 +1,41 @@
+"""Which Keras the package runs on, and the few helpers that differ between them.
+
+The model code takes Keras from ``tf.keras``: that is Keras 3 by default and
+tf-keras when ``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow is imported.
+tensorflow-model-optimization only accepts tf-keras models, so every layer in
+this package uses TensorFlow ops inside ``call`` and builds under both.
+"""
+
+import tensorflow as tf
+
+keras = tf.keras
+
+#: True under Keras 3, False under tf-keras (``TF_USE_LEGACY_KERAS=1``).
+IS_KERAS_3 = hasattr(keras, "Variable") and hasattr(keras, "ops")
+
+
+def register_serializable(cls):
+    """Registers a custom layer or model as ``keras_vits>ClassName``."""
+    return keras.utils.register_keras_serializable(package="keras_vits")(cls)
+
+
+def weight_short_name(variable):
+    """The variable's own name without scope or ``:0``: ``kernel``, ``gamma``, ``token``."""
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+def layer_weights(model):
+    """``{"layer_name/weight_name": variable}`` for every weight of a flat functional model.
+
+    Keyed by layer name rather than by ``variable.path`` (Keras 3) or
+    ``variable.name`` (tf-keras), which differ between the two and carry name
+    scopes that depend on where the model was built.
+    """
+    weights = {}
+    for layer in model.layers:
+        for variable in layer.weights:
+            key = f"{layer.name}/{weight_short_name(variable)}"
+            if key in weights:
+                raise ValueError(f"Two weights share the key {key!r} in layer {layer.name!r}.")
+            weights[key] = variable
+    return weights

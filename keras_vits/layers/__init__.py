@@ -1,0 +1,16 @@
+"""Building blocks shared by every family.
+
+Custom layers hold only what Keras lacks (tokens, position embedding, the
+attention core, stochastic depth, layer scale). Blocks are functions that wire
+standard Keras layers with timm-like names, so weights stay addressable by name.
+"""
+
+from keras_vits.layers.attention import AttentionCore, attention_block
+from keras_vits.layers.mlp import mlp_block
+from keras_vits.layers.patch_embed import patch_embed, patch_grid, to_2tuple
+from keras_vits.layers.regularization import DropPath, LayerScale
+from keras_vits.layers.tokens import PositionEmbedding, PrependToken, sincos_1d_table, sincos_2d_table
+from keras_vits.layers.transformer import transformer_block
+
+#: Every custom layer class, for tests and for `custom_objects`.
+CUSTOM_LAYERS = (AttentionCore, DropPath, LayerScale, PositionEmbedding, PrependToken)

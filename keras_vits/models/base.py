@@ -1,0 +1,91 @@
+"""What every keras_vits model shares: a functional graph built from its arguments."""
+
+import tensorflow as tf
+
+from keras_vits.backend import keras
+
+
+def check_images(images, expected_shape, model_name):
+    """Raises a clear error unless `images` is a float batch of shape `expected_shape`.
+
+    Args:
+        images: what the model was called on.
+        expected_shape: `(None, H, W, C)`; `None` entries are not checked.
+        model_name: used in the message.
+    """
+    shape = getattr(images, "shape", None)
+    dtype = getattr(images, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(
+            f"{model_name} expects a float tensor or array of shape {expected_shape}, got {type(images).__name__}."
+        )
+    shape = tuple(shape)
+    if len(shape) != len(expected_shape):
+        raise ValueError(
+            f"{model_name} expects images of rank {len(expected_shape)} with shape {expected_shape} "
+            f"(batch, height, width, channels), got shape {shape}."
+        )
+    for axis, (got, want) in enumerate(zip(shape, expected_shape)):
+        if want is not None and got is not None and got != want:
+            what = "channels" if axis == len(shape) - 1 else "height and width"
+            hint = (
+                "" if axis == len(shape) - 1 else "; build the model with image_size=(H, W) for other sizes"
+            )
+            raise ValueError(
+                f"{model_name} expects images of shape {expected_shape}, got {shape}: wrong {what}{hint}."
+            )
+    if not tf.as_dtype(dtype).is_floating:
+        raise TypeError(
+            f"{model_name} expects float images, already normalised (timm's input in NHWC), "
+            f"got dtype {tf.as_dtype(dtype).name}. Convert and normalise first, e.g. "
+            f"(tf.cast(images, 'float32') / 255 - mean) / std."
+        )
+
+
+class VitsModel(keras.Model):
+    """Base class: a functional model whose config is its constructor arguments.
+
+    Subclasses build a flat functional graph in `__init__` and pass it here with
+    the arguments that made it. `from_config(get_config())` rebuilds the same
+    graph; weights then load by layer name.
+    """
+
+    def __init__(self, inputs, outputs, config, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self._vits_config = dict(config)
+
+    @property
+    def expected_image_shape(self):
+        """`(None, H, W, C)`, the shape `call` accepts."""
+        return tuple(self.inputs[0].shape)
+
+    def call(self, inputs, training=None, mask=None):
+        check_images(inputs, self.expected_image_shape, type(self).__name__)
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        return {"name": self.name, **self._vits_config}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        return cls(**config)
+
+
+class Variant:
+    """One registry entry: a model class, its arguments, its weight map and pretrained config.
+
+    Attributes:
+        model_cls: the model class.
+        config: constructor arguments, without `num_classes` and `name`.
+        weight_map: the family's `WeightMap`.
+        pretrained: timm's pretrained config: `hf_hub_id`, `mean`, `std`, `crop_pct`.
+    """
+
+    def __init__(self, model_cls, config, weight_map, pretrained):
+        self.model_cls = model_cls
+        self.config = dict(config)
+        self.weight_map = weight_map
+        self.pretrained = dict(pretrained)
+
+    def __repr__(self):
+        return f"Variant({self.model_cls.__name__}, {self.config})"

@@ -1,0 +1,411 @@
+"""Vision Transformer (ViT) and the data-efficient, distilled DeiT.
+
+Papers:
+    An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale
+    (Dosovitskiy et al., 2020), https://arxiv.org/abs/2010.11929
+    Training data-efficient image transformers & distillation through attention
+    (Touvron et al., 2020), https://arxiv.org/abs/2012.12877
+
+Layer names follow timm's module paths (`blocks.3.attn.qkv` -> `blocks_3_attn_qkv`),
+so timm checkpoints load through a short declarative map at the end of this file.
+"""
+
+import numpy as np
+
+from keras_vits.backend import keras, register_serializable
+from keras_vits.layers import PositionEmbedding, PrependToken, patch_embed, patch_grid, to_2tuple, transformer_block
+from keras_vits.layers.attention import dense_initializer
+from keras_vits.layers.tokens import POSITION_EMBEDDING_KINDS
+from keras_vits.models.base import Variant, VitsModel
+from keras_vits.weights.weight_map import WeightMap, resample_pos_embed_value
+
+GLOBAL_POOLS = ("token", "avg")
+DEIT_HEADS = ("avg", "cls", "dist")
+
+# ----------------------------------------------------------------------------- graph
+
+
+def _validate_vit_args(in_chans, depth, num_classes, pos_embed, global_pool, class_token):
+    if not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive int (1 for grayscale, 3 for RGB, or more), got {in_chans!r}.")
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive int, got {depth!r}.")
+    if not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"num_classes must be an int >= 0 (0 returns pooled features), got {num_classes!r}.")
+    if pos_embed not in POSITION_EMBEDDING_KINDS:
+        raise ValueError(f"pos_embed must be one of {POSITION_EMBEDDING_KINDS}, got {pos_embed!r}.")
+    if global_pool not in GLOBAL_POOLS:
+        raise ValueError(f"global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}.")
+    if global_pool == "token" and not class_token:
+        raise ValueError("global_pool='token' needs class_token=True; use global_pool='avg' without a class token.")
+
+
+def _encoder(
+    images,
+    num_prefix_tokens,
+    patch_size,
+    embed_dim,
+    depth,
+    num_heads,
+    mlp_ratio,
+    qkv_bias,
+    pos_embed,
+    init_values,
+    drop_rate,
+    attn_drop_rate,
+    drop_path_rate,
+):
+    """Patch embedding, prefix tokens, position embedding and the blocks.
+
+    Returns: `(B, P + h * w, C)` tokens before the final norm; `P` is 0, 1
+    (class token) or 2 (class and distillation tokens, in that order).
+    """
+    grid = patch_grid(tuple(images.shape[1:3]), patch_size)
+    x = patch_embed(images, patch_size, embed_dim)
+    if num_prefix_tokens == 2:
+        x = PrependToken(initializer_stddev=0.02, name="dist_token")(x)
+    if num_prefix_tokens >= 1:
+        x = PrependToken(initializer_stddev=1e-6, name="cls_token")(x)
+    if pos_embed != "none":
+        x = PositionEmbedding(grid, num_prefix_tokens, kind=pos_embed, name="pos_embed")(x)
+    if drop_rate:
+        x = keras.layers.Dropout(drop_rate, name="pos_drop")(x)
+    for index, rate in enumerate(np.linspace(0.0, drop_path_rate, depth)):
+        x = transformer_block(
+            x,
+            num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=float(rate),
+            init_values=init_values,
+            name=f"blocks_{index}",
+        )
+    return x
+
+
+def _take_token(tokens, index, name):
+    """`tokens[:, index]` from standard layers: `(B, N, C)` -> `(B, C)`."""
+    length, dim = tokens.shape[1], tokens.shape[2]
+    x = keras.layers.Cropping1D((index, length - index - 1), name=f"{name}_crop")(tokens)
+    return keras.layers.Reshape((dim,), name=name)(x)
+
+
+def _head(features, num_classes, drop_rate, name):
+    """Dropout then the classifier; `num_classes=0` returns the features.
+
+    The head computes in float32 under mixed precision, so logits are float32.
+    """
+    if not num_classes:
+        return features
+    if drop_rate:
+        features = keras.layers.Dropout(drop_rate, name=f"{name}_drop")(features)
+    return keras.layers.Dense(num_classes, kernel_initializer=dense_initializer(), dtype="float32", name=name)(
+        features
+    )
+
+
+def _image_input(image_size, in_chans):
+    height, width = to_2tuple(image_size, "image_size")
+    return keras.Input((height, width, in_chans), name="images")
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@register_serializable
+class VisionTransformer(VitsModel):
+    """Vision Transformer: patches, a class token, pre-norm transformer blocks, a linear head.
+
+    Args:
+        image_size: int or `(height, width)`, divisible by `patch_size`. Defaults to 224.
+        patch_size: int or `(ph, pw)`. Defaults to 16.
+        in_chans: input channels (1, 3 or more). Defaults to 3.
+        num_classes: classes of the head; 0 returns pooled features. Defaults to 1000.
+        global_pool: `"token"` (class token) or `"avg"` (mean of patch tokens). Defaults to `"token"`.
+        embed_dim: token width. Defaults to 768.
+        depth: number of blocks. Defaults to 12.
+        num_heads: attention heads. Defaults to 12.
+        mlp_ratio: MLP hidden width over `embed_dim`. Defaults to 4.
+        qkv_bias: bias in the qkv projection. Defaults to True.
+        class_token: prepend a class token. Defaults to True.
+        pos_embed: `"learned"`, `"sincos1d"`, `"sincos2d"` or `"none"`. Defaults to `"learned"`.
+        init_values: layer-scale initial value; None disables layer scale. Defaults to None.
+        fc_norm: normalise after pooling instead of before; None means "when
+            `global_pool='avg'`", as in timm. Defaults to None.
+        drop_rate: dropout after the position embedding, in the blocks and before the head. Defaults to 0.
+        attn_drop_rate: dropout on attention probabilities. Defaults to 0.
+        drop_path_rate: stochastic depth, rising linearly to this rate over the blocks. Defaults to 0.
+        name: model name. Defaults to `"vision_transformer"`.
+
+    Input: `(B, H, W, in_chans)` float32, normalised as the weights expect.
+    Output: `(B, num_classes)` logits, or `(B, embed_dim)` features when `num_classes=0`.
+
+    Example:
+    >>> model = VisionTransformer(image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=10)
+    >>> model(np.zeros((2, 32, 32, 3), "float32")).shape
+    TensorShape([2, 10])
+    """
+
+    def __init__(
+        self,
+        image_size=224,
+        patch_size=16,
+        in_chans=3,
+        num_classes=1000,
+        global_pool="token",
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        class_token=True,
+        pos_embed="learned",
+        init_values=None,
+        fc_norm=None,
+        drop_rate=0.0,
+        attn_drop_rate=0.0,
+        drop_path_rate=0.0,
+        name="vision_transformer",
+        **kwargs,
+    ):
+        _validate_vit_args(in_chans, depth, num_classes, pos_embed, global_pool, class_token)
+        config = dict(
+            image_size=image_size,
+            patch_size=patch_size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            global_pool=global_pool,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            class_token=class_token,
+            pos_embed=pos_embed,
+            init_values=init_values,
+            fc_norm=fc_norm,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+        )
+        # --- functional graph
+        images = _image_input(image_size, in_chans)
+        num_prefix_tokens = int(bool(class_token))
+        x = _encoder(
+            images,
+            num_prefix_tokens,
+            patch_size,
+            embed_dim,
+            depth,
+            num_heads,
+            mlp_ratio,
+            qkv_bias,
+            pos_embed,
+            init_values,
+            drop_rate,
+            attn_drop_rate,
+            drop_path_rate,
+        )
+        use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
+        if not use_fc_norm:
+            x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
+        if global_pool == "token":
+            pooled = _take_token(x, 0, name="pool")
+        else:
+            x = keras.layers.Cropping1D((num_prefix_tokens, 0), name="pool_crop")(x)
+            pooled = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+        if use_fc_norm:
+            pooled = keras.layers.LayerNormalization(epsilon=1e-6, name="fc_norm")(pooled)
+        outputs = _head(pooled, num_classes, drop_rate, name="head")
+        super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
+        self.num_prefix_tokens = num_prefix_tokens
+        self.grid_size = patch_grid(image_size, patch_size)
+
+
+@register_serializable
+class DeiT(VitsModel):
+    """DeiT with distillation: class and distillation tokens, each with its own head.
+
+    In training (`training=True`) it returns both heads' logits, `(cls, dist)`,
+    so the class head learns from labels and the distillation head from the
+    teacher. In inference it returns the head chosen by `head`: `"avg"`, the
+    mean of both (the DeiT paper's default), or `"cls"` / `"dist"` alone.
+
+    Args:
+        image_size: int or `(height, width)`, divisible by `patch_size`. Defaults to 224.
+        patch_size: int or `(ph, pw)`. Defaults to 16.
+        in_chans: input channels. Defaults to 3.
+        num_classes: classes of both heads; 0 returns token features. Defaults to 1000.
+        embed_dim: token width. Defaults to 768.
+        depth: number of blocks. Defaults to 12.
+        num_heads: attention heads. Defaults to 12.
+        mlp_ratio: MLP hidden width over `embed_dim`. Defaults to 4.
+        qkv_bias: bias in the qkv projection. Defaults to True.
+        pos_embed: `"learned"`, `"sincos1d"`, `"sincos2d"` or `"none"`. Defaults to `"learned"`.
+        init_values: layer-scale initial value; None disables it. Defaults to None.
+        head: inference output, `"avg"`, `"cls"` or `"dist"`. Defaults to `"avg"`.
+        drop_rate: dropout after the position embedding, in the blocks and before the heads. Defaults to 0.
+        attn_drop_rate: dropout on attention probabilities. Defaults to 0.
+        drop_path_rate: stochastic depth, rising linearly to this rate. Defaults to 0.
+        name: model name. Defaults to `"deit"`.
+
+    Input: `(B, H, W, in_chans)` float32, normalised.
+    Output: inference `(B, num_classes)`; training a pair of `(B, num_classes)`.
+
+    Example:
+    >>> model = DeiT(image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=10)
+    >>> cls_logits, dist_logits = model(np.zeros((1, 32, 32, 3), "float32"), training=True)
+    >>> model(np.zeros((1, 32, 32, 3), "float32")).shape
+    TensorShape([1, 10])
+    """
+
+    def __init__(
+        self,
+        image_size=224,
+        patch_size=16,
+        in_chans=3,
+        num_classes=1000,
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        pos_embed="learned",
+        init_values=None,
+        head="avg",
+        drop_rate=0.0,
+        attn_drop_rate=0.0,
+        drop_path_rate=0.0,
+        name="deit",
+        **kwargs,
+    ):
+        _validate_vit_args(in_chans, depth, num_classes, pos_embed, "token", True)
+        if head not in DEIT_HEADS:
+            raise ValueError(f"head must be one of {DEIT_HEADS}, got {head!r}.")
+        config = dict(
+            image_size=image_size,
+            patch_size=patch_size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            pos_embed=pos_embed,
+            init_values=init_values,
+            head=head,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+        )
+        # --- functional graph: outputs both heads; `call` picks what to return
+        images = _image_input(image_size, in_chans)
+        x = _encoder(
+            images, 2, patch_size, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, pos_embed,
+            init_values, drop_rate, attn_drop_rate, drop_path_rate,
+        )  # fmt: skip
+        x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
+        cls_out = _head(_take_token(x, 0, name="pool_cls"), num_classes, drop_rate, name="head")
+        dist_out = _head(_take_token(x, 1, name="pool_dist"), num_classes, drop_rate, name="head_dist")
+        super().__init__(inputs=images, outputs=[cls_out, dist_out], config=config, name=name, **kwargs)
+        self.head = head
+        self.num_prefix_tokens = 2
+        self.grid_size = patch_grid(image_size, patch_size)
+
+    def call(self, inputs, training=None, mask=None):
+        cls_out, dist_out = super().call(inputs, training=training, mask=mask)
+        if training:
+            return cls_out, dist_out
+        return self.select_head(cls_out, dist_out)
+
+    def select_head(self, cls_out, dist_out):
+        """The inference output chosen by `self.head` from both heads' outputs."""
+        if self.head == "cls":
+            return cls_out
+        if self.head == "dist":
+            return dist_out
+        return (cls_out + dist_out) / 2
+
+    def compute_output_spec(self, inputs, training=None, mask=None):
+        specs = super().compute_output_spec(inputs, training=training, mask=mask)
+        return tuple(specs) if training else specs[0]
+
+
+# ----------------------------------------------------------------------------- weights
+
+VIT_WEIGHT_MAP = WeightMap(
+    family="vit",
+    # Keys timm stores that have a weight here only under another name, or none.
+    resamplers={"pos_embed": resample_pos_embed_value},
+    head_layers=("head", "head_dist"),
+)
+
+# ----------------------------------------------------------------------------- variants
+
+_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+_INCEPTION_MEAN, _INCEPTION_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+# width, depth, heads of each size, as in the ViT and DeiT papers and timm.
+_VIT_SIZES = {
+    "tiny": dict(embed_dim=192, depth=12, num_heads=3),
+    "small": dict(embed_dim=384, depth=12, num_heads=6),
+    "base": dict(embed_dim=768, depth=12, num_heads=12),
+    "large": dict(embed_dim=1024, depth=24, num_heads=16),
+    "huge": dict(embed_dim=1280, depth=32, num_heads=16),
+}
+
+
+def _vit_variant(size, patch, image, hub_tag, inception_norm=True, model_cls=None, crop_pct=0.9):
+    mean, std = (_INCEPTION_MEAN, _INCEPTION_STD) if inception_norm else (_IMAGENET_MEAN, _IMAGENET_STD)
+    return Variant(
+        model_cls or VisionTransformer,
+        dict(image_size=image, patch_size=patch, **_VIT_SIZES[size]),
+        VIT_WEIGHT_MAP,
+        dict(hf_hub_id=f"timm/{hub_tag}", mean=mean, std=std, crop_pct=1.0 if image == 384 else crop_pct),
+    )
+
+
+# name: (size, patch, image size, default timm Hub repo of its weights)
+_VIT_TABLE = {
+    "vit_tiny_patch16_224": ("tiny", 16, 224, "vit_tiny_patch16_224.augreg_in21k_ft_in1k"),
+    "vit_tiny_patch16_384": ("tiny", 16, 384, "vit_tiny_patch16_384.augreg_in21k_ft_in1k"),
+    "vit_small_patch32_224": ("small", 32, 224, "vit_small_patch32_224.augreg_in21k_ft_in1k"),
+    "vit_small_patch32_384": ("small", 32, 384, "vit_small_patch32_384.augreg_in21k_ft_in1k"),
+    "vit_small_patch16_224": ("small", 16, 224, "vit_small_patch16_224.augreg_in21k_ft_in1k"),
+    "vit_small_patch16_384": ("small", 16, 384, "vit_small_patch16_384.augreg_in21k_ft_in1k"),
+    "vit_small_patch8_224": ("small", 8, 224, "vit_small_patch8_224.dino"),
+    "vit_base_patch32_224": ("base", 32, 224, "vit_base_patch32_224.augreg2_in21k_ft_in1k"),
+    "vit_base_patch32_384": ("base", 32, 384, "vit_base_patch32_384.augreg_in21k_ft_in1k"),
+    "vit_base_patch16_224": ("base", 16, 224, "vit_base_patch16_224.augreg2_in21k_ft_in1k"),
+    "vit_base_patch16_384": ("base", 16, 384, "vit_base_patch16_384.augreg_in21k_ft_in1k"),
+    "vit_base_patch8_224": ("base", 8, 224, "vit_base_patch8_224.augreg2_in21k_ft_in1k"),
+    "vit_large_patch32_224": ("large", 32, 224, "vit_large_patch32_224.orig_in21k"),
+    "vit_large_patch32_384": ("large", 32, 384, "vit_large_patch32_384.orig_in21k_ft_in1k"),
+    "vit_large_patch16_224": ("large", 16, 224, "vit_large_patch16_224.augreg_in21k_ft_in1k"),
+    "vit_large_patch16_384": ("large", 16, 384, "vit_large_patch16_384.augreg_in21k_ft_in1k"),
+    "vit_large_patch14_224": ("large", 14, 224, "vit_large_patch14_224.untrained"),
+    "vit_huge_patch14_224": ("huge", 14, 224, "vit_huge_patch14_224.orig_in21k"),
+}
+
+# DeiT: ImageNet mean/std, crop 0.875 at 224.
+_DEIT_TABLE = {
+    "deit_tiny_patch16_224": ("tiny", 224, VisionTransformer),
+    "deit_small_patch16_224": ("small", 224, VisionTransformer),
+    "deit_base_patch16_224": ("base", 224, VisionTransformer),
+    "deit_base_patch16_384": ("base", 384, VisionTransformer),
+    "deit_tiny_distilled_patch16_224": ("tiny", 224, DeiT),
+    "deit_small_distilled_patch16_224": ("small", 224, DeiT),
+    "deit_base_distilled_patch16_224": ("base", 224, DeiT),
+    "deit_base_distilled_patch16_384": ("base", 384, DeiT),
+}
+
+VARIANTS = {name: _vit_variant(size, patch, image, tag) for name, (size, patch, image, tag) in _VIT_TABLE.items()}
+VARIANTS.update(
+    {
+        name: _vit_variant(size, 16, image, f"{name}.fb_in1k", inception_norm=False, model_cls=cls, crop_pct=0.875)
+        for name, (size, image, cls) in _DEIT_TABLE.items()
+    }
+)

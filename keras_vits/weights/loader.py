@@ -1,0 +1,124 @@
+"""Reads timm-format `.safetensors` checkpoints and assigns them strictly.
+
+No PyTorch and no pickle: tensors are read with safetensors' NumPy API.
+"""
+
+import os
+
+import numpy as np
+
+from keras_vits.backend import keras, layer_weights, weight_short_name
+from keras_vits.weights.weight_map import guess_family
+
+
+def read_safetensors(path):
+    """`{key: np.ndarray}` from a `.safetensors` file, with a clear error for bad files."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No checkpoint file at {path!r}; expected a timm-format .safetensors file.")
+    try:
+        return load_file(path)
+    except (SafetensorError, ValueError, OSError, TypeError) as error:
+        raise ValueError(
+            f"Cannot read {path!r} as safetensors ({error}). keras_vits reads only .safetensors "
+            f"checkpoints (timm's format); it never unpickles .pth/.bin files."
+        ) from error
+
+
+def _to_keras_value(layer, param, value):
+    """`(keras_weight_name, value)` for a timm parameter of `layer`, transposed as Keras stores it."""
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        if param == "weight":  # (C * m, 1, kh, kw) -> (kh, kw, C, m)
+            channels, kernel = layer.depthwise_kernel.shape[2], value.shape[2:]
+            return "depthwise_kernel", value.reshape(channels, -1, *kernel).transpose(2, 3, 0, 1)
+    elif isinstance(layer, keras.layers.Conv2D):
+        if param == "weight":  # (out, in, kh, kw) -> (kh, kw, in, out)
+            return "kernel", value.transpose(2, 3, 1, 0)
+    elif isinstance(layer, keras.layers.Dense):
+        if param == "weight":  # (out, in) -> (in, out)
+            return "kernel", value.T
+    elif isinstance(layer, keras.layers.LayerNormalization):
+        return {"weight": "gamma", "bias": "beta"}.get(param, param), value
+    if param == "" and len(layer.weights) == 1:  # a bare parameter such as `cls_token`
+        return weight_short_name(layer.weights[0]), value
+    return param, value
+
+
+def map_state_dict(model, state_dict, weight_map):
+    """Converts a timm `state_dict` to `{"layer/weight": value}` for `model`, strictly.
+
+    Returns: `(values, skipped_head_keys)`.
+
+    Raises:
+        ValueError: naming every checkpoint key with no place in the model, every
+            model weight the checkpoint does not fill, and every shape mismatch.
+    """
+    weights = layer_weights(model)
+    layers = {layer.name: layer for layer in model.layers}
+    head_shapes_differ = any(
+        (f"{head}.weight" in state_dict)
+        and (head not in layers or tuple(layers[head].kernel.shape) != state_dict[f"{head}.weight"].T.shape)
+        for head in weight_map.head_layers
+    )
+    values, unexpected, mis_shaped, skipped = {}, [], [], []
+    for timm_key, value in state_dict.items():
+        if weight_map.is_ignored(timm_key):
+            continue
+        layer_name, param = weight_map.keras_layer_and_param(timm_key)
+        if layer_name in weight_map.head_layers and head_shapes_differ:
+            skipped.append(timm_key)
+            continue
+        layer = layers.get(layer_name)
+        if layer is None:
+            unexpected.append(timm_key)
+            continue
+        if layer_name in weight_map.resamplers:
+            value = weight_map.resamplers[layer_name](value, layer)
+        name, value = _to_keras_value(layer, param, np.asarray(value))
+        key = f"{layer_name}/{name}"
+        if key not in weights:
+            unexpected.append(timm_key)
+        elif tuple(weights[key].shape) != value.shape:
+            mis_shaped.append(f"{timm_key} {value.shape} -> {key} {tuple(weights[key].shape)}")
+        else:
+            values[key] = value
+    head_prefixes = tuple(f"{head}/" for head in weight_map.head_layers)
+    missing = [
+        key for key in weights if key not in values and not (head_shapes_differ and key.startswith(head_prefixes))
+    ]
+    if unexpected or missing or mis_shaped:
+        families = [f for f in guess_family(state_dict) if f != weight_map.family]
+        hint = (
+            f" The checkpoint looks like a {' / '.join(families)} checkpoint, not {weight_map.family}."
+            if families
+            else ""
+        )
+        raise ValueError(
+            f"Checkpoint does not fit {model.name} ({weight_map.family}).{hint}\n"
+            f"  checkpoint keys with no place in the model ({len(unexpected)}): {unexpected[:20]}\n"
+            f"  model weights missing from the checkpoint ({len(missing)}): {missing[:20]}\n"
+            f"  shape mismatches ({len(mis_shaped)}): {mis_shaped[:20]}"
+        )
+    return values, skipped
+
+
+def load_timm_weights(model, checkpoint, weight_map):
+    """Loads a timm-format checkpoint into `model`, strictly.
+
+    Args:
+        model: a keras_vits model.
+        checkpoint: path to a `.safetensors` file, or a `{key: array}` state dict.
+        weight_map: the family's `WeightMap`.
+
+    Returns: the checkpoint keys of the head that were dropped because
+    `num_classes` differs (the head keeps its fresh initialisation).
+    """
+    state_dict = read_safetensors(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
+    values, skipped = map_state_dict(model, state_dict, weight_map)
+    weights = layer_weights(model)
+    for key, value in values.items():
+        weights[key].assign(value.astype(np.float32))
+    return skipped

@@ -1,0 +1,81 @@
+"""Declarative maps from timm `state_dict` keys to Keras weights, one per family.
+
+Keras layers are named after timm's module paths with `.` replaced by `_`
+(`blocks.3.attn.qkv.weight` -> layer `blocks_3_attn_qkv`, weight `kernel`), so
+a family's map only states what that rule does not cover: renamed modules,
+buffers to skip, weights to resample, and which layers form the head.
+"""
+
+import dataclasses
+import re
+
+import numpy as np
+
+from keras_vits.weights.resample import resample_abs_pos_embed
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightMap:
+    """How one family's timm checkpoints map onto its Keras layers.
+
+    Attributes:
+        family: family name used in messages (`"vit"`, `"swin"`, ...).
+        renames: `(regex, replacement)` pairs applied in order to each timm key
+            before the name rule.
+        ignore: regexes of checkpoint keys that are not weights here (buffers
+            that the model recomputes).
+        resamplers: `{layer_name: fn(value, layer) -> value}` for weights whose
+            shape depends on the input size.
+        head_layers: layers that form the classifier; dropped from the checkpoint
+            when the model's `num_classes` differs.
+    """
+
+    family: str
+    renames: tuple = ()
+    ignore: tuple = ()
+    resamplers: dict = dataclasses.field(default_factory=dict)
+    head_layers: tuple = ("head",)
+
+    def keras_layer_and_param(self, timm_key):
+        """`"blocks.0.attn.qkv.weight"` -> `("blocks_0_attn_qkv", "weight")`; `"cls_token"` -> `("cls_token", "")`."""
+        for pattern, replacement in self.renames:
+            timm_key = re.sub(pattern, replacement, timm_key)
+        module, _, param = timm_key.rpartition(".")
+        if not module:
+            return param, ""
+        return module.replace(".", "_"), param
+
+    def is_ignored(self, timm_key):
+        return any(re.search(pattern, timm_key) for pattern in self.ignore)
+
+
+#: Keys that identify a family's checkpoint, for the "wrong family" message.
+FAMILY_SIGNATURES = {
+    "vit": r"^blocks\.\d+\.attn\.qkv\.weight$",
+    "swin": r"^layers\.\d+\.blocks\.\d+\.attn\.relative_position_bias_table$",
+    "pvt_v2": r"^stages\.\d+\.blocks\.\d+\.attn\.(q|kv)\.weight$",
+    "pvt (transformers)": r"^pvt\.encoder\.block\.\d+\.\d+\.attention\.",
+    "convnext": r"^stages\.\d+\.blocks\.\d+\.conv_dw\.weight$",
+    "resnet": r"^layer\d+\.\d+\.conv1\.weight$",
+}
+
+
+def guess_family(keys):
+    """The families whose signature keys appear in `keys`."""
+    return [family for family, pattern in FAMILY_SIGNATURES.items() if any(re.search(pattern, k) for k in keys)]
+
+
+def resample_pos_embed_value(value, layer):
+    """Resamples a checkpoint `pos_embed` to `layer`'s grid, as timm's checkpoint filter does."""
+    target_length = layer.num_prefix_tokens + layer.grid_size[0] * layer.grid_size[1]
+    if value.shape[1] == target_length:
+        return value
+    old_patches = value.shape[1] - layer.num_prefix_tokens
+    if old_patches <= 0:
+        raise ValueError(
+            f"Checkpoint pos_embed of shape {value.shape} has no patch tokens after "
+            f"{layer.num_prefix_tokens} prefix tokens."
+        )
+    return resample_abs_pos_embed(
+        np.asarray(value, np.float32), layer.grid_size, layer.num_prefix_tokens, antialias=True
+    )
