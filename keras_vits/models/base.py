@@ -59,9 +59,11 @@ class VitsModel(keras.Model):
         """`(None, H, W, C)`, the shape `call` accepts."""
         return tuple(self.inputs[0].shape)
 
-    def call(self, inputs, training=None, mask=None):
-        check_images(inputs, self.expected_image_shape, type(self).__name__)
-        return super().call(inputs, training=training, mask=mask)
+    def __call__(self, *args, **kwargs):
+        # Checked before Keras's own input checks, so both Keras versions give this message.
+        images = args[0] if args else kwargs.get("inputs")
+        check_images(images, self.expected_image_shape, type(self).__name__)
+        return super().__call__(*args, **kwargs)
 
     def get_config(self):
         return {"name": self.name, **self._vits_config}

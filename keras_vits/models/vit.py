@@ -358,54 +358,52 @@ _VIT_SIZES = {
 }
 
 
-def _vit_variant(size, patch, image, hub_tag, inception_norm=True, model_cls=None, crop_pct=0.9):
-    mean, std = (_INCEPTION_MEAN, _INCEPTION_STD) if inception_norm else (_IMAGENET_MEAN, _IMAGENET_STD)
+def _variant(model_cls, size, patch, image, hub_tag, norm, pretrained_classes=1000):
+    mean, std = {"inception": (_INCEPTION_MEAN, _INCEPTION_STD), "imagenet": (_IMAGENET_MEAN, _IMAGENET_STD)}[norm]
     return Variant(
-        model_cls or VisionTransformer,
+        model_cls,
         dict(image_size=image, patch_size=patch, **_VIT_SIZES[size]),
         VIT_WEIGHT_MAP,
-        dict(hf_hub_id=f"timm/{hub_tag}", mean=mean, std=std, crop_pct=1.0 if image == 384 else crop_pct),
+        dict(
+            hf_hub_id=hub_tag and f"timm/{hub_tag}",
+            mean=mean,
+            std=std,
+            crop_pct=1.0 if image == 384 else 0.9,
+            num_classes=pretrained_classes,
+        ),
     )
 
 
-# name: (size, patch, image size, default timm Hub repo of its weights)
+# name: model class, size, patch, image size, timm's default pretrained tag (None: no weights),
+# normalisation of those weights, and their number of classes (0: a headless checkpoint).
+# Read from timm 1.0.31 by tools/param_counts.py.
 _VIT_TABLE = {
-    "vit_tiny_patch16_224": ("tiny", 16, 224, "vit_tiny_patch16_224.augreg_in21k_ft_in1k"),
-    "vit_tiny_patch16_384": ("tiny", 16, 384, "vit_tiny_patch16_384.augreg_in21k_ft_in1k"),
-    "vit_small_patch32_224": ("small", 32, 224, "vit_small_patch32_224.augreg_in21k_ft_in1k"),
-    "vit_small_patch32_384": ("small", 32, 384, "vit_small_patch32_384.augreg_in21k_ft_in1k"),
-    "vit_small_patch16_224": ("small", 16, 224, "vit_small_patch16_224.augreg_in21k_ft_in1k"),
-    "vit_small_patch16_384": ("small", 16, 384, "vit_small_patch16_384.augreg_in21k_ft_in1k"),
-    "vit_small_patch8_224": ("small", 8, 224, "vit_small_patch8_224.dino"),
-    "vit_base_patch32_224": ("base", 32, 224, "vit_base_patch32_224.augreg2_in21k_ft_in1k"),
-    "vit_base_patch32_384": ("base", 32, 384, "vit_base_patch32_384.augreg_in21k_ft_in1k"),
-    "vit_base_patch16_224": ("base", 16, 224, "vit_base_patch16_224.augreg2_in21k_ft_in1k"),
-    "vit_base_patch16_384": ("base", 16, 384, "vit_base_patch16_384.augreg_in21k_ft_in1k"),
-    "vit_base_patch8_224": ("base", 8, 224, "vit_base_patch8_224.augreg2_in21k_ft_in1k"),
-    "vit_large_patch32_224": ("large", 32, 224, "vit_large_patch32_224.orig_in21k"),
-    "vit_large_patch32_384": ("large", 32, 384, "vit_large_patch32_384.orig_in21k_ft_in1k"),
-    "vit_large_patch16_224": ("large", 16, 224, "vit_large_patch16_224.augreg_in21k_ft_in1k"),
-    "vit_large_patch16_384": ("large", 16, 384, "vit_large_patch16_384.augreg_in21k_ft_in1k"),
-    "vit_large_patch14_224": ("large", 14, 224, "vit_large_patch14_224.untrained"),
-    "vit_huge_patch14_224": ("huge", 14, 224, "vit_huge_patch14_224.orig_in21k"),
+    "vit_tiny_patch16_224": (VisionTransformer, "tiny", 16, 224, "vit_tiny_patch16_224.augreg_in21k_ft_in1k", "inception"),
+    "vit_tiny_patch16_384": (VisionTransformer, "tiny", 16, 384, "vit_tiny_patch16_384.augreg_in21k_ft_in1k", "inception"),
+    "vit_small_patch32_224": (VisionTransformer, "small", 32, 224, "vit_small_patch32_224.augreg_in21k_ft_in1k", "inception"),
+    "vit_small_patch32_384": (VisionTransformer, "small", 32, 384, "vit_small_patch32_384.augreg_in21k_ft_in1k", "inception"),
+    "vit_small_patch16_224": (VisionTransformer, "small", 16, 224, "vit_small_patch16_224.augreg_in21k_ft_in1k", "inception"),
+    "vit_small_patch16_384": (VisionTransformer, "small", 16, 384, "vit_small_patch16_384.augreg_in21k_ft_in1k", "inception"),
+    "vit_small_patch8_224": (VisionTransformer, "small", 8, 224, "vit_small_patch8_224.dino", "imagenet", 0),
+    "vit_base_patch32_224": (VisionTransformer, "base", 32, 224, "vit_base_patch32_224.augreg_in21k_ft_in1k", "inception"),
+    "vit_base_patch32_384": (VisionTransformer, "base", 32, 384, "vit_base_patch32_384.augreg_in21k_ft_in1k", "inception"),
+    "vit_base_patch16_224": (VisionTransformer, "base", 16, 224, "vit_base_patch16_224.augreg2_in21k_ft_in1k", "inception"),
+    "vit_base_patch16_384": (VisionTransformer, "base", 16, 384, "vit_base_patch16_384.augreg_in21k_ft_in1k", "inception"),
+    "vit_base_patch8_224": (VisionTransformer, "base", 8, 224, "vit_base_patch8_224.augreg2_in21k_ft_in1k", "inception"),
+    "vit_large_patch32_224": (VisionTransformer, "large", 32, 224, "vit_large_patch32_224.orig_in21k", "inception", 0),
+    "vit_large_patch32_384": (VisionTransformer, "large", 32, 384, "vit_large_patch32_384.orig_in21k_ft_in1k", "inception"),
+    "vit_large_patch16_224": (VisionTransformer, "large", 16, 224, "vit_large_patch16_224.augreg_in21k_ft_in1k", "inception"),
+    "vit_large_patch16_384": (VisionTransformer, "large", 16, 384, "vit_large_patch16_384.augreg_in21k_ft_in1k", "inception"),
+    "vit_large_patch14_224": (VisionTransformer, "large", 14, 224, None, "inception"),
+    "vit_huge_patch14_224": (VisionTransformer, "huge", 14, 224, "vit_huge_patch14_224.orig_in21k", "inception", 0),
+    "deit_tiny_patch16_224": (VisionTransformer, "tiny", 16, 224, "deit_tiny_patch16_224.fb_in1k", "imagenet"),
+    "deit_small_patch16_224": (VisionTransformer, "small", 16, 224, "deit_small_patch16_224.fb_in1k", "imagenet"),
+    "deit_base_patch16_224": (VisionTransformer, "base", 16, 224, "deit_base_patch16_224.fb_in1k", "imagenet"),
+    "deit_base_patch16_384": (VisionTransformer, "base", 16, 384, "deit_base_patch16_384.fb_in1k", "imagenet"),
+    "deit_tiny_distilled_patch16_224": (DeiT, "tiny", 16, 224, "deit_tiny_distilled_patch16_224.fb_in1k", "imagenet"),
+    "deit_small_distilled_patch16_224": (DeiT, "small", 16, 224, "deit_small_distilled_patch16_224.fb_in1k", "imagenet"),
+    "deit_base_distilled_patch16_224": (DeiT, "base", 16, 224, "deit_base_distilled_patch16_224.fb_in1k", "imagenet"),
+    "deit_base_distilled_patch16_384": (DeiT, "base", 16, 384, "deit_base_distilled_patch16_384.fb_in1k", "imagenet"),
 }
 
-# DeiT: ImageNet mean/std, crop 0.875 at 224.
-_DEIT_TABLE = {
-    "deit_tiny_patch16_224": ("tiny", 224, VisionTransformer),
-    "deit_small_patch16_224": ("small", 224, VisionTransformer),
-    "deit_base_patch16_224": ("base", 224, VisionTransformer),
-    "deit_base_patch16_384": ("base", 384, VisionTransformer),
-    "deit_tiny_distilled_patch16_224": ("tiny", 224, DeiT),
-    "deit_small_distilled_patch16_224": ("small", 224, DeiT),
-    "deit_base_distilled_patch16_224": ("base", 224, DeiT),
-    "deit_base_distilled_patch16_384": ("base", 384, DeiT),
-}
-
-VARIANTS = {name: _vit_variant(size, patch, image, tag) for name, (size, patch, image, tag) in _VIT_TABLE.items()}
-VARIANTS.update(
-    {
-        name: _vit_variant(size, 16, image, f"{name}.fb_in1k", inception_norm=False, model_cls=cls, crop_pct=0.875)
-        for name, (size, image, cls) in _DEIT_TABLE.items()
-    }
-)
+VARIANTS = {name: _variant(*row) for name, row in _VIT_TABLE.items()}

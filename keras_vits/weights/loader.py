@@ -47,6 +47,14 @@ def _to_keras_value(layer, param, value):
     return param, value
 
 
+def _head_differs(layer, state_dict, head):
+    """True when the checkpoint's classifier `head` cannot fill the model's: absent on one side, or another size."""
+    in_checkpoint = f"{head}.weight" in state_dict
+    if layer is None or not in_checkpoint:
+        return (layer is None) != (not in_checkpoint)
+    return tuple(layer.kernel.shape) != state_dict[f"{head}.weight"].T.shape
+
+
 def map_state_dict(model, state_dict, weight_map):
     """Converts a timm `state_dict` to `{"layer/weight": value}` for `model`, strictly.
 
@@ -58,11 +66,7 @@ def map_state_dict(model, state_dict, weight_map):
     """
     weights = layer_weights(model)
     layers = {layer.name: layer for layer in model.layers}
-    head_shapes_differ = any(
-        (f"{head}.weight" in state_dict)
-        and (head not in layers or tuple(layers[head].kernel.shape) != state_dict[f"{head}.weight"].T.shape)
-        for head in weight_map.head_layers
-    )
+    head_shapes_differ = any(_head_differs(layers.get(head), state_dict, head) for head in weight_map.head_layers)
     values, unexpected, mis_shaped, skipped = {}, [], [], []
     for timm_key, value in state_dict.items():
         if weight_map.is_ignored(timm_key):

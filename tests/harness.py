@@ -1,0 +1,191 @@
+"""The battery every model family runs: subclass `ModelBattery`, declare tiny configs.
+
+Each test method runs once per entry of `configs` (see `conftest.py`). A family
+module only states its model class, its configs and, where the model returns
+more than one output in training, how to turn that into a loss.
+"""
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from keras_vits.backend import IS_KERAS_3, keras
+from keras_vits.layers import CUSTOM_LAYERS
+
+
+def random_images(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def as_list(outputs):
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+class ModelBattery:
+    """Checks every keras_vits model must pass, on tiny configs.
+
+    Subclasses set:
+        model_cls: the model class.
+        configs: `{id: constructor kwargs}`; keep them tiny.
+        second_image_sizes: `{id: another image_size}` for the non-default-size test.
+    """
+
+    model_cls = None
+    configs = {}
+    second_image_sizes = {}
+    batch_size = 2
+
+    # ------------------------------------------------------------------ helpers
+
+    def build(self, config_name, **overrides):
+        keras.utils.set_random_seed(0)
+        return self.model_cls(**{**self.configs[config_name], **overrides})
+
+    def input_shape(self, model):
+        return (self.batch_size,) + tuple(model.inputs[0].shape[1:])
+
+    def expected_output_shape(self, model):
+        config = model.get_config()
+        width = config["num_classes"] or self.feature_width(config)
+        return (self.batch_size, width)
+
+    def feature_width(self, config):
+        return config["embed_dim"]
+
+    def training_loss(self, outputs, labels):
+        """Mean cross-entropy over every output the model returns in training."""
+        losses = [
+            keras.losses.sparse_categorical_crossentropy(labels, tf.cast(logits, tf.float32), from_logits=True)
+            for logits in as_list(outputs)
+        ]
+        return tf.reduce_mean(tf.add_n(losses))
+
+    def custom_layers(self, model):
+        return [layer for layer in model.layers if isinstance(layer, CUSTOM_LAYERS)]
+
+    # ------------------------------------------------------------------ battery
+
+    def test_output_shape_eager_and_predict(self, config_name):
+        model = self.build(config_name)
+        images = random_images(self.input_shape(model))
+        eager = model(images)
+        assert tuple(eager.shape) == self.expected_output_shape(model)
+        dataset = tf.data.Dataset.from_tensor_slices(np.concatenate([images, images])).batch(self.batch_size)
+        predicted = model.predict(dataset, verbose=0)
+        assert predicted.shape == (2 * self.batch_size,) + self.expected_output_shape(model)[1:]
+        np.testing.assert_allclose(predicted[: self.batch_size], eager.numpy(), atol=1e-5)
+
+    def test_config_round_trip(self, config_name):
+        model = self.build(config_name)
+        config = model.get_config()
+        rebuilt = self.model_cls.from_config(json.loads(json.dumps(config)))
+        assert json.loads(json.dumps(rebuilt.get_config())) == json.loads(json.dumps(config))
+        assert [layer.name for layer in rebuilt.layers] == [layer.name for layer in model.layers]
+        assert rebuilt.count_params() == model.count_params()
+
+    def test_custom_layers_round_trip_alone(self, config_name):
+        model = self.build(config_name)
+        layers = self.custom_layers(model)
+        assert layers, "every ViT-family model holds custom layers"
+        for layer in layers:
+            config = layer.get_config()
+            clone = type(layer).from_config(json.loads(json.dumps(config)))
+            assert clone.get_config() == config, type(layer).__name__
+            inputs = random_images((1,) + tuple(layer.input.shape[1:]), seed=1)
+            clone(inputs)  # builds the clone
+            clone.set_weights(layer.get_weights())
+            np.testing.assert_allclose(clone(inputs).numpy(), layer(inputs).numpy(), atol=1e-6)
+
+    def test_keras_save_and_load(self, config_name, tmp_path):
+        model = self.build(config_name)
+        images = random_images(self.input_shape(model))
+        path = str(tmp_path / "model.keras")
+        model.save(path)
+        loaded = keras.models.load_model(path, safe_mode=True) if IS_KERAS_3 else keras.models.load_model(path)
+        assert type(loaded) is type(model)
+        np.testing.assert_allclose(loaded(images).numpy(), model(images).numpy(), atol=1e-5)
+
+    def test_mixed_precision(self, config_name):
+        for policy in ("mixed_float16", "mixed_bfloat16"):
+            keras.mixed_precision.set_global_policy(policy)
+            try:
+                model = self.build(config_name)
+                images = random_images(self.input_shape(model))
+                outputs = as_list(model(images, training=True)) + [model(images)]
+            finally:
+                keras.mixed_precision.set_global_policy("float32")
+            assert all(v.dtype == tf.float32 for v in model.weights), policy
+            for out in outputs:
+                assert np.all(np.isfinite(tf.cast(out, tf.float32).numpy())), policy
+            if model.get_config()["num_classes"]:
+                assert all(out.dtype == tf.float32 for out in outputs), f"{policy}: logits must be float32"
+
+    def test_jit_compile_matches_graph(self, config_name):
+        model = self.build(config_name)
+        images = tf.constant(random_images(self.input_shape(model)))
+        compiled = tf.function(lambda x: model(x, training=False), jit_compile=True)
+        np.testing.assert_allclose(compiled(images).numpy(), model(images).numpy(), atol=1e-4)
+
+    def test_training_step_reaches_every_variable(self, config_name):
+        model = self.build(config_name)
+        images = random_images(self.input_shape(model))
+        labels = np.arange(self.batch_size) % max(1, model.get_config()["num_classes"])
+        with tf.GradientTape() as tape:
+            outputs = model(images, training=True)
+            if model.get_config()["num_classes"]:
+                loss = self.training_loss(outputs, labels)
+            else:
+                loss = tf.add_n([tf.reduce_mean(tf.square(out)) for out in as_list(outputs)])
+        grads = tape.gradient(loss, model.trainable_variables)
+        names = [v.name for v in model.trainable_variables]
+        no_grad = [n for n, g in zip(names, grads) if g is None or not np.any(tf.convert_to_tensor(g).numpy())]
+        assert not no_grad, f"variables without gradient: {no_grad}"
+        before = [v.numpy().copy() for v in model.trainable_variables]
+        keras.optimizers.SGD(0.1).apply_gradients(zip(grads, model.trainable_variables))
+        assert all(not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
+
+    def test_fit_one_step(self, config_name):
+        model = self.build(config_name)
+        if not model.get_config()["num_classes"]:
+            return
+        images = random_images(self.input_shape(model))
+        labels = np.arange(self.batch_size) % model.get_config()["num_classes"]
+        num_outputs = len(model.outputs)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model.compile(optimizer=keras.optimizers.SGD(0.01), loss=[loss] * num_outputs if num_outputs > 1 else loss)
+        targets = tuple([labels] * num_outputs) if num_outputs > 1 else labels
+        history = model.fit(images, targets, batch_size=self.batch_size, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+
+    def test_inference_is_deterministic(self, config_name):
+        model = self.build(config_name, drop_rate=0.1, attn_drop_rate=0.1, drop_path_rate=0.1)
+        images = random_images(self.input_shape(model))
+        np.testing.assert_array_equal(model(images).numpy(), model(images).numpy())
+        np.testing.assert_array_equal(model.predict(images, verbose=0), model(images).numpy())
+        training_a = as_list(model(images, training=True))[0].numpy()
+        training_b = as_list(model(images, training=True))[0].numpy()
+        assert not np.array_equal(training_a, training_b), "dropout and drop path must act in training"
+
+    def test_second_image_size(self, config_name):
+        size = self.second_image_sizes[config_name]
+        model = self.build(config_name, image_size=size)
+        height, width = (size, size) if isinstance(size, int) else size
+        assert tuple(model.inputs[0].shape[1:3]) == (height, width)
+        assert tuple(model(random_images(self.input_shape(model))).shape) == self.expected_output_shape(model)
+
+    def test_bad_inputs_raise_clear_errors(self, config_name):
+        model = self.build(config_name)
+        shape = self.input_shape(model)
+        wrong_channels = shape[:-1] + (shape[-1] + 2,)
+        for bad, message in (
+            (random_images(shape[1:]), "rank"),
+            (random_images(wrong_channels), "channels"),
+            (np.zeros(shape, np.uint8), "float"),
+        ):
+            try:
+                model(bad)
+            except (ValueError, TypeError) as error:
+                assert message in str(error), str(error)
+            else:
+                raise AssertionError(f"no error for input {bad.shape} {bad.dtype}")
