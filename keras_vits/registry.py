@@ -40,7 +40,8 @@ def list_models(pattern="*"):
 def get_variant(name):
     """The registry entry for `name`; unknown names raise `ValueError` with close matches."""
     if name not in VARIANTS:
-        close = difflib.get_close_matches(name, list(VARIANTS), n=5, cutoff=0.6)
+        prefixed = [known for known in sorted(VARIANTS) if known.startswith(name)]
+        close = (prefixed or difflib.get_close_matches(name, list(VARIANTS), n=5, cutoff=0.5))[:5]
         suggestion = f" Did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"Unknown model name {name!r}.{suggestion} See keras_vits.list_models() for all names.")
     return VARIANTS[name]

@@ -1,31 +1,37 @@
 """Reads timm-format `.safetensors` checkpoints and assigns them strictly.
 
-No PyTorch and no pickle: tensors are read with safetensors' NumPy API.
+No PyTorch and no pickle: only the safetensors format is read.
 """
 
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from keras_vits.backend import keras, layer_weights, weight_short_name
 from keras_vits.weights.weight_map import guess_family
 
 
 def read_safetensors(path):
-    """`{key: np.ndarray}` from a `.safetensors` file, with a clear error for bad files."""
+    """`{key: np.ndarray}` from a `.safetensors` file, floats as float32, with a clear error for bad files.
+
+    Read through safetensors' TensorFlow API rather than its NumPy one, which
+    cannot represent the bfloat16 tensors some Hub checkpoints hold.
+    """
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    from safetensors.tensorflow import load_file
 
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No checkpoint file at {path!r}; expected a timm-format .safetensors file.")
     try:
-        return load_file(path)
+        tensors = load_file(path)
     except (SafetensorError, ValueError, OSError, TypeError) as error:
         raise ValueError(
             f"Cannot read {path!r} as safetensors ({error}). keras_vits reads only .safetensors "
             f"checkpoints (timm's format); it never unpickles .pth/.bin files."
         ) from error
+    return {key: (tf.cast(t, tf.float32) if t.dtype.is_floating else t).numpy() for key, t in tensors.items()}
 
 
 def _to_keras_value(layer, param, value):

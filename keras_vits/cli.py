@@ -1,0 +1,109 @@
+"""The `keras-vits` command line: list models, describe one, run the demo.
+
+    keras-vits list 'deit_*'
+    keras-vits info vit_small_patch16_224 --image-size 384
+    keras-vits demo
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+REPO_FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+
+
+def _cmd_list(args):
+    import keras_vits
+
+    names = keras_vits.list_models(args.pattern)
+    if not names:
+        print(f"No model matches {args.pattern!r}.", file=sys.stderr)
+        return 1
+    print("\n".join(names))
+    return 0
+
+
+def _cmd_info(args):
+    import keras_vits
+
+    model = keras_vits.create_model(args.name, num_classes=args.num_classes, image_size=args.image_size)
+    if args.summary:
+        model.summary(line_length=110)
+    print(f"model:            {args.name}")
+    print(f"input:            {tuple(model.inputs[0].shape)}")
+    print(f"parameters:       {model.count_params():,}")
+    print(f"MACs per image:   {keras_vits.count_macs(model) / 1e9:.2f} G")
+    print(f"pretrained:       {json.dumps(keras_vits.get_pretrained_cfg(args.name))}")
+    return 0
+
+
+def _cmd_demo(args):
+    """Builds a small ViT, loads a timm checkpoint from tests/fixtures, and predicts."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    import keras_vits
+    from keras_vits.models.vit import VIT_WEIGHT_MAP
+
+    fixtures = pathlib.Path(args.fixtures)
+    cases_file = fixtures / "cases.json"
+    if not cases_file.is_file():
+        print(f"No fixtures at {fixtures}: run the demo from a clone of the repository.", file=sys.stderr)
+        return 1
+    case = json.loads(cases_file.read_text())[args.case]
+    model = keras_vits.VisionTransformer(name=f"demo_{args.case}", **case["config"])
+    keras_vits.load_timm_weights(model, fixtures / case["checkpoint"], VIT_WEIGHT_MAP)
+    model.summary(line_length=110)
+    io = load_file(str(fixtures / f"{args.case}_io.safetensors"))
+    logits = model.predict(io["images"], verbose=0)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    print(f"\ncheckpoint:       {fixtures / case['checkpoint']} (timm {case['timm_model'].split('(')[0]})")
+    print(f"parameters:       {model.count_params():,}")
+    print(f"MACs per image:   {keras_vits.count_macs(model):,}")
+    for index, row in enumerate(probs):
+        top = np.argsort(row)[::-1][:3]
+        ranked = ", ".join(f"class {c}: {row[c]:.3f}" for c in top)
+        print(f"image {index}: top-3 {ranked}")
+    print(f"max |logits - timm logits| = {np.abs(logits - io['logits']).max():.2e}")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-vits", description="Vision transformers for Keras with timm's weights."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", help="List registered model names.")
+    listing.add_argument("pattern", nargs="?", default="*", help="Shell-style pattern, e.g. 'deit_*'. Default: all.")
+    listing.set_defaults(func=_cmd_list)
+
+    info = commands.add_parser("info", help="Build a model and print its parameters, MACs and pretrained config.")
+    info.add_argument("name", help="Registered model name (see `keras-vits list`).")
+    info.add_argument("--image-size", type=int, default=None, help="Input size; default: the variant's own.")
+    info.add_argument("--num-classes", type=int, default=1000, help="Classes of the head; 0 for features. Default: 1000.")
+    info.add_argument("--summary", action="store_true", help="Also print the Keras layer summary.")
+    info.set_defaults(func=_cmd_info)
+
+    demo = commands.add_parser(
+        "demo", help="Load a timm checkpoint from tests/fixtures into a small ViT; print summary, MACs, prediction."
+    )
+    demo.add_argument("--fixtures", default=str(REPO_FIXTURES), help="Fixture folder. Default: the repo's tests/fixtures.")
+    demo.add_argument("--case", default="vit_token", help="Fixture case to load. Default: vit_token.")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        print(f"keras-vits {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Each custom layer alone: values against NumPy references, config round trips, errors."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vits.backend import keras
+from keras_vits.layers import (
+    CUSTOM_LAYERS,
+    AttentionCore,
+    DropPath,
+    LayerScale,
+    PositionEmbedding,
+    PrependToken,
+    patch_embed,
+    patch_grid,
+    sincos_1d_table,
+    sincos_2d_table,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def _tokens(*shape):
+    return RNG.normal(size=shape).astype("float32")
+
+
+LAYER_CASES = [
+    (PrependToken(initializer_stddev=0.5), (2, 5, 8)),
+    (PositionEmbedding((2, 3), num_prefix_tokens=1, kind="learned"), (2, 7, 8)),
+    (PositionEmbedding((2, 3), num_prefix_tokens=2, kind="sincos1d"), (2, 8, 8)),
+    (PositionEmbedding((2, 4), num_prefix_tokens=0, kind="sincos2d", temperature=100.0), (2, 8, 8)),
+    (AttentionCore(num_heads=2, attn_drop_rate=0.1), (2, 5, 24)),
+    (DropPath(0.25), (4, 5, 8)),
+    (LayerScale(0.3), (2, 5, 8)),
+]
+
+
+@pytest.mark.parametrize("layer, shape", LAYER_CASES, ids=lambda c: type(c).__name__ if not isinstance(c, tuple) else "")
+def test_config_round_trip_through_keras_serialization(layer, shape):
+    inputs = _tokens(*shape)
+    expected = layer(inputs)
+    config = json.loads(json.dumps(keras.layers.serialize(layer)))
+    assert config["class_name"].endswith(type(layer).__name__)
+    clone = keras.layers.deserialize(config)
+    assert type(clone) is type(layer)
+    assert clone.get_config() == layer.get_config()
+    clone(inputs)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(inputs).numpy(), expected.numpy(), atol=1e-6)
+
+
+def test_every_custom_layer_is_registered():
+    for cls in CUSTOM_LAYERS:
+        assert keras.utils.get_registered_name(cls) == f"keras_vits>{cls.__name__}"
+
+
+def test_prepend_token_puts_the_same_token_first_for_every_sample():
+    layer = PrependToken()
+    tokens = _tokens(3, 4, 6)
+    out = layer(tokens).numpy()
+    assert out.shape == (3, 5, 6)
+    np.testing.assert_array_equal(out[:, 1:], tokens)
+    for sample in out:
+        np.testing.assert_array_equal(sample[0], layer.token.numpy()[0, 0])
+
+
+def test_sincos_tables_follow_the_transformer_formula():
+    table = sincos_1d_table(5, 8)
+    position, channel = 3, 1
+    frequency = 1.0 / 10000 ** (channel / 4)
+    assert table[position, channel] == pytest.approx(np.sin(position * frequency), rel=1e-6)
+    assert table[position, 4 + channel] == pytest.approx(np.cos(position * frequency), rel=1e-6)
+    grid = sincos_2d_table((2, 3), 8)
+    assert grid.shape == (6, 8)
+    # row-major: tokens 0..2 share the row half, tokens 0 and 3 share the column half
+    np.testing.assert_array_equal(grid[0, :4], grid[2, :4])
+    np.testing.assert_array_equal(grid[0, 4:], grid[3, 4:])
+    with pytest.raises(ValueError, match="even"):
+        sincos_1d_table(4, 7)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_2d_table((2, 2), 6)
+
+
+def test_fixed_position_embeddings_hold_no_weights_and_zero_prefix_in_2d():
+    layer = PositionEmbedding((2, 2), num_prefix_tokens=1, kind="sincos2d")
+    tokens = _tokens(1, 5, 8)
+    out = layer(tokens).numpy()
+    assert layer.weights == []
+    np.testing.assert_allclose(out[:, 0], tokens[:, 0])
+    np.testing.assert_allclose(out[0, 1:] - tokens[0, 1:], sincos_2d_table((2, 2), 8), atol=1e-6)
+
+
+def test_position_embedding_rejects_wrong_length_and_kind():
+    with pytest.raises(ValueError, match="expects 5 tokens"):
+        PositionEmbedding((2, 2), num_prefix_tokens=1)(_tokens(1, 6, 8))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        PositionEmbedding((2, 2), kind="rotary")
+
+
+def _numpy_attention(qkv, num_heads):
+    batch, length, fused = qkv.shape
+    dim = fused // 3
+    head_dim = dim // num_heads
+    q, k, v = (qkv[..., i * dim : (i + 1) * dim].reshape(batch, length, num_heads, head_dim) for i in range(3))
+    scores = np.einsum("bnhd,bmhd->bhnm", q, k) / np.sqrt(head_dim)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    return np.einsum("bhnm,bmhd->bnhd", probs, v).reshape(batch, length, dim)
+
+
+def test_attention_core_matches_numpy_reference():
+    qkv = _tokens(2, 7, 3 * 12)
+    layer = AttentionCore(num_heads=3)
+    np.testing.assert_allclose(layer(qkv).numpy(), _numpy_attention(qkv, 3), atol=1e-5)
+    assert layer.macs_per_image((None, 7, 36)) == 2 * 7 * 7 * 12
+
+
+def test_attention_core_rejects_a_width_that_does_not_split_into_heads():
+    with pytest.raises(ValueError, match="3 \\* num_heads \\* head_dim"):
+        AttentionCore(num_heads=5)(_tokens(1, 4, 24))
+
+
+def test_attention_under_float16_policy_returns_float16_close_to_float32():
+    # Scores near float16's range (about 3e4): the result must stay finite and accurate.
+    layer = AttentionCore(num_heads=1, dtype="mixed_float16")
+    qkv = np.zeros((1, 3, 3), np.float32)
+    qkv[0, :, 0] = [180.0, 180.0, 180.0]
+    qkv[0, :, 1] = [180.0, -180.0, 0.0]
+    qkv[0, :, 2] = [1.0, 2.0, 3.0]
+    out = layer(qkv)
+    assert out.dtype == tf.float16
+    np.testing.assert_allclose(out.numpy().astype(np.float32), _numpy_attention(qkv, 1), atol=1e-2)
+
+
+def test_drop_path_drops_whole_samples_and_rescales_the_rest():
+    tf.random.set_seed(0)
+    layer = DropPath(0.5)
+    x = np.ones((4000, 3, 2), np.float32)
+    np.testing.assert_array_equal(layer(x).numpy(), x)
+    out = layer(x, training=True).numpy()
+    per_sample = out.reshape(4000, -1)
+    assert set(np.unique(per_sample)) <= {0.0, 2.0}
+    assert np.all(per_sample.min(1) == per_sample.max(1)), "a sample is dropped whole or kept whole"
+    assert abs(per_sample[:, 0].mean() - 1.0) < 0.1
+    with pytest.raises(ValueError, match="rate must be in"):
+        DropPath(1.0)
+
+
+def test_layer_scale_multiplies_channels():
+    layer = LayerScale(0.5)
+    x = _tokens(2, 3, 4)
+    np.testing.assert_allclose(layer(x).numpy(), 0.5 * x)
+    assert layer.gamma.shape == (4,)
+
+
+def test_patch_embed_is_a_linear_map_of_row_major_patches():
+    images = _tokens(1, 8, 12, 2)
+    inputs = keras.Input((8, 12, 2))
+    model = keras.Model(inputs, patch_embed(inputs, 4, 5, name="pe"))
+    kernel, bias = model.get_layer("pe_proj").get_weights()
+    out = model(images).numpy()
+    assert out.shape == (1, 6, 5)
+    patches = images[0].reshape(2, 4, 3, 4, 2).transpose(0, 2, 1, 3, 4).reshape(6, 4, 4, 2)
+    expected = np.einsum("phwc,hwco->po", patches, kernel) + bias
+    np.testing.assert_allclose(out[0], expected, atol=1e-5)
+
+
+def test_patch_grid_validates_sizes():
+    assert patch_grid((224, 320), 16) == (14, 20)
+    with pytest.raises(ValueError, match="nearest valid sizes are \\(224, 224\\)"):
+        patch_grid(225, 16)
+    with pytest.raises(ValueError, match="positive ints"):
+        patch_grid(224, 0)

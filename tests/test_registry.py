@@ -1,0 +1,113 @@
+"""The registry: names, errors, overrides, and every variant's parameter count and MACs against the references."""
+
+import gc
+
+import numpy as np
+import pytest
+
+import keras_vits
+from keras_vits.backend import keras
+
+# Trainable parameters with a 1000-class head, as timm 1.0.31 counts them
+# (`tools/param_counts.py`, which writes tools/timm_reference.json).
+TIMM_TRAINABLE_PARAMS = {
+    "vit_tiny_patch16_224": 5_717_416,
+    "vit_tiny_patch16_384": 5_790_376,
+    "vit_small_patch8_224": 22_055_272,
+    "vit_small_patch16_224": 22_050_664,
+    "vit_small_patch16_384": 22_196_584,
+    "vit_small_patch32_224": 22_878_952,
+    "vit_small_patch32_384": 22_915_432,
+    "vit_base_patch8_224": 86_576_872,
+    "vit_base_patch16_224": 86_567_656,
+    "vit_base_patch16_384": 86_859_496,
+    "vit_base_patch32_224": 88_224_232,
+    "vit_base_patch32_384": 88_297_192,
+    "vit_large_patch14_224": 304_203_752,
+    "vit_large_patch16_224": 304_326_632,
+    "vit_large_patch16_384": 304_715_752,
+    "vit_large_patch32_224": 306_535_400,
+    "vit_large_patch32_384": 306_632_680,
+    "vit_huge_patch14_224": 632_045_800,
+    "deit_tiny_patch16_224": 5_717_416,
+    "deit_small_patch16_224": 22_050_664,
+    "deit_base_patch16_224": 86_567_656,
+    "deit_base_patch16_384": 86_859_496,
+    "deit_tiny_distilled_patch16_224": 5_910_800,
+    "deit_small_distilled_patch16_224": 22_436_432,
+    "deit_base_distilled_patch16_224": 87_338_192,
+    "deit_base_distilled_patch16_384": 87_630_032,
+}
+
+# GMACs ("FLOPs") published in the papers' tables: DeiT Table 1, ViT Table 6 (via DeiT's comparison).
+PAPER_GMACS = {
+    "deit_small_patch16_224": 4.6,
+    "deit_base_patch16_224": 17.5,
+    "vit_base_patch16_384": 55.4,
+    "vit_large_patch16_384": 190.7,
+}
+
+
+def _trainable_params(model):
+    return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+
+
+def test_registry_holds_exactly_the_reference_names():
+    assert keras_vits.list_models() == sorted(TIMM_TRAINABLE_PARAMS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TIMM_TRAINABLE_PARAMS))
+def test_trainable_parameters_equal_timm(name):
+    model = keras_vits.create_model(name)
+    try:
+        assert _trainable_params(model) == TIMM_TRAINABLE_PARAMS[name]
+        if name in PAPER_GMACS:
+            gmacs = keras_vits.count_macs(model) / 1e9
+            assert gmacs == pytest.approx(PAPER_GMACS[name], rel=0.02), f"{name}: {gmacs:.2f} GMACs"
+    finally:
+        del model
+        keras.backend.clear_session()
+        gc.collect()
+
+
+def test_every_paper_macs_model_is_in_the_parameter_test():
+    assert set(PAPER_GMACS) <= set(TIMM_TRAINABLE_PARAMS)
+
+
+def test_list_models_filters_by_pattern():
+    assert keras_vits.list_models("deit_*distilled*") == [
+        "deit_base_distilled_patch16_224",
+        "deit_base_distilled_patch16_384",
+        "deit_small_distilled_patch16_224",
+        "deit_tiny_distilled_patch16_224",
+    ]
+    assert keras_vits.list_models("swin_*") == []
+
+
+def test_unknown_names_suggest_close_matches():
+    with pytest.raises(ValueError, match="Did you mean deit_small_distilled_patch16_224, deit_small_patch16_224"):
+        keras_vits.create_model("deit_smal")
+    with pytest.raises(ValueError, match="Did you mean vit_base_patch16_224"):
+        keras_vits.create_model("vit_bse_patch16_224")
+
+
+def test_create_model_applies_overrides_and_class_choice():
+    model = keras_vits.create_model(
+        "deit_tiny_distilled_patch16_224", num_classes=7, image_size=(64, 96), depth=1, head="cls"
+    )
+    assert isinstance(model, keras_vits.DeiT)
+    assert model.name == "deit_tiny_distilled_patch16_224"
+    assert tuple(model.inputs[0].shape) == (None, 64, 96, 3)
+    config = model.get_config()
+    assert (config["num_classes"], config["depth"], config["head"], config["embed_dim"]) == (7, 1, "cls", 192)
+    assert isinstance(keras_vits.create_model("deit_tiny_patch16_224", depth=1), keras_vits.VisionTransformer)
+
+
+def test_pretrained_configs_carry_preprocessing():
+    vit = keras_vits.get_pretrained_cfg("vit_base_patch16_224")
+    assert vit["mean"] == (0.5, 0.5, 0.5) and vit["hf_hub_id"].startswith("timm/vit_base_patch16_224.")
+    deit = keras_vits.get_pretrained_cfg("deit_base_patch16_384")
+    assert deit["mean"] == (0.485, 0.456, 0.406) and deit["crop_pct"] == 1.0
+    assert keras_vits.get_pretrained_cfg("vit_huge_patch14_224")["num_classes"] == 0
+    assert keras_vits.get_pretrained_cfg("vit_large_patch14_224")["hf_hub_id"] is None

@@ -1,0 +1,177 @@
+"""The strict safetensors loader: resampling, head handling, and every kind of bad checkpoint."""
+
+import json
+import sys
+import types
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+import keras_vits
+from keras_vits import VisionTransformer, load_timm_weights
+from keras_vits.backend import keras
+from keras_vits.models.vit import VIT_WEIGHT_MAP
+from keras_vits.registry import resolve_checkpoint
+from keras_vits.weights import bicubic_resize, read_safetensors, resample_abs_pos_embed
+
+
+@pytest.fixture
+def vit_case(fixtures_dir):
+    case = json.loads((fixtures_dir / "cases.json").read_text())["vit_token"]
+    return case["config"], fixtures_dir / "vit_token.safetensors"
+
+
+# ----------------------------------------------------------------------------- resampling
+
+
+def test_bicubic_resize_keeps_size_and_constants():
+    grid = np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32)
+    for antialias in (True, False):
+        np.testing.assert_allclose(bicubic_resize(grid, (4, 5), antialias), grid, atol=1e-6)
+        constant = np.full((4, 4, 2), 3.0, np.float32)
+        np.testing.assert_allclose(bicubic_resize(constant, (7, 3), antialias), 3.0, atol=1e-5)
+
+
+def test_antialiased_and_plain_bicubic_differ_when_upsampling():
+    grid = np.random.default_rng(1).normal(size=(4, 4, 1)).astype(np.float32)
+    difference = np.abs(bicubic_resize(grid, (6, 6), True) - bicubic_resize(grid, (6, 6), False)).max()
+    assert difference > 1e-2
+
+
+def test_resample_keeps_prefix_tokens_and_rejects_non_square_without_grid():
+    pos = np.random.default_rng(2).normal(size=(1, 2 + 16, 4)).astype(np.float32)
+    out = resample_abs_pos_embed(pos, (3, 5), num_prefix_tokens=2)
+    assert out.shape == (1, 2 + 15, 4)
+    np.testing.assert_array_equal(out[:, :2], pos[:, :2])
+    with pytest.raises(ValueError, match="not a square"):
+        resample_abs_pos_embed(pos[:, :-1], (3, 5), num_prefix_tokens=2)
+
+
+# ----------------------------------------------------------------------------- head handling
+
+
+def test_head_is_reinitialised_when_num_classes_differs(vit_case):
+    config, checkpoint = vit_case
+    reference = VisionTransformer(**config)
+    load_timm_weights(reference, checkpoint, VIT_WEIGHT_MAP)
+    model = VisionTransformer(**{**config, "num_classes": 5})
+    head_before = model.get_layer("head").get_weights()
+    skipped = load_timm_weights(model, checkpoint, VIT_WEIGHT_MAP)
+    assert sorted(skipped) == ["head.bias", "head.weight"]
+    for before, after in zip(head_before, model.get_layer("head").get_weights()):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(model.get_layer("norm").get_weights()[0], reference.get_layer("norm").get_weights()[0])
+
+
+def test_headless_model_gives_the_pooled_features_of_the_checkpoint(vit_case):
+    config, checkpoint = vit_case
+    full = VisionTransformer(**config)
+    load_timm_weights(full, checkpoint, VIT_WEIGHT_MAP)
+    features = VisionTransformer(**{**config, "num_classes": 0})
+    assert sorted(load_timm_weights(features, checkpoint, VIT_WEIGHT_MAP)) == ["head.bias", "head.weight"]
+    images = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    pooled = keras.Model(full.input, full.get_layer("pool").output)(images)
+    np.testing.assert_allclose(features(images).numpy(), pooled.numpy(), atol=1e-6)
+
+
+def test_create_model_loads_a_checkpoint_path_with_overrides(vit_case, fixtures_dir):
+    config, checkpoint = vit_case
+    model = keras_vits.create_model("vit_tiny_patch16_224", weights=checkpoint, **config)
+    io = load_file(str(fixtures_dir / "vit_token_io.safetensors"))
+    assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4
+
+
+def test_hub_ids_download_through_huggingface_hub(vit_case, monkeypatch):
+    _, checkpoint = vit_case
+    calls = []
+    fake_hub = types.ModuleType("huggingface_hub")
+    fake_hub.hf_hub_download = lambda repo, filename: calls.append((repo, filename)) or str(checkpoint)
+    monkeypatch.setitem(sys.modules, "huggingface_hub", fake_hub)
+    assert resolve_checkpoint("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k") == str(checkpoint)
+    assert resolve_checkpoint("hf-hub:timm/x") == str(checkpoint)
+    assert calls == [("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k", "model.safetensors"), ("timm/x", "model.safetensors")]
+
+
+def test_hub_ids_without_huggingface_hub_say_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(ImportError, match="pip install huggingface_hub"):
+        resolve_checkpoint("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k")
+
+
+# ----------------------------------------------------------------------------- bad checkpoints
+
+
+def _write(tmp_path, state_dict, name="ckpt.safetensors"):
+    path = tmp_path / name
+    save_file({k: np.ascontiguousarray(v) for k, v in state_dict.items()}, str(path))
+    return path
+
+
+def _load_error(config, path):
+    with pytest.raises(ValueError) as info:
+        load_timm_weights(VisionTransformer(**config), path, VIT_WEIGHT_MAP)
+    return str(info.value)
+
+
+def test_missing_keys_are_named(vit_case, tmp_path):
+    config, checkpoint = vit_case
+    state = read_safetensors(checkpoint)
+    del state["blocks.1.attn.qkv.bias"]
+    message = _load_error(config, _write(tmp_path, state))
+    assert "missing from the checkpoint (1): ['blocks_1_attn_qkv/bias']" in message
+
+
+def test_unexpected_keys_are_named(vit_case, tmp_path):
+    config, checkpoint = vit_case
+    state = read_safetensors(checkpoint)
+    state["blocks.7.attn.qkv.weight"] = state["blocks.1.attn.qkv.weight"]
+    message = _load_error(config, _write(tmp_path, state))
+    assert "no place in the model (1): ['blocks.7.attn.qkv.weight']" in message
+
+
+def test_mis_shaped_keys_are_named(vit_case):
+    config, checkpoint = vit_case
+    message = _load_error({**config, "mlp_ratio": 2.0}, checkpoint)
+    assert "blocks.0.mlp.fc1.weight (48, 192) -> blocks_0_mlp_fc1/kernel (48, 96)" in message
+
+
+def test_checkpoint_of_another_family_is_named(vit_case, tmp_path):
+    config, _ = vit_case
+    swin_like = {
+        "patch_embed.proj.weight": np.zeros((96, 3, 4, 4), np.float32),
+        "layers.0.blocks.0.attn.relative_position_bias_table": np.zeros((169, 3), np.float32),
+        "layers.0.blocks.0.attn.qkv.weight": np.zeros((288, 96), np.float32),
+    }
+    message = _load_error(config, _write(tmp_path, swin_like))
+    assert "looks like a swin checkpoint, not vit" in message
+
+
+def test_corrupt_and_missing_files_raise_clear_errors(vit_case, tmp_path):
+    config, checkpoint = vit_case
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="Cannot read .* as safetensors"):
+        read_safetensors(corrupt)
+    pickle_like = tmp_path / "model.pth"
+    pickle_like.write_bytes(b"\x80\x04\x95 not a safetensors file")
+    with pytest.raises(ValueError, match="never unpickles"):
+        read_safetensors(pickle_like)
+    with pytest.raises(FileNotFoundError, match="No checkpoint file"):
+        read_safetensors(tmp_path / "absent.safetensors")
+    with pytest.raises(FileNotFoundError, match="neither an existing .safetensors file"):
+        resolve_checkpoint(tmp_path / "absent.safetensors")
+
+
+def test_bfloat16_checkpoints_are_read_as_float32(tmp_path):
+    import ml_dtypes
+
+    values = np.array([1.5, -2.0, 0.25], np.float32)
+    # safetensors' NumPy writer cannot write bfloat16; write the format by hand (8-byte header length, JSON, data).
+    raw = values.astype(ml_dtypes.bfloat16).tobytes()
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [3], "data_offsets": [0, len(raw)]}}).encode()
+    path = tmp_path / "bf16.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + raw)
+    loaded = read_safetensors(path)["w"]
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, values)
