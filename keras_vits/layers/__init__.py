@@ -11,6 +11,17 @@ from keras_vits.layers.patch_embed import patch_embed, patch_grid, to_2tuple
 from keras_vits.layers.regularization import DropPath, LayerScale
 from keras_vits.layers.tokens import PositionEmbedding, PrependToken, sincos_1d_table, sincos_2d_table
 from keras_vits.layers.transformer import transformer_block
+from keras_vits.layers.window import PatchMerging2x2, WindowAttentionCore, WindowPartition, WindowReverse
 
 #: Every custom layer class, for tests and for `custom_objects`.
-CUSTOM_LAYERS = (AttentionCore, DropPath, LayerScale, PositionEmbedding, PrependToken)
+CUSTOM_LAYERS = (
+    AttentionCore,
+    DropPath,
+    LayerScale,
+    PatchMerging2x2,
+    PositionEmbedding,
+    PrependToken,
+    WindowAttentionCore,
+    WindowPartition,
+    WindowReverse,
+)

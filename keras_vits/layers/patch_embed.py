@@ -1,18 +1,22 @@
 """Patch embedding: a strided convolution, then the grid flattened to tokens."""
 
+import numpy as np
+
 from keras_vits.backend import keras
 
 
-def to_2tuple(value, arg_name):
-    """`224` or `(224, 320)` -> `(224, 320)` of ints; anything else is a `ValueError`."""
+def to_2tuple(value, arg_name, minimum=1):
+    """`224` or `(224, 320)` -> `(224, 320)` of ints `>= minimum`; anything else is a `ValueError`."""
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
             raise ValueError(f"{arg_name} must be an int or a pair (height, width), got {value!r}.")
         pair = tuple(value)
     else:
         pair = (value, value)
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
-        raise ValueError(f"{arg_name} must hold positive ints, got {value!r}.")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in pair):
+        kind = "positive ints" if minimum == 1 else f"ints >= {minimum}"
+        raise ValueError(f"{arg_name} must hold {kind}, got {value!r}.")
+    pair = tuple(int(v) for v in pair)
     return pair
 
 

@@ -338,9 +338,8 @@ class DeiT(VitsModel):
 
 VIT_WEIGHT_MAP = WeightMap(
     family="vit",
-    # Keys timm stores that have a weight here only under another name, or none.
-    resamplers={"pos_embed": resample_pos_embed_value},
-    head_layers=("head", "head_dist"),
+    resamplers={r"^pos_embed$": resample_pos_embed_value},
+    head_modules=("head", "head_dist"),
 )
 
 # ----------------------------------------------------------------------------- variants

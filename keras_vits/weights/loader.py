@@ -53,12 +53,12 @@ def _to_keras_value(layer, param, value):
     return param, value
 
 
-def _head_differs(layer, state_dict, head):
-    """True when the checkpoint's classifier `head` cannot fill the model's: absent on one side, or another size."""
-    in_checkpoint = f"{head}.weight" in state_dict
+def _head_differs(layer, state_dict, head_module):
+    """True when the checkpoint's classifier cannot fill the model's: absent on one side, or another size."""
+    in_checkpoint = f"{head_module}.weight" in state_dict
     if layer is None or not in_checkpoint:
         return (layer is None) != (not in_checkpoint)
-    return tuple(layer.kernel.shape) != state_dict[f"{head}.weight"].T.shape
+    return tuple(layer.kernel.shape) != state_dict[f"{head_module}.weight"].T.shape
 
 
 def map_state_dict(model, state_dict, weight_map):
@@ -72,7 +72,10 @@ def map_state_dict(model, state_dict, weight_map):
     """
     weights = layer_weights(model)
     layers = {layer.name: layer for layer in model.layers}
-    head_shapes_differ = any(_head_differs(layers.get(head), state_dict, head) for head in weight_map.head_layers)
+    head_shapes_differ = any(
+        _head_differs(layers.get(name), state_dict, module)
+        for module, name in zip(weight_map.head_modules, weight_map.head_layers)
+    )
     values, unexpected, mis_shaped, skipped = {}, [], [], []
     for timm_key, value in state_dict.items():
         if weight_map.is_ignored(timm_key):
@@ -85,8 +88,9 @@ def map_state_dict(model, state_dict, weight_map):
         if layer is None:
             unexpected.append(timm_key)
             continue
-        if layer_name in weight_map.resamplers:
-            value = weight_map.resamplers[layer_name](value, layer)
+        resampler = weight_map.resampler(timm_key)
+        if resampler is not None:
+            value = resampler(value, layer)
         name, value = _to_keras_value(layer, param, np.asarray(value))
         key = f"{layer_name}/{name}"
         if key not in weights:

@@ -24,17 +24,17 @@ class WeightMap:
             before the name rule.
         ignore: regexes of checkpoint keys that are not weights here (buffers
             that the model recomputes).
-        resamplers: `{layer_name: fn(value, layer) -> value}` for weights whose
-            shape depends on the input size.
-        head_layers: layers that form the classifier; dropped from the checkpoint
-            when the model's `num_classes` differs.
+        resamplers: `{regex: fn(value, layer) -> value}` for checkpoint keys whose
+            shape depends on the input or window size.
+        head_modules: timm module paths of the classifier (`"head"`, `"head.fc"`);
+            dropped from the checkpoint when the model's `num_classes` differs.
     """
 
     family: str
     renames: tuple = ()
     ignore: tuple = ()
     resamplers: dict = dataclasses.field(default_factory=dict)
-    head_layers: tuple = ("head",)
+    head_modules: tuple = ("head",)
 
     def keras_layer_and_param(self, timm_key):
         """`"blocks.0.attn.qkv.weight"` -> `("blocks_0_attn_qkv", "weight")`; `"cls_token"` -> `("cls_token", "")`."""
@@ -47,6 +47,18 @@ class WeightMap:
 
     def is_ignored(self, timm_key):
         return any(re.search(pattern, timm_key) for pattern in self.ignore)
+
+    def resampler(self, timm_key):
+        """The resampling function for `timm_key`, or None."""
+        for pattern, function in self.resamplers.items():
+            if re.search(pattern, timm_key):
+                return function
+        return None
+
+    @property
+    def head_layers(self):
+        """Keras layer names of the classifier."""
+        return tuple(module.replace(".", "_") for module in self.head_modules)
 
 
 #: Keys that identify a family's checkpoint, for the "wrong family" message.
