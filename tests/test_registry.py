@@ -37,14 +37,25 @@ TIMM_TRAINABLE_PARAMS = {
     "deit_small_distilled_patch16_224": 22_436_432,
     "deit_base_distilled_patch16_224": 87_338_192,
     "deit_base_distilled_patch16_384": 87_630_032,
+    # tools/swin_param_counts.py -> tools/swin_reference.json
+    "swin_tiny_patch4_window7_224": 28_288_354,
+    "swin_small_patch4_window7_224": 49_606_258,
+    "swin_base_patch4_window7_224": 87_768_224,
+    "swin_large_patch4_window7_224": 196_532_476,
+    "swin_base_patch4_window12_384": 87_903_584,
+    "swin_large_patch4_window12_384": 196_735_516,
 }
 
-# GMACs ("FLOPs") published in the papers' tables: DeiT Table 1, ViT Table 6 (via DeiT's comparison).
+# GMACs ("FLOPs") published in the papers' tables: DeiT Table 1 (with its ViT rows), Swin Table 1.
 PAPER_GMACS = {
     "deit_small_patch16_224": 4.6,
     "deit_base_patch16_224": 17.5,
     "vit_base_patch16_384": 55.4,
     "vit_large_patch16_384": 190.7,
+    "swin_tiny_patch4_window7_224": 4.5,
+    "swin_small_patch4_window7_224": 8.7,
+    "swin_base_patch4_window7_224": 15.4,
+    "swin_base_patch4_window12_384": 47.0,
 }
 
 
@@ -82,7 +93,7 @@ def test_list_models_filters_by_pattern():
         "deit_small_distilled_patch16_224",
         "deit_tiny_distilled_patch16_224",
     ]
-    assert keras_vits.list_models("swin_*") == []
+    assert keras_vits.list_models("swin_*_384") == ["swin_base_patch4_window12_384", "swin_large_patch4_window12_384"]
 
 
 def test_unknown_names_suggest_close_matches():

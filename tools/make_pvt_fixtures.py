@@ -152,6 +152,11 @@ def save(name, tensors):
     return path
 
 
+def to_nchw(nhwc):
+    # contiguous matters: a channels-last-strided input makes conv2d pick other kernels (~1e-7 differences)
+    return nhwc.permute(0, 3, 1, 2).contiguous()
+
+
 def nchw_to_nhwc(t):
     return t.permute(0, 2, 3, 1).contiguous()
 
@@ -221,7 +226,7 @@ def v2_io(model, cfg, seed):
 def v2_replay(cfg, ckpt_path, io):
     model, _ = v2_build(cfg, seed=12345)
     model.load_state_dict(safetensors.torch.load_file(str(ckpt_path)), strict=True)
-    nchw = io["images"].permute(0, 3, 1, 2).contiguous()
+    nchw = to_nchw(io["images"])
     torch.testing.assert_close(model(nchw), io["logits"], rtol=1e-6, atol=1e-6)
     for i, t in enumerate(model.forward_intermediates(nchw, intermediates_only=True)):
         torch.testing.assert_close(nchw_to_nhwc(t), io[f"stage_{i}"], rtol=1e-6, atol=1e-6)
@@ -265,8 +270,7 @@ def v1_build(cfg, seed=0):
     torch.manual_seed(seed)
     kwargs = v1_hf_config(cfg)
     model = PvtForImageClassification(PvtConfig(**kwargs)).eval()
-    desc = describe_call("transformers.PvtForImageClassification", {}).rstrip("()")
-    desc += "(" + describe_call("transformers.PvtConfig", kwargs) + ")"
+    desc = f"transformers.PvtForImageClassification({describe_call('transformers.PvtConfig', kwargs)})"
     return model, desc
 
 
@@ -288,6 +292,7 @@ def _official_interpolate_pos_encoding(self, embeddings, height, width):
 
 def v1_use_official_resize(model):
     for emb in model.pvt.encoder.patch_embeddings:
+        assert isinstance(emb, modeling_pvt.PvtPatchEmbeddings)
         emb.interpolate_pos_encoding = types.MethodType(_official_interpolate_pos_encoding, emb)
     return model
 
@@ -394,7 +399,7 @@ def v1_replay(cfg, ckpt_path, io, official_resize):
     if official_resize:
         v1_use_official_resize(model)
     model.load_state_dict(safetensors.torch.load_file(str(ckpt_path)), strict=True)
-    nchw = io["images"].permute(0, 3, 1, 2).contiguous()
+    nchw = to_nchw(io["images"])
     torch.testing.assert_close(model(nchw).logits, io["logits"], rtol=1e-6, atol=1e-6)
 
 
@@ -465,12 +470,12 @@ def main():
     io = v1_io(model, v1_cfg, 41 + 2000)
     save(f"{PREFIX}v1_tiny_io.safetensors", io)
     v1_replay(v1_cfg, v1_ckpt, io, official_resize=False)
-    ref_logits, ref_maps = v1_functional(v1_sd, v1_cfg, io["images"].permute(0, 3, 1, 2))
+    ref_logits, ref_maps = v1_functional(v1_sd, v1_cfg, to_nchw(io["images"]))
     notes["v1_tiny_functional_vs_hf_max_abs"] = max_abs(ref_logits, io["logits"])
     assert notes["v1_tiny_functional_vs_hf_max_abs"] < 1e-5
     # the official-resize patch is an exact no-op at the native size
     patched = v1_use_official_resize(copy.deepcopy(model))
-    assert torch.equal(patched(io["images"].permute(0, 3, 1, 2)).logits, io["logits"])
+    assert torch.equal(patched(to_nchw(io["images"])).logits, io["logits"])
     cases["v1_tiny"] = entry("pvt_v1", v1_cfg, v1_ckpt.name, desc, f"{PREFIX}v1_tiny_io.safetensors")
 
     # f. case e's weights at 96x128 (official PVT v1 bilinear pos-embed resize).
@@ -486,7 +491,7 @@ def main():
     io_rs = v1_io(patched, dict(rs_cfg), 42 + 2000)
     save(f"{PREFIX}v1_resize_io.safetensors", io_rs)
     v1_replay(v1_cfg, v1_ckpt, io_rs, official_resize=True)
-    x_rs = io_rs["images"].permute(0, 3, 1, 2)
+    x_rs = to_nchw(io_rs["images"])
     f_logits, f_maps = v1_functional(v1_sd, rs_cfg | {"image_size": 64}, x_rs)
     notes["v1_resize_functional_vs_patched_hf_max_abs"] = max_abs(f_logits, io_rs["logits"])
     assert notes["v1_resize_functional_vs_patched_hf_max_abs"] < 1e-5
@@ -531,7 +536,7 @@ def main():
 
     # Sensitivity of the v1 fixtures to the official PVT v1 LayerNorm eps (1e-5 in the patch embedding and
     # spatial-reduction norms, vs HF's config.layer_norm_eps = 1e-6 everywhere).
-    alt, _ = v1_functional(v1_sd, v1_cfg, io["images"].permute(0, 3, 1, 2), pe_eps=1e-5, sr_eps=1e-5)
+    alt, _ = v1_functional(v1_sd, v1_cfg, to_nchw(io["images"]), pe_eps=1e-5, sr_eps=1e-5)
     notes["v1_tiny_logit_max_abs_diff_with_official_eps_1e-5_in_patch_and_sr_norms"] = max_abs(alt, io["logits"])
 
     cases["_meta"] = {

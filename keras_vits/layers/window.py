@@ -5,9 +5,10 @@ builtin for; partition and reverse are reshape + transpose. Windows keep the
 image batch as their own axis, `(B, num_windows, window_area, C)`, so shapes
 stay static and per-image costs stay countable.
 
-Padding follows the official Swin detection code: the map is padded at the
-bottom and right to a multiple of the window, *then* shifted, and the
-shifted-window mask is computed over the padded map.
+Maps that are not a multiple of the window are zero-padded at the bottom and
+right. The official Swin detection code (and HuggingFace's Swin) pads *then*
+shifts; timm shifts the unpadded map *then* pads. Both are available
+(`pad_before_shift`); in both the shifted-window mask covers the padded map.
 """
 
 import numpy as np
@@ -108,20 +109,27 @@ class WindowPartition(keras.layers.Layer):
     Args:
         window_size: int or `(wh, ww)`.
         shift_size: int or `(sh, sw)`; 0 for regular windows. Defaults to 0.
+        pad_before_shift: pad then shift (official detection code) rather than
+            shift then pad (timm). Defaults to True.
 
     Shapes: `(B, H, W, C)` -> `(B, num_windows, wh * ww, C)`.
     """
 
-    def __init__(self, window_size, shift_size=0, **kwargs):
+    def __init__(self, window_size, shift_size=0, pad_before_shift=True, **kwargs):
         super().__init__(**kwargs)
         self.window_size = to_2tuple(window_size, "window_size")
         self.shift_size = to_2tuple(shift_size, "shift_size", minimum=0)
+        self.pad_before_shift = bool(pad_before_shift)
 
     def call(self, x):
         pad_h, pad_w = window_padding(x.shape[1:3], self.window_size)
+        if not self.pad_before_shift:
+            x = cyclic_shift(x, self.shift_size)
         if pad_h or pad_w:
             x = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
-        return window_partition(cyclic_shift(x, self.shift_size), self.window_size)
+        if self.pad_before_shift:
+            x = cyclic_shift(x, self.shift_size)
+        return window_partition(x, self.window_size)
 
     def compute_output_shape(self, input_shape):
         pad = window_padding(input_shape[1:3], self.window_size)
@@ -130,7 +138,7 @@ class WindowPartition(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(window_size=self.window_size, shift_size=self.shift_size)
+        config.update(window_size=self.window_size, shift_size=self.shift_size, pad_before_shift=self.pad_before_shift)
         return config
 
 
@@ -142,22 +150,28 @@ class WindowReverse(keras.layers.Layer):
         window_size: int or `(wh, ww)`.
         feature_size: `(H, W)` of the map before padding.
         shift_size: int or `(sh, sw)`. Defaults to 0.
+        pad_before_shift: as in `WindowPartition`. Defaults to True.
 
     Shapes: `(B, num_windows, wh * ww, C)` -> `(B, H, W, C)`.
     """
 
-    def __init__(self, window_size, feature_size, shift_size=0, **kwargs):
+    def __init__(self, window_size, feature_size, shift_size=0, pad_before_shift=True, **kwargs):
         super().__init__(**kwargs)
         self.window_size = to_2tuple(window_size, "window_size")
         self.feature_size = to_2tuple(feature_size, "feature_size")
         self.shift_size = to_2tuple(shift_size, "shift_size", minimum=0)
+        self.pad_before_shift = bool(pad_before_shift)
 
     def call(self, windows):
         pad = window_padding(self.feature_size, self.window_size)
         padded = (self.feature_size[0] + pad[0], self.feature_size[1] + pad[1])
-        x = reverse_cyclic_shift(window_reverse(windows, self.window_size, padded), self.shift_size)
+        x = window_reverse(windows, self.window_size, padded)
+        if self.pad_before_shift:
+            x = reverse_cyclic_shift(x, self.shift_size)
         if pad[0] or pad[1]:
             x = x[:, : self.feature_size[0], : self.feature_size[1]]
+        if not self.pad_before_shift:
+            x = reverse_cyclic_shift(x, self.shift_size)
         return x
 
     def compute_output_shape(self, input_shape):
@@ -165,7 +179,12 @@ class WindowReverse(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(window_size=self.window_size, feature_size=self.feature_size, shift_size=self.shift_size)
+        config.update(
+            window_size=self.window_size,
+            feature_size=self.feature_size,
+            shift_size=self.shift_size,
+            pad_before_shift=self.pad_before_shift,
+        )
         return config
 
 
@@ -241,7 +260,7 @@ class WindowAttentionCore(keras.layers.Layer):
         scores = tf.matmul(query * tf.cast(head_dim**-0.5, query.dtype), key, transpose_b=True)
         scores = tf.cast(scores, tf.float32)
         if self.relative_position_bias:
-            bias = tf.gather(self.relative_position_bias_table, self._bias_index)  # (N * N, heads)
+            bias = tf.cast(tf.gather(self.relative_position_bias_table, self._bias_index), tf.float32)  # (N*N, heads)
             scores += tf.transpose(tf.reshape(bias, [area, area, self.num_heads]), [2, 0, 1])
         if self._mask is not None:
             scores = tf.reshape(scores, [-1, self.num_windows, self.num_heads, area, area]) + self._mask

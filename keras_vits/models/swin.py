@@ -26,7 +26,7 @@ from keras_vits.layers.window import (
     window_padding,
 )
 from keras_vits.models.base import Variant, VitsModel
-from keras_vits.weights.resample import bicubic_resize
+from keras_vits.weights.resample import resample_abs_pos_embed
 from keras_vits.weights.weight_map import WeightMap
 
 SWIN_POS_EMBEDS = ("relative", "absolute", "absolute+relative", "none")
@@ -45,6 +45,7 @@ def swin_block(
     drop_rate,
     attn_drop_rate,
     drop_path_rate,
+    pad_before_shift,
     name,
 ):
     """One Swin block: (shifted-)window attention then MLP, both pre-norm residual.
@@ -54,6 +55,7 @@ def swin_block(
         window_size: `(wh, ww)`, already adapted to the map (`stage_window_and_shift`).
         shift_size: `(sh, sw)`; `(0, 0)` for W-MSA, else SW-MSA.
         relative_position_bias: learn a relative position bias in attention.
+        pad_before_shift: padding order for maps that are not whole windows (see `WindowPartition`).
         name: timm's module path with `_` (`layers_0_blocks_1`).
 
     Returns: `(B, H, W, C)` tensor.
@@ -61,7 +63,7 @@ def swin_block(
     height, width, dim = x.shape[1], x.shape[2], x.shape[3]
     pad = window_padding((height, width), window_size)
     y = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm1")(x)
-    y = WindowPartition(window_size, shift_size, name=f"{name}_window_partition")(y)
+    y = WindowPartition(window_size, shift_size, pad_before_shift, name=f"{name}_window_partition")(y)
     y = keras.layers.Dense(3 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_attn_qkv")(y)
     y = WindowAttentionCore(
         num_heads,
@@ -75,7 +77,7 @@ def swin_block(
     y = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name=f"{name}_attn_proj")(y)
     if drop_rate:
         y = keras.layers.Dropout(drop_rate, name=f"{name}_attn_proj_drop")(y)
-    y = WindowReverse(window_size, (height, width), shift_size, name=f"{name}_window_reverse")(y)
+    y = WindowReverse(window_size, (height, width), shift_size, pad_before_shift, name=f"{name}_window_reverse")(y)
     x = residual_branch(x, y, None, drop_path_rate, name, 1)
     y = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm2")(x)
     y = mlp_block(y, int(dim * mlp_ratio), drop_rate=drop_rate, name=f"{name}_mlp")
@@ -132,11 +134,14 @@ class SwinTransformer(VitsModel):
         pos_embed: `"relative"` (bias in attention), `"absolute"` (learned, added
             after the patch embedding), `"absolute+relative"` or `"none"`. Defaults to `"relative"`.
         patch_norm: LayerNorm after the patch embedding. Defaults to True.
+        pad_before_shift: for maps that are not whole windows, pad then shift as the
+            official detection code and HuggingFace do; False shifts then pads, as timm
+            does. Identical wherever no padding is needed. Defaults to True.
         drop_rate: dropout after the embedding, in the blocks and before the head. Defaults to 0.
         attn_drop_rate: dropout on attention probabilities. Defaults to 0.
         drop_path_rate: stochastic depth, rising linearly over all blocks. Defaults to 0.
         features_only: return the stage maps instead of logits. Defaults to False.
-        out_indices: stages returned when `features_only`. Defaults to `(0, 1, 2, 3)`.
+        out_indices: stages returned when `features_only`; None means all. Defaults to None.
         name: model name. Defaults to `"swin_transformer"`.
 
     Input: `(B, H, W, in_chans)` float32, normalised.
@@ -167,15 +172,17 @@ class SwinTransformer(VitsModel):
         shifted=True,
         pos_embed="relative",
         patch_norm=True,
+        pad_before_shift=True,
         drop_rate=0.0,
         attn_drop_rate=0.0,
         drop_path_rate=0.0,
         features_only=False,
-        out_indices=(0, 1, 2, 3),
+        out_indices=None,
         name="swin_transformer",
         **kwargs,
     ):
-        depths, num_heads, out_indices = tuple(depths), tuple(num_heads), tuple(out_indices)
+        depths, num_heads = tuple(depths), tuple(num_heads)
+        out_indices = tuple(range(len(depths))) if out_indices is None else tuple(out_indices)
         _validate_swin_args(depths, num_heads, pos_embed, num_classes, in_chans, out_indices)
         if global_pool != "avg":
             raise ValueError(f"global_pool must be 'avg' for Swin, got {global_pool!r}.")
@@ -196,6 +203,7 @@ class SwinTransformer(VitsModel):
             shifted=shifted,
             pos_embed=pos_embed,
             patch_norm=patch_norm,
+            pad_before_shift=pad_before_shift,
             drop_rate=drop_rate,
             attn_drop_rate=attn_drop_rate,
             drop_path_rate=drop_path_rate,
@@ -231,7 +239,8 @@ class SwinTransformer(VitsModel):
                 window, shift = stage_window_and_shift(feature_size, window_size, target_shift)
                 x = swin_block(
                     x, heads, window, shift, mlp_ratio, qkv_bias, relative,
-                    drop_rate, attn_drop_rate, float(next(rates)), name=f"layers_{stage}_blocks_{index}",
+                    drop_rate, attn_drop_rate, float(next(rates)), pad_before_shift,
+                    name=f"layers_{stage}_blocks_{index}",
                 )  # fmt: skip
             features.append(x)
             feature_info.append(dict(num_chs=int(x.shape[-1]), reduction=patch[0] * 2**stage, module=f"layers_{stage}"))
@@ -255,14 +264,39 @@ class SwinTransformer(VitsModel):
 
 
 def resample_relative_position_bias_table(value, layer):
-    """Resizes a `((2w-1)^2, heads)` table to `layer`'s window, bicubically as timm does."""
-    target = tuple(layer.relative_position_bias_table.shape)
-    if value.shape == target:
+    """Resizes a `((2w-1)^2, heads)` table to `layer`'s window, as timm's checkpoint filter does.
+
+    timm's `resize_rel_pos_bias_table` (from BEiT): source offsets lie on a
+    geometric progression stretched to cover the new table, and values are
+    interpolated linearly, clamped at the edges.
+    """
+    if value.shape == tuple(layer.relative_position_bias_table.shape):
         return value
     old = int(round(np.sqrt(value.shape[0])))
-    new_h, new_w = 2 * layer.window_size[0] - 1, 2 * layer.window_size[1] - 1
-    grid = value.reshape(old, old, -1)
-    return bicubic_resize(grid, (new_h, new_w), antialias=True).reshape(new_h * new_w, -1)
+    if old * old != value.shape[0]:
+        raise ValueError(f"Cannot resample a relative position bias table of {value.shape[0]} rows: not square.")
+    new_size = (2 * layer.window_size[0] - 1, 2 * layer.window_size[1] - 1)
+    grid = value.reshape(old, old, -1).astype(np.float64)
+    rows = _geometric_interpolation_matrix(old, new_size[0])
+    cols = _geometric_interpolation_matrix(old, new_size[1])
+    out = np.einsum("ih,hwc->iwc", rows, grid)
+    out = np.einsum("jw,iwc->ijc", cols, out)
+    return out.reshape(new_size[0] * new_size[1], -1).astype(np.float32)
+
+
+def _geometric_interpolation_matrix(src, dst):
+    """`(dst, src)` weights: linear interpolation from BEiT's geometric source offsets to integer offsets."""
+    left, right = 1.01, 1.5
+    while right - left > 1e-6:  # the ratio whose progression reaches dst // 2, by bisection
+        ratio = (left + right) / 2.0
+        if (1.0 - ratio ** (src // 2)) / (1.0 - ratio) > dst // 2:
+            right = ratio
+        else:
+            left = ratio
+    distances = np.cumsum([ratio**i for i in range(src // 2)])
+    positions = np.concatenate([-distances[::-1], [0.0], distances])
+    targets = np.arange(-(dst // 2), dst // 2 + 1, dtype=np.float64)
+    return np.stack([np.interp(targets, positions, basis) for basis in np.eye(src)], axis=1)
 
 
 def resample_absolute_pos_embed(value, layer):
@@ -270,8 +304,6 @@ def resample_absolute_pos_embed(value, layer):
     value = value.reshape(1, -1, value.shape[-1])
     if value.shape[1] == layer.grid_size[0] * layer.grid_size[1]:
         return value
-    from keras_vits.weights.resample import resample_abs_pos_embed
-
     return resample_abs_pos_embed(value, layer.grid_size, num_prefix_tokens=0)
 
 
@@ -284,6 +316,7 @@ SWIN_WEIGHT_MAP = WeightMap(
         r"^absolute_pos_embed$": resample_absolute_pos_embed,
     },
     head_modules=("head.fc",),
+    unused_by_features=(r"^norm\.", r"^head\."),
 )
 
 # ----------------------------------------------------------------------------- variants

@@ -4,6 +4,7 @@ No PyTorch and no pickle: only the safetensors format is read.
 """
 
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -76,9 +77,13 @@ def map_state_dict(model, state_dict, weight_map):
         _head_differs(layers.get(name), state_dict, module)
         for module, name in zip(weight_map.head_modules, weight_map.head_layers)
     )
+    features_only = model.get_config().get("features_only", False)
     values, unexpected, mis_shaped, skipped = {}, [], [], []
     for timm_key, value in state_dict.items():
         if weight_map.is_ignored(timm_key):
+            continue
+        if features_only and any(re.search(p, timm_key) for p in weight_map.unused_by_features):
+            skipped.append(timm_key)
             continue
         layer_name, param = weight_map.keras_layer_and_param(timm_key)
         if layer_name in weight_map.head_layers and head_shapes_differ:
@@ -127,8 +132,9 @@ def load_timm_weights(model, checkpoint, weight_map):
         checkpoint: path to a `.safetensors` file, or a `{key: array}` state dict.
         weight_map: the family's `WeightMap`.
 
-    Returns: the checkpoint keys of the head that were dropped because
-    `num_classes` differs (the head keeps its fresh initialisation).
+    Returns: the checkpoint keys left unused on purpose: the head's when
+    `num_classes` differs (the head keeps its fresh initialisation), and the
+    final norm's and head's for a `features_only` model.
     """
     state_dict = read_safetensors(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
     values, skipped = map_state_dict(model, state_dict, weight_map)

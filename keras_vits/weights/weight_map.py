@@ -28,6 +28,8 @@ class WeightMap:
             shape depends on the input or window size.
         head_modules: timm module paths of the classifier (`"head"`, `"head.fc"`);
             dropped from the checkpoint when the model's `num_classes` differs.
+        unused_by_features: regexes of checkpoint keys that a `features_only`
+            model has no place for (final norm, head).
     """
 
     family: str
@@ -35,6 +37,7 @@ class WeightMap:
     ignore: tuple = ()
     resamplers: dict = dataclasses.field(default_factory=dict)
     head_modules: tuple = ("head",)
+    unused_by_features: tuple = ()
 
     def keras_layer_and_param(self, timm_key):
         """`"blocks.0.attn.qkv.weight"` -> `("blocks_0_attn_qkv", "weight")`; `"cls_token"` -> `("cls_token", "")`."""
