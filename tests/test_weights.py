@@ -13,7 +13,7 @@ from keras_vits import VisionTransformer, load_timm_weights
 from keras_vits.backend import keras
 from keras_vits.models.vit import VIT_WEIGHT_MAP
 from keras_vits.registry import resolve_checkpoint
-from keras_vits.weights import bicubic_resize, read_safetensors, resample_abs_pos_embed
+from keras_vits.weights import read_safetensors, resample_abs_pos_embed, resize_grid
 
 
 @pytest.fixture
@@ -25,18 +25,20 @@ def vit_case(fixtures_dir):
 # ----------------------------------------------------------------------------- resampling
 
 
-def test_bicubic_resize_keeps_size_and_constants():
+def test_resize_grid_keeps_size_and_constants():
     grid = np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32)
-    for antialias in (True, False):
-        np.testing.assert_allclose(bicubic_resize(grid, (4, 5), antialias), grid, atol=1e-6)
+    for method in ("bicubic", "bilinear"):
+        np.testing.assert_allclose(resize_grid(grid, (4, 5), method), grid, atol=1e-6)
         constant = np.full((4, 4, 2), 3.0, np.float32)
-        np.testing.assert_allclose(bicubic_resize(constant, (7, 3), antialias), 3.0, atol=1e-5)
+        np.testing.assert_allclose(resize_grid(constant, (7, 3), method), 3.0, atol=1e-5)
+    with pytest.raises(ValueError, match="method must be one of"):
+        resize_grid(grid, (2, 2), "nearest")
 
 
-def test_antialiased_and_plain_bicubic_differ_when_upsampling():
-    grid = np.random.default_rng(1).normal(size=(4, 4, 1)).astype(np.float32)
-    difference = np.abs(bicubic_resize(grid, (6, 6), True) - bicubic_resize(grid, (6, 6), False)).max()
-    assert difference > 1e-2
+def test_bilinear_upsampling_uses_half_pixel_centres():
+    # PyTorch's align_corners=False: output 1 of 1 -> 2 sits at source 0.25 -> clamped ends, 0.75 mix inside.
+    grid = np.array([[[0.0], [4.0]]], np.float32)  # (1, 2, 1)
+    np.testing.assert_allclose(resize_grid(grid, (1, 4), "bilinear")[0, :, 0], [0.0, 1.0, 3.0, 4.0], atol=1e-6)
 
 
 def test_resample_keeps_prefix_tokens_and_rejects_non_square_without_grid():

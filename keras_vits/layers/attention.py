@@ -1,5 +1,6 @@
 """Multi-head self-attention: a fused qkv Dense, the attention core, an output Dense."""
 
+import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import keras, register_serializable
@@ -8,6 +9,43 @@ from keras_vits.backend import keras, register_serializable
 def dense_initializer():
     """timm's Linear initialisation: truncated normal, std 0.02."""
     return keras.initializers.TruncatedNormal(stddev=0.02)
+
+
+def attend(query, key, value, dropout=None, training=None, add_to_scores=None):
+    """`softmax(q k^T / sqrt(d) [+ extra]) v` over heads; the softmax runs in float32.
+
+    Args:
+        query: `(..., heads, N, d)`.
+        key, value: `(..., heads, M, d)`.
+        dropout: a Dropout layer for the probabilities, or None.
+        training: passed to `dropout`.
+        add_to_scores: optional function of the float32 `(..., heads, N, M)`
+            scores returning them with a bias or mask added.
+
+    Returns: `(..., heads, N, d)` in `value`'s dtype.
+    """
+    head_dim = query.shape[-1]
+    scores = tf.matmul(query * tf.cast(head_dim**-0.5, query.dtype), key, transpose_b=True)
+    scores = tf.cast(scores, tf.float32)
+    if add_to_scores is not None:
+        scores = add_to_scores(scores)
+    probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
+    if dropout is not None:
+        probs = dropout(probs, training=training)
+    return tf.matmul(probs, value)
+
+
+def split_heads(tokens, num_heads):
+    """`(B, N, C)` -> `(B, heads, N, C / heads)`."""
+    length, dim = tokens.shape[1], tokens.shape[2]
+    tokens = tf.reshape(tokens, [-1, length, num_heads, dim // num_heads])
+    return tf.transpose(tokens, [0, 2, 1, 3])
+
+
+def merge_heads(tokens):
+    """`(B, heads, N, d)` -> `(B, N, heads * d)`."""
+    heads, length, head_dim = tokens.shape[1], tokens.shape[2], tokens.shape[3]
+    return tf.reshape(tf.transpose(tokens, [0, 2, 1, 3]), [-1, length, heads * head_dim])
 
 
 @register_serializable
@@ -48,12 +86,7 @@ class AttentionCore(keras.layers.Layer):
         head_dim = dim // self.num_heads
         qkv = tf.reshape(qkv, [-1, length, 3, self.num_heads, head_dim])
         qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # (3, B, heads, N, head_dim)
-        query, key, value = qkv[0], qkv[1], qkv[2]
-        scores = tf.matmul(query * tf.cast(head_dim**-0.5, query.dtype), key, transpose_b=True)
-        probs = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32), axis=-1), value.dtype)
-        if self.attn_dropout is not None:
-            probs = self.attn_dropout(probs, training=training)
-        context = tf.matmul(probs, value)  # (B, heads, N, head_dim)
+        context = attend(qkv[0], qkv[1], qkv[2], self.attn_dropout, training)  # (B, heads, N, head_dim)
         context = tf.transpose(context, [0, 2, 1, 3])
         return tf.reshape(context, [-1, length, dim])
 
@@ -64,6 +97,67 @@ class AttentionCore(keras.layers.Layer):
         """Multiply-accumulates of `q @ k^T` and `probs @ v` for one image."""
         length, dim = input_shape[1], input_shape[2] // 3
         return 2 * length * length * dim
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, attn_drop_rate=self.attn_drop_rate)
+        return config
+
+
+@register_serializable
+class SpatialReductionAttentionCore(keras.layers.Layer):
+    """Attention of every query token over a shorter key/value sequence (PVT's spatial reduction).
+
+    Holds no weights: the query, key/value, reduction and output projections
+    around it are standard layers. Inputs may be token sequences or maps.
+
+    Args:
+        num_heads: attention heads; must divide `C`.
+        attn_drop_rate: dropout on attention probabilities. Defaults to 0.
+
+    Shapes: `[query (B, N, C), key_value (B, M, 2C)]` with `key_value` laid out
+    `[k | v]` (timm's `kv`), or `[query, key, value]` with `key`, `value` of
+    `(B, M, C)`; sequences may be given as maps `(B, H, W, C)`. Output: `query`'s shape.
+    """
+
+    def __init__(self, num_heads, attn_drop_rate=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = int(num_heads)
+        self.attn_drop_rate = float(attn_drop_rate)
+        self.attn_dropout = keras.layers.Dropout(self.attn_drop_rate) if self.attn_drop_rate else None
+
+    def build(self, input_shape):
+        dim = input_shape[0][-1]
+        if dim % self.num_heads:
+            raise ValueError(f"Query width {dim} must be divisible by num_heads={self.num_heads}.")
+        widths = [shape[-1] for shape in input_shape[1:]]
+        if widths not in ([2 * dim], [dim, dim]):
+            raise ValueError(
+                f"SpatialReductionAttentionCore expects [query (..., {dim}), key_value (..., {2 * dim})] or "
+                f"[query, key, value] of width {dim}; got shapes {[tuple(s) for s in input_shape]}."
+            )
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        query = inputs[0]
+        dim = query.shape[-1]
+        if len(inputs) == 2:
+            key, value = inputs[1][..., :dim], inputs[1][..., dim:]
+        else:
+            key, value = inputs[1], inputs[2]
+        flat = [tf.reshape(t, [-1, int(np.prod(t.shape[1:-1])), t.shape[-1]]) for t in (query, key, value)]
+        heads = [split_heads(t, self.num_heads) for t in flat]
+        context = merge_heads(attend(*heads, dropout=self.attn_dropout, training=training))
+        return tf.reshape(context, [-1, *query.shape[1:]])
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0])
+
+    def macs_per_image(self, input_shape):
+        """`q @ k^T` and `probs @ v`: `2 * N * M * C`."""
+        queries = int(np.prod(input_shape[0][1:-1]))
+        keys = int(np.prod(input_shape[1][1:-1]))
+        return 2 * queries * keys * input_shape[0][-1]
 
     def get_config(self):
         config = super().get_config()

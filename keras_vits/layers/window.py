@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import keras, register_serializable
+from keras_vits.layers.attention import attend
 from keras_vits.layers.patch_embed import to_2tuple
 
 
@@ -256,19 +257,21 @@ class WindowAttentionCore(keras.layers.Layer):
         head_dim = dim // self.num_heads
         qkv = tf.reshape(qkv, [-1, area, 3, self.num_heads, head_dim])
         qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # (3, B * windows, heads, N, head_dim)
-        query, key, value = qkv[0], qkv[1], qkv[2]
-        scores = tf.matmul(query * tf.cast(head_dim**-0.5, query.dtype), key, transpose_b=True)
-        scores = tf.cast(scores, tf.float32)
+        bias = None
         if self.relative_position_bias:
             bias = tf.cast(tf.gather(self.relative_position_bias_table, self._bias_index), tf.float32)  # (N*N, heads)
-            scores += tf.transpose(tf.reshape(bias, [area, area, self.num_heads]), [2, 0, 1])
-        if self._mask is not None:
-            scores = tf.reshape(scores, [-1, self.num_windows, self.num_heads, area, area]) + self._mask
-            scores = tf.reshape(scores, [-1, self.num_heads, area, area])
-        probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
-        if self.attn_dropout is not None:
-            probs = self.attn_dropout(probs, training=training)
-        context = tf.transpose(tf.matmul(probs, value), [0, 2, 1, 3])  # (B * windows, N, heads, head_dim)
+            bias = tf.transpose(tf.reshape(bias, [area, area, self.num_heads]), [2, 0, 1])
+
+        def add_bias_and_mask(scores):  # (B * windows, heads, N, N)
+            if bias is not None:
+                scores += bias
+            if self._mask is not None:
+                scores = tf.reshape(scores, [-1, self.num_windows, self.num_heads, area, area]) + self._mask
+                scores = tf.reshape(scores, [-1, self.num_heads, area, area])
+            return scores
+
+        context = attend(qkv[0], qkv[1], qkv[2], self.attn_dropout, training, add_bias_and_mask)
+        context = tf.transpose(context, [0, 2, 1, 3])  # (B * windows, N, heads, head_dim)
         return tf.reshape(context, [-1, self.num_windows, area, dim])
 
     def compute_output_shape(self, input_shape):

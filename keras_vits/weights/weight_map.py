@@ -91,6 +91,4 @@ def resample_pos_embed_value(value, layer):
             f"Checkpoint pos_embed of shape {value.shape} has no patch tokens after "
             f"{layer.num_prefix_tokens} prefix tokens."
         )
-    return resample_abs_pos_embed(
-        np.asarray(value, np.float32), layer.grid_size, layer.num_prefix_tokens, antialias=True
-    )
+    return resample_abs_pos_embed(np.asarray(value, np.float32), layer.grid_size, layer.num_prefix_tokens)
