@@ -1,14 +1,21 @@
 """keras_vits: vision transformers for Keras, with timm's weights, from training to TF Serving and TFLite.
 
 Public API:
-    VisionTransformer, DeiT, SwinTransformer: the model classes.
+    VisionTransformer, DeiT, SwinTransformer, PyramidVisionTransformer (v1), PyramidVisionTransformerV2:
+        the model classes.
     create_model, list_models, get_pretrained_cfg: the registry of timm-named variants.
     count_macs: multiply-accumulates for one image.
     load_timm_weights: strict loading of timm `.safetensors` checkpoints.
 """
 
 from keras_vits.macs import count_macs
-from keras_vits.models import DeiT, SwinTransformer, VisionTransformer
+from keras_vits.models import (
+    DeiT,
+    PyramidVisionTransformer,
+    PyramidVisionTransformerV2,
+    SwinTransformer,
+    VisionTransformer,
+)
 from keras_vits.registry import create_model, get_pretrained_cfg, list_models
 from keras_vits.weights import load_timm_weights
 
@@ -16,6 +23,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeiT",
+    "PyramidVisionTransformer",
+    "PyramidVisionTransformerV2",
     "SwinTransformer",
     "VisionTransformer",
     "count_macs",

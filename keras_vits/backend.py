@@ -39,3 +39,8 @@ def layer_weights(model):
                 raise ValueError(f"Two weights share the key {key!r} in layer {layer.name!r}.")
             weights[key] = variable
     return weights
+
+
+def depthwise_kernel(layer):
+    """A DepthwiseConv2D's kernel variable: `kernel` in Keras 3, `depthwise_kernel` in tf-keras."""
+    return getattr(layer, "depthwise_kernel", None) or layer.kernel

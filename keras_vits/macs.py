@@ -2,10 +2,13 @@
 
 import numpy as np
 
-from keras_vits.backend import keras
+from keras_vits.backend import depthwise_kernel, keras
 
 
 def _shape(tensor):
+    """A tensor's shape as a tuple; a list of them for a multi-input layer."""
+    if isinstance(tensor, (list, tuple)):
+        return [tuple(t.shape) for t in tensor]
     return tuple(tensor.shape)
 
 
@@ -20,7 +23,7 @@ def layer_macs(layer):
         return int(layer.macs_per_image(_shape(layer.input)))
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         out = _shape(layer.output)
-        kernel = layer.depthwise_kernel.shape
+        kernel = depthwise_kernel(layer).shape
         return int(np.prod(out[1:-1])) * int(np.prod(kernel))
     if isinstance(layer, keras.layers.Conv2D):
         out = _shape(layer.output)

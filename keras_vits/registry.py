@@ -8,10 +8,10 @@ import difflib
 import fnmatch
 import os
 
-from keras_vits.models import swin, vit
+from keras_vits.models import pvt, swin, vit
 from keras_vits.weights.loader import load_timm_weights
 
-_FAMILIES = (vit, swin)
+_FAMILIES = (vit, swin, pvt)
 
 
 def _all_variants():

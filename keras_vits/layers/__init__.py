@@ -5,8 +5,9 @@ attention core, stochastic depth, layer scale). Blocks are functions that wire
 standard Keras layers with timm-like names, so weights stay addressable by name.
 """
 
-from keras_vits.layers.attention import AttentionCore, attention_block
+from keras_vits.layers.attention import AttentionCore, SpatialReductionAttentionCore, attention_block
 from keras_vits.layers.mlp import mlp_block
+from keras_vits.layers.pooling import AdaptiveAveragePooling2D
 from keras_vits.layers.patch_embed import patch_embed, patch_grid, to_2tuple
 from keras_vits.layers.regularization import DropPath, LayerScale
 from keras_vits.layers.tokens import PositionEmbedding, PrependToken, sincos_1d_table, sincos_2d_table
@@ -15,12 +16,14 @@ from keras_vits.layers.window import PatchMerging2x2, WindowAttentionCore, Windo
 
 #: Every custom layer class, for tests and for `custom_objects`.
 CUSTOM_LAYERS = (
+    AdaptiveAveragePooling2D,
     AttentionCore,
     DropPath,
     LayerScale,
     PatchMerging2x2,
     PositionEmbedding,
     PrependToken,
+    SpatialReductionAttentionCore,
     WindowAttentionCore,
     WindowPartition,
     WindowReverse,

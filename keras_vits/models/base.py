@@ -42,6 +42,27 @@ def check_images(images, expected_shape, model_name):
         )
 
 
+def validate_head_and_input(num_classes, in_chans):
+    """Checks the arguments every family shares."""
+    if not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"num_classes must be an int >= 0 (0 returns pooled features), got {num_classes!r}.")
+    if not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive int (1 for grayscale, 3 for RGB, or more), got {in_chans!r}.")
+
+
+def validate_stages(num_stages, out_indices, **per_stage):
+    """Checks per-stage arguments have one entry per stage; returns `out_indices` as a tuple (None: all)."""
+    for arg_name, values in per_stage.items():
+        if len(values) != num_stages:
+            raise ValueError(
+                f"{arg_name} {tuple(values)} must have one entry per stage ({num_stages} stages, as in depths)."
+            )
+    out_indices = tuple(range(num_stages)) if out_indices is None else tuple(out_indices)
+    if not out_indices or any(not 0 <= i < num_stages for i in out_indices):
+        raise ValueError(f"out_indices must be stage indices in [0, {num_stages}), got {out_indices}.")
+    return out_indices
+
+
 class VitsModel(keras.Model):
     """Base class: a functional model whose config is its constructor arguments.
 

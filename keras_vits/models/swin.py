@@ -25,7 +25,7 @@ from keras_vits.layers.window import (
     stage_window_and_shift,
     window_padding,
 )
-from keras_vits.models.base import Variant, VitsModel
+from keras_vits.models.base import Variant, VitsModel, validate_head_and_input, validate_stages
 from keras_vits.weights.resample import resample_abs_pos_embed
 from keras_vits.weights.weight_map import WeightMap
 
@@ -93,20 +93,6 @@ def patch_merging(x, name):
     x = PatchMerging2x2(name=f"{name}_merge")(x)
     x = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm")(x)
     return keras.layers.Dense(2 * dim, use_bias=False, kernel_initializer=dense_initializer(), name=f"{name}_reduction")(x)
-
-
-def _validate_swin_args(depths, num_heads, pos_embed, num_classes, in_chans, out_indices):
-    if len(depths) != len(num_heads):
-        raise ValueError(f"depths {tuple(depths)} and num_heads {tuple(num_heads)} must have one entry per stage.")
-    if pos_embed not in SWIN_POS_EMBEDS:
-        raise ValueError(f"pos_embed must be one of {SWIN_POS_EMBEDS}, got {pos_embed!r}.")
-    if not isinstance(num_classes, int) or num_classes < 0:
-        raise ValueError(f"num_classes must be an int >= 0 (0 returns pooled features), got {num_classes!r}.")
-    if not isinstance(in_chans, int) or in_chans < 1:
-        raise ValueError(f"in_chans must be a positive int, got {in_chans!r}.")
-    bad = [i for i in out_indices if not 0 <= i < len(depths)]
-    if bad:
-        raise ValueError(f"out_indices must be stage indices in [0, {len(depths)}), got {tuple(out_indices)}.")
 
 
 # ----------------------------------------------------------------------------- model
@@ -182,8 +168,10 @@ class SwinTransformer(VitsModel):
         **kwargs,
     ):
         depths, num_heads = tuple(depths), tuple(num_heads)
-        out_indices = tuple(range(len(depths))) if out_indices is None else tuple(out_indices)
-        _validate_swin_args(depths, num_heads, pos_embed, num_classes, in_chans, out_indices)
+        validate_head_and_input(num_classes, in_chans)
+        out_indices = validate_stages(len(depths), out_indices, num_heads=num_heads)
+        if pos_embed not in SWIN_POS_EMBEDS:
+            raise ValueError(f"pos_embed must be one of {SWIN_POS_EMBEDS}, got {pos_embed!r}.")
         if global_pool != "avg":
             raise ValueError(f"global_pool must be 'avg' for Swin, got {global_pool!r}.")
         window_size = to_2tuple(window_size, "window_size")

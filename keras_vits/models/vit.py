@@ -16,7 +16,7 @@ from keras_vits.backend import keras, register_serializable
 from keras_vits.layers import PositionEmbedding, PrependToken, patch_embed, patch_grid, to_2tuple, transformer_block
 from keras_vits.layers.attention import dense_initializer
 from keras_vits.layers.tokens import POSITION_EMBEDDING_KINDS
-from keras_vits.models.base import Variant, VitsModel
+from keras_vits.models.base import Variant, VitsModel, validate_head_and_input
 from keras_vits.weights.weight_map import WeightMap, resample_pos_embed_value
 
 GLOBAL_POOLS = ("token", "avg")
@@ -26,12 +26,9 @@ DEIT_HEADS = ("avg", "cls", "dist")
 
 
 def _validate_vit_args(in_chans, depth, num_classes, pos_embed, global_pool, class_token):
-    if not isinstance(in_chans, int) or in_chans < 1:
-        raise ValueError(f"in_chans must be a positive int (1 for grayscale, 3 for RGB, or more), got {in_chans!r}.")
+    validate_head_and_input(num_classes, in_chans)
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be a positive int, got {depth!r}.")
-    if not isinstance(num_classes, int) or num_classes < 0:
-        raise ValueError(f"num_classes must be an int >= 0 (0 returns pooled features), got {num_classes!r}.")
     if pos_embed not in POSITION_EMBEDDING_KINDS:
         raise ValueError(f"pos_embed must be one of {POSITION_EMBEDDING_KINDS}, got {pos_embed!r}.")
     if global_pool not in GLOBAL_POOLS:

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from keras_vits.backend import keras, layer_weights, weight_short_name
+from keras_vits.backend import depthwise_kernel, keras, layer_weights, weight_short_name
 from keras_vits.weights.weight_map import guess_family
 
 
@@ -39,8 +39,9 @@ def _to_keras_value(layer, param, value):
     """`(keras_weight_name, value)` for a timm parameter of `layer`, transposed as Keras stores it."""
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         if param == "weight":  # (C * m, 1, kh, kw) -> (kh, kw, C, m)
-            channels, kernel = layer.depthwise_kernel.shape[2], value.shape[2:]
-            return "depthwise_kernel", value.reshape(channels, -1, *kernel).transpose(2, 3, 0, 1)
+            variable = depthwise_kernel(layer)
+            channels, kernel = variable.shape[2], value.shape[2:]
+            return weight_short_name(variable), value.reshape(channels, -1, *kernel).transpose(2, 3, 0, 1)
     elif isinstance(layer, keras.layers.Conv2D):
         if param == "weight":  # (out, in, kh, kw) -> (kh, kw, in, out)
             return "kernel", value.transpose(2, 3, 1, 0)

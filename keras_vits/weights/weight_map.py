@@ -61,7 +61,7 @@ class WeightMap:
     @property
     def head_layers(self):
         """Keras layer names of the classifier."""
-        return tuple(module.replace(".", "_") for module in self.head_modules)
+        return tuple(self.keras_layer_and_param(f"{module}.weight")[0] for module in self.head_modules)
 
 
 #: Keys that identify a family's checkpoint, for the "wrong family" message.
@@ -69,7 +69,7 @@ FAMILY_SIGNATURES = {
     "vit": r"^blocks\.\d+\.attn\.qkv\.weight$",
     "swin": r"^layers\.\d+\.blocks\.\d+\.attn\.relative_position_bias_table$",
     "pvt_v2": r"^stages\.\d+\.blocks\.\d+\.attn\.(q|kv)\.weight$",
-    "pvt (transformers)": r"^pvt\.encoder\.block\.\d+\.\d+\.attention\.",
+    "pvt_v1": r"^pvt\.encoder\.block\.\d+\.\d+\.attention\.",
     "convnext": r"^stages\.\d+\.blocks\.\d+\.conv_dw\.weight$",
     "resnet": r"^layer\d+\.\d+\.conv1\.weight$",
 }

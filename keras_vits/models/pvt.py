@@ -1,0 +1,454 @@
+"""Pyramid Vision Transformer, v1 and v2: global attention made affordable by spatial reduction.
+
+Papers:
+    Pyramid Vision Transformer: A Versatile Backbone for Dense Prediction without
+    Convolutions (Wang et al., 2021), https://arxiv.org/abs/2102.12122
+    PVT v2: Improved Baselines with Pyramid Vision Transformer (Wang et al., 2022),
+    https://arxiv.org/abs/2106.13797
+
+v2 layer names follow timm's module paths (`stages.1.blocks.0.attn.kv` ->
+`stages_1_blocks_0_attn_kv`). timm has no v1 and the official v1 files are
+pickles, so v1 loads HuggingFace transformers' `PvtForImageClassification`
+safetensors, through a rename table onto the same naming scheme.
+"""
+
+import numpy as np
+
+from keras_vits.backend import keras, register_serializable
+from keras_vits.layers import PositionEmbedding, PrependToken, mlp_block, to_2tuple
+from keras_vits.layers.attention import SpatialReductionAttentionCore, dense_initializer
+from keras_vits.layers.pooling import AdaptiveAveragePooling2D
+from keras_vits.layers.transformer import residual_branch
+from keras_vits.models.base import Variant, VitsModel, validate_head_and_input, validate_stages
+from keras_vits.weights.resample import resample_abs_pos_embed
+from keras_vits.weights.weight_map import WeightMap
+
+#: Linear SRA (PVT v2-li) pools keys and values to this size, whatever the input.
+LINEAR_POOL_SIZE = 7
+
+# ----------------------------------------------------------------------------- graph
+
+
+def spatial_reduction_attention(
+    x, grid, num_heads, sr_ratio, linear, qkv_bias, separate_kv, attn_drop_rate, proj_drop_rate, sr_epsilon, name
+):
+    """Spatial-reduction attention (SRA): queries from every token, keys and values from a reduced map.
+
+    Args:
+        x: `(B, H, W, C)` map, or `(B, P + H * W, C)` tokens (P prefix tokens only where `sr_ratio == 1`).
+        grid: `(H, W)`.
+        sr_ratio: keys and values come from a `sr x sr`-strided conv of the map; 1 keeps every token.
+        linear: PVT v2-li: average-pool to 7x7, 1x1 conv, norm, GELU (ignores `sr_ratio`).
+        separate_kv: separate `k` and `v` projections (PVT v1, as transformers stores it)
+            rather than a fused `kv` (timm).
+        sr_epsilon: LayerNorm epsilon after the reduction.
+        name: prefix (`stages_0_blocks_1_attn`).
+
+    Returns: a tensor of `x`'s shape.
+    """
+    dim = x.shape[-1]
+    query = keras.layers.Dense(dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_q")(x)
+    source = x
+    if linear or sr_ratio > 1:
+        if len(x.shape) == 3:
+            if x.shape[1] != grid[0] * grid[1]:
+                raise ValueError(f"Spatial reduction needs patch tokens only, got {x.shape[1]} tokens for grid {grid}.")
+            source = keras.layers.Reshape((*grid, dim), name=f"{name}_to_map")(x)
+        if linear:
+            source = AdaptiveAveragePooling2D(LINEAR_POOL_SIZE, name=f"{name}_pool")(source)
+            source = keras.layers.Conv2D(dim, 1, name=f"{name}_sr")(source)
+        else:
+            source = keras.layers.Conv2D(dim, sr_ratio, strides=sr_ratio, name=f"{name}_sr")(source)
+        source = keras.layers.LayerNormalization(epsilon=sr_epsilon, name=f"{name}_norm")(source)
+        if linear:
+            source = keras.layers.Activation("gelu", name=f"{name}_act")(source)
+    dense = lambda width, suffix: keras.layers.Dense(  # noqa: E731
+        width, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_{suffix}"
+    )
+    if separate_kv:
+        inputs = [query, dense(dim, "k")(source), dense(dim, "v")(source)]
+    else:
+        inputs = [query, dense(2 * dim, "kv")(source)]
+    out = SpatialReductionAttentionCore(num_heads, attn_drop_rate, name=f"{name}_core")(inputs)
+    out = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name=f"{name}_proj")(out)
+    if proj_drop_rate:
+        out = keras.layers.Dropout(proj_drop_rate, name=f"{name}_proj_drop")(out)
+    return out
+
+
+def pvt_v2_block(x, num_heads, mlp_ratio, sr_ratio, linear, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, name):
+    """PVT v2 block on a `(B, H, W, C)` map: SRA, then an MLP with a 3x3 depth-wise conv, both pre-norm."""
+    dim = x.shape[-1]
+    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
+    y = spatial_reduction_attention(
+        y, tuple(x.shape[1:3]), num_heads, sr_ratio, linear, qkv_bias, False,
+        attn_drop_rate, drop_rate, 1e-5, name=f"{name}_attn",
+    )  # fmt: skip
+    x = residual_branch(x, y, None, drop_path_rate, name, 1)
+    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(x)
+    y = keras.layers.Dense(int(dim * mlp_ratio), kernel_initializer=dense_initializer(), name=f"{name}_mlp_fc1")(y)
+    if linear:
+        y = keras.layers.ReLU(name=f"{name}_mlp_relu")(y)
+    y = keras.layers.DepthwiseConv2D(3, padding="same", name=f"{name}_mlp_dwconv")(y)
+    y = keras.layers.Activation("gelu", name=f"{name}_mlp_act")(y)
+    if drop_rate:
+        y = keras.layers.Dropout(drop_rate, name=f"{name}_mlp_drop1")(y)
+    y = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name=f"{name}_mlp_fc2")(y)
+    if drop_rate:
+        y = keras.layers.Dropout(drop_rate, name=f"{name}_mlp_drop2")(y)
+    return residual_branch(x, y, None, drop_path_rate, name, 2)
+
+
+def pvt_v1_block(tokens, grid, num_heads, mlp_ratio, sr_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, name):
+    """PVT v1 block on `(B, P + H * W, C)` tokens: SRA and a plain MLP, both pre-norm."""
+    dim = tokens.shape[-1]
+    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(tokens)
+    y = spatial_reduction_attention(
+        y, grid, num_heads, sr_ratio, False, qkv_bias, True, attn_drop_rate, drop_rate, 1e-6, name=f"{name}_attn"
+    )
+    tokens = residual_branch(tokens, y, None, drop_path_rate, name, 1)
+    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(tokens)
+    y = mlp_block(y, int(dim * mlp_ratio), drop_rate=drop_rate, name=f"{name}_mlp")
+    return residual_branch(tokens, y, None, drop_path_rate, name, 2)
+
+
+def overlapping_patch_embed(x, embed_dim, kernel_size, stride, name):
+    """Conv with `kernel // 2` zero padding on every side (PyTorch's, not TF's "same"), then LayerNorm."""
+    pad = kernel_size // 2
+    x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    x = keras.layers.Conv2D(embed_dim, kernel_size, strides=stride, name=f"{name}_proj")(x)
+    return keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm")(x)
+
+
+def _head(x, num_classes, drop_rate, name="head"):
+    if num_classes and drop_rate:
+        x = keras.layers.Dropout(drop_rate, name=f"{name}_drop")(x)
+    if not num_classes:
+        return x
+    return keras.layers.Dense(num_classes, kernel_initializer=dense_initializer(), dtype="float32", name=name)(x)
+
+
+class _PyramidBase(VitsModel):
+    """Arguments and checks PVT v1 and v2 share."""
+
+    def _check(self, in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices):
+        validate_head_and_input(num_classes, in_chans)
+        if global_pool not in self.GLOBAL_POOLS:
+            raise ValueError(f"global_pool must be one of {self.GLOBAL_POOLS}, got {global_pool!r}.")
+        out_indices = validate_stages(
+            len(depths), out_indices, embed_dims=embed_dims, num_heads=num_heads, mlp_ratios=mlp_ratios, sr_ratios=sr_ratios
+        )
+        for dim, heads in zip(embed_dims, num_heads):
+            if dim % heads:
+                raise ValueError(f"embed_dims {tuple(embed_dims)} must be divisible by num_heads {tuple(num_heads)}.")
+        return out_indices
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@register_serializable
+class PyramidVisionTransformerV2(_PyramidBase):
+    """PVT v2: overlapping patch embeddings, spatial-reduction attention, a conv in the MLP, no position embedding.
+
+    Args:
+        image_size: int or `(height, width)`; any size (there is no position embedding). Defaults to 224.
+        in_chans: input channels. Defaults to 3.
+        num_classes: classes of the head; 0 returns pooled features. Defaults to 1000.
+        global_pool: `"avg"`, the mean over the last map. Defaults to `"avg"`.
+        embed_dims: channels per stage. Defaults to `(64, 128, 320, 512)`.
+        depths: blocks per stage. Defaults to `(3, 4, 6, 3)` (b2).
+        num_heads: attention heads per stage. Defaults to `(1, 2, 5, 8)`.
+        mlp_ratios: MLP hidden width over the stage width. Defaults to `(8, 8, 4, 4)`.
+        sr_ratios: spatial reduction of keys and values per stage. Defaults to `(8, 4, 2, 1)`.
+        qkv_bias: bias in the q and kv projections. Defaults to True.
+        linear: linear SRA (v2-li): keys and values pooled to 7x7, ReLU in the MLP. Defaults to False.
+        drop_rate: dropout in the blocks and before the head. Defaults to 0.
+        attn_drop_rate: dropout on attention probabilities. Defaults to 0.
+        drop_path_rate: stochastic depth, rising linearly over all blocks. Defaults to 0.
+        features_only: return the stage maps instead of logits. Defaults to False.
+        out_indices: stages returned when `features_only`; None means all. Defaults to None.
+        name: model name. Defaults to `"pvt_v2"`.
+
+    Input: `(B, H, W, in_chans)` float32, normalised.
+    Output: `(B, num_classes)` logits, `(B, embed_dims[-1])` when `num_classes=0`, or with
+    `features_only` the normalised stage maps `(B, H / s, W / s, embed_dims[i])`, `s = 4, 8, 16, 32`.
+
+    Example:
+    >>> model = PyramidVisionTransformerV2(image_size=64, embed_dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 2), num_classes=10)
+    >>> model(np.zeros((1, 64, 64, 3), "float32")).shape
+    TensorShape([1, 10])
+    """
+
+    GLOBAL_POOLS = ("avg",)
+
+    def __init__(
+        self,
+        image_size=224,
+        in_chans=3,
+        num_classes=1000,
+        global_pool="avg",
+        embed_dims=(64, 128, 320, 512),
+        depths=(3, 4, 6, 3),
+        num_heads=(1, 2, 5, 8),
+        mlp_ratios=(8.0, 8.0, 4.0, 4.0),
+        sr_ratios=(8, 4, 2, 1),
+        qkv_bias=True,
+        linear=False,
+        drop_rate=0.0,
+        attn_drop_rate=0.0,
+        drop_path_rate=0.0,
+        features_only=False,
+        out_indices=None,
+        name="pvt_v2",
+        **kwargs,
+    ):
+        embed_dims, depths, num_heads = tuple(embed_dims), tuple(depths), tuple(num_heads)
+        mlp_ratios, sr_ratios = tuple(mlp_ratios), tuple(sr_ratios)
+        out_indices = self._check(
+            in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices
+        )
+        config = dict(
+            image_size=image_size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            global_pool=global_pool,
+            embed_dims=embed_dims,
+            depths=depths,
+            num_heads=num_heads,
+            mlp_ratios=mlp_ratios,
+            sr_ratios=sr_ratios,
+            qkv_bias=qkv_bias,
+            linear=linear,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+            features_only=features_only,
+            out_indices=out_indices,
+        )
+        # --- functional graph
+        images = keras.Input((*to_2tuple(image_size, "image_size"), in_chans), name="images")
+        rates = iter(np.linspace(0.0, drop_path_rate, sum(depths)))
+        x, features, feature_info = images, [], []
+        for stage, (dim, depth) in enumerate(zip(embed_dims, depths)):
+            if stage == 0:
+                x = overlapping_patch_embed(x, dim, 7, 4, name="patch_embed")
+            else:
+                x = overlapping_patch_embed(x, dim, 3, 2, name=f"stages_{stage}_downsample")
+            for index in range(depth):
+                x = pvt_v2_block(
+                    x, num_heads[stage], mlp_ratios[stage], sr_ratios[stage], linear, qkv_bias,
+                    drop_rate, attn_drop_rate, float(next(rates)), name=f"stages_{stage}_blocks_{index}",
+                )  # fmt: skip
+            x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"stages_{stage}_norm")(x)
+            features.append(x)
+            feature_info.append(dict(num_chs=dim, reduction=4 * 2**stage, module=f"stages_{stage}"))
+        if features_only:
+            outputs = [features[i] for i in out_indices]
+        else:
+            x = keras.layers.GlobalAveragePooling2D(name="head_global_pool")(x)
+            outputs = _head(x, num_classes, drop_rate)
+        super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
+        self.feature_info = [feature_info[i] for i in out_indices] if features_only else feature_info
+
+
+@register_serializable
+class PyramidVisionTransformer(_PyramidBase):
+    """PVT v1: non-overlapping patch embeddings, learned position embeddings, spatial-reduction attention.
+
+    Args:
+        image_size: int or `(height, width)`; position embeddings are built for it
+            (and resampled bilinearly from checkpoints of another size, as the official code does). Defaults to 224.
+        in_chans: input channels. Defaults to 3.
+        num_classes: classes of the head; 0 returns the class-token features. Defaults to 1000.
+        global_pool: `"token"`, the class token of the last stage. Defaults to `"token"`.
+        patch_sizes: patch size of each stage's embedding. Defaults to `(4, 2, 2, 2)`.
+        embed_dims: channels per stage. Defaults to `(64, 128, 320, 512)`.
+        depths: blocks per stage. Defaults to `(2, 2, 2, 2)` (tiny).
+        num_heads: attention heads per stage. Defaults to `(1, 2, 5, 8)`.
+        mlp_ratios: MLP hidden width over the stage width. Defaults to `(8, 8, 4, 4)`.
+        sr_ratios: spatial reduction per stage; the last stage (with the class token) must be 1. Defaults to `(8, 4, 2, 1)`.
+        qkv_bias: bias in the q, k and v projections. Defaults to True.
+        drop_rate: dropout in the blocks and before the head. Defaults to 0.
+        attn_drop_rate: dropout on attention probabilities. Defaults to 0.
+        drop_path_rate: stochastic depth, rising linearly over all blocks. Defaults to 0.
+        features_only: return the stage maps (before the final norm, class token removed). Defaults to False.
+        out_indices: stages returned when `features_only`; None means all. Defaults to None.
+        name: model name. Defaults to `"pvt"`.
+
+    Input: `(B, H, W, in_chans)` float32, normalised.
+    Output: `(B, num_classes)` logits, `(B, embed_dims[-1])` when `num_classes=0`, or with
+    `features_only` the stage maps `(B, H / s, W / s, embed_dims[i])`, `s = 4, 8, 16, 32`.
+
+    Example:
+    >>> model = PyramidVisionTransformer(image_size=64, embed_dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 2), num_classes=10)
+    >>> model(np.zeros((1, 64, 64, 3), "float32")).shape
+    TensorShape([1, 10])
+    """
+
+    GLOBAL_POOLS = ("token",)
+
+    def __init__(
+        self,
+        image_size=224,
+        in_chans=3,
+        num_classes=1000,
+        global_pool="token",
+        patch_sizes=(4, 2, 2, 2),
+        embed_dims=(64, 128, 320, 512),
+        depths=(2, 2, 2, 2),
+        num_heads=(1, 2, 5, 8),
+        mlp_ratios=(8.0, 8.0, 4.0, 4.0),
+        sr_ratios=(8, 4, 2, 1),
+        qkv_bias=True,
+        drop_rate=0.0,
+        attn_drop_rate=0.0,
+        drop_path_rate=0.0,
+        features_only=False,
+        out_indices=None,
+        name="pvt",
+        **kwargs,
+    ):
+        embed_dims, depths, num_heads, patch_sizes = tuple(embed_dims), tuple(depths), tuple(num_heads), tuple(patch_sizes)
+        mlp_ratios, sr_ratios = tuple(mlp_ratios), tuple(sr_ratios)
+        out_indices = self._check(
+            in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices
+        )
+        validate_stages(len(depths), None, patch_sizes=patch_sizes)
+        if sr_ratios[-1] != 1:
+            raise ValueError(f"The last stage holds the class token and needs sr_ratio 1, got sr_ratios {sr_ratios}.")
+        config = dict(
+            image_size=image_size,
+            in_chans=in_chans,
+            num_classes=num_classes,
+            global_pool=global_pool,
+            patch_sizes=patch_sizes,
+            embed_dims=embed_dims,
+            depths=depths,
+            num_heads=num_heads,
+            mlp_ratios=mlp_ratios,
+            sr_ratios=sr_ratios,
+            qkv_bias=qkv_bias,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+            features_only=features_only,
+            out_indices=out_indices,
+        )
+        # --- functional graph
+        images = keras.Input((*to_2tuple(image_size, "image_size"), in_chans), name="images")
+        rates = iter(np.linspace(0.0, drop_path_rate, sum(depths)))
+        last = len(depths) - 1
+        x, features, feature_info = images, [], []
+        for stage, (dim, depth, patch) in enumerate(zip(embed_dims, depths, patch_sizes)):
+            name_ = f"stages_{stage}"
+            x = keras.layers.Conv2D(dim, patch, strides=patch, name=f"{name_}_patch_embed_proj")(x)
+            grid = tuple(x.shape[1:3])
+            x = keras.layers.Reshape((grid[0] * grid[1], dim), name=f"{name_}_patch_embed_flatten")(x)
+            x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name_}_patch_embed_norm")(x)
+            prefix = int(stage == last)
+            if prefix:
+                x = PrependToken(initializer_stddev=0.02, name=f"{name_}_cls_token")(x)
+            x = PositionEmbedding(grid, num_prefix_tokens=prefix, name=f"{name_}_pos_embed")(x)
+            if drop_rate:
+                x = keras.layers.Dropout(drop_rate, name=f"{name_}_pos_drop")(x)
+            for index in range(depth):
+                x = pvt_v1_block(
+                    x, grid, num_heads[stage], mlp_ratios[stage], sr_ratios[stage], qkv_bias,
+                    drop_rate, attn_drop_rate, float(next(rates)), name=f"{name_}_blocks_{index}",
+                )  # fmt: skip
+            tokens = x
+            if prefix:
+                x = keras.layers.Cropping1D((prefix, 0), name=f"{name_}_drop_cls")(x)
+            x = keras.layers.Reshape((*grid, dim), name=f"{name_}_to_map")(x)
+            features.append(x)
+            feature_info.append(dict(num_chs=dim, reduction=int(np.prod(patch_sizes[: stage + 1])), module=name_))
+        if features_only:
+            outputs = [features[i] for i in out_indices]
+        else:
+            x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(tokens)
+            x = keras.layers.Cropping1D((0, x.shape[1] - 1), name="pool_crop")(x)
+            x = keras.layers.Reshape((embed_dims[-1],), name="pool")(x)
+            outputs = _head(x, num_classes, drop_rate)
+        super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
+        self.feature_info = [feature_info[i] for i in out_indices] if features_only else feature_info
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def resample_pos_embed_bilinear(value, layer):
+    """Resizes a v1 position embedding to `layer`'s grid, bilinearly as the official PVT v1 does."""
+    if value.shape[1] == layer.num_prefix_tokens + layer.grid_size[0] * layer.grid_size[1]:
+        return value
+    return resample_abs_pos_embed(np.asarray(value, np.float32), layer.grid_size, layer.num_prefix_tokens, method="bilinear")
+
+
+PVT_V2_WEIGHT_MAP = WeightMap(family="pvt_v2", head_modules=("head",), unused_by_features=(r"^head\.",))
+
+# transformers' PvtForImageClassification keys, renamed onto this module's layer names.
+PVT_V1_WEIGHT_MAP = WeightMap(
+    family="pvt_v1",
+    renames=(
+        (r"^pvt\.encoder\.patch_embeddings\.(\d+)\.projection\.", r"stages.\1.patch_embed.proj."),
+        (r"^pvt\.encoder\.patch_embeddings\.(\d+)\.layer_norm\.", r"stages.\1.patch_embed.norm."),
+        (r"^pvt\.encoder\.patch_embeddings\.(\d+)\.position_embeddings$", r"stages.\1.pos_embed.embedding"),
+        (r"^pvt\.encoder\.patch_embeddings\.(\d+)\.cls_token$", r"stages.\1.cls_token.token"),
+        (r"^pvt\.encoder\.block\.(\d+)\.(\d+)\.", r"stages.\1.blocks.\2."),
+        (r"\.layer_norm_1\.", ".norm1."),
+        (r"\.layer_norm_2\.", ".norm2."),
+        (r"\.attention\.self\.query\.", ".attn.q."),
+        (r"\.attention\.self\.key\.", ".attn.k."),
+        (r"\.attention\.self\.value\.", ".attn.v."),
+        (r"\.attention\.self\.sequence_reduction\.", ".attn.sr."),
+        (r"\.attention\.self\.layer_norm\.", ".attn.norm."),
+        (r"\.attention\.output\.dense\.", ".attn.proj."),
+        (r"\.mlp\.dense1\.", ".mlp.fc1."),
+        (r"\.mlp\.dense2\.", ".mlp.fc2."),
+        (r"^pvt\.encoder\.layer_norm\.", "norm."),
+        (r"^classifier\.", "head."),
+    ),
+    resamplers={r"position_embeddings$": resample_pos_embed_bilinear},
+    head_modules=("classifier",),
+    unused_by_features=(r"^pvt\.encoder\.layer_norm\.", r"^classifier\."),
+)
+
+# ----------------------------------------------------------------------------- variants
+
+_IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), crop_pct=0.9, num_classes=1000)
+_V2_WIDE = dict(embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), sr_ratios=(8, 4, 2, 1))
+
+# name: constructor arguments (read from timm 1.0.31 and transformers 5.23 by tools/pvt_param_counts.py).
+_PVT_V2_TABLE = {
+    "pvt_v2_b0": dict(_V2_WIDE, embed_dims=(32, 64, 160, 256), depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4)),
+    "pvt_v2_b1": dict(_V2_WIDE, depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4)),
+    "pvt_v2_b2": dict(_V2_WIDE, depths=(3, 4, 6, 3), mlp_ratios=(8, 8, 4, 4)),
+    "pvt_v2_b2_li": dict(_V2_WIDE, depths=(3, 4, 6, 3), mlp_ratios=(8, 8, 4, 4), linear=True),
+    "pvt_v2_b3": dict(_V2_WIDE, depths=(3, 4, 18, 3), mlp_ratios=(8, 8, 4, 4)),
+    "pvt_v2_b4": dict(_V2_WIDE, depths=(3, 8, 27, 3), mlp_ratios=(8, 8, 4, 4)),
+    "pvt_v2_b5": dict(_V2_WIDE, depths=(3, 6, 40, 3), mlp_ratios=(4, 4, 4, 4)),
+}
+_PVT_V1_TABLE = {
+    "pvt_tiny": ((2, 2, 2, 2), "Zetatech/pvt-tiny-224"),
+    "pvt_small": ((3, 4, 6, 3), "Zetatech/pvt-small-224"),
+    "pvt_medium": ((3, 4, 18, 3), "Zetatech/pvt-medium-224"),
+    "pvt_large": ((3, 8, 27, 3), "Zetatech/pvt-large-224"),
+}
+
+VARIANTS = {
+    name: Variant(
+        PyramidVisionTransformerV2, dict(image_size=224, **args), PVT_V2_WEIGHT_MAP, dict(_IMAGENET, hf_hub_id=f"timm/{name}.in1k")
+    )
+    for name, args in _PVT_V2_TABLE.items()
+}
+VARIANTS.update(
+    {
+        name: Variant(
+            PyramidVisionTransformer,
+            dict(image_size=224, depths=depths, **_V2_WIDE, mlp_ratios=(8, 8, 4, 4)),
+            PVT_V1_WEIGHT_MAP,
+            dict(_IMAGENET, hf_hub_id=hub_id),
+        )
+        for name, (depths, hub_id) in _PVT_V1_TABLE.items()
+    }
+)
