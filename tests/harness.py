@@ -92,7 +92,8 @@ class ModelBattery:
             config = layer.get_config()
             clone = type(layer).from_config(json.loads(json.dumps(config)))
             assert clone.get_config() == config, type(layer).__name__
-            inputs = random_images((1,) + tuple(layer.input.shape[1:]), seed=1)
+            inputs = [random_images((1,) + tuple(t.shape[1:]), seed=i) for i, t in enumerate(as_list(layer.input))]
+            inputs = inputs if isinstance(layer.input, (list, tuple)) else inputs[0]
             clone(inputs)  # builds the clone
             clone.set_weights(layer.get_weights())
             np.testing.assert_allclose(clone(inputs).numpy(), layer(inputs).numpy(), atol=1e-6)
@@ -141,9 +142,6 @@ class ModelBattery:
         names = [v.name for v in model.trainable_variables]
         no_grad = [n for n, g in zip(names, grads) if g is None or not np.any(tf.convert_to_tensor(g).numpy())]
         assert not no_grad, f"variables without gradient: {no_grad}"
-        before = [v.numpy().copy() for v in model.trainable_variables]
-        keras.optimizers.SGD(0.1).apply_gradients(zip(grads, model.trainable_variables))
-        assert all(not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
 
     def test_fit_one_step(self, config_name):
         model = self.build(config_name)

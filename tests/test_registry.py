@@ -44,9 +44,22 @@ TIMM_TRAINABLE_PARAMS = {
     "swin_large_patch4_window7_224": 196_532_476,
     "swin_base_patch4_window12_384": 87_903_584,
     "swin_large_patch4_window12_384": 196_735_516,
+    # tools/pvt_param_counts.py -> tools/pvt_reference.json (v1: transformers' PvtForImageClassification)
+    "pvt_v2_b0": 3_666_760,
+    "pvt_v2_b1": 14_009_000,
+    "pvt_v2_b2": 25_362_856,
+    "pvt_v2_b2_li": 22_553_512,
+    "pvt_v2_b3": 45_238_696,
+    "pvt_v2_b4": 62_556_072,
+    "pvt_v2_b5": 81_956_008,
+    "pvt_tiny": 13_229_288,
+    "pvt_small": 24_485_864,
+    "pvt_medium": 44_208_104,
+    "pvt_large": 61_369_320,
 }
 
-# GMACs ("FLOPs") published in the papers' tables: DeiT Table 1 (with its ViT rows), Swin Table 1.
+# Published GMACs ("FLOPs") and the tolerance each issue set: DeiT Table 1 (with its ViT rows) and
+# Swin Table 1 within 2%; PVT v2 as timm lists it and PVT v1 unrounded (the paper prints 1.9/3.8/6.7/9.8) within 3%.
 PAPER_GMACS = {
     "deit_small_patch16_224": 4.6,
     "deit_base_patch16_224": 17.5,
@@ -56,6 +69,13 @@ PAPER_GMACS = {
     "swin_small_patch4_window7_224": 8.7,
     "swin_base_patch4_window7_224": 15.4,
     "swin_base_patch4_window12_384": 47.0,
+    "pvt_v2_b0": 0.57,
+    "pvt_v2_b1": 2.12,
+    "pvt_v2_b2": 4.05,
+    "pvt_tiny": 1.96,
+    "pvt_small": 3.86,
+    "pvt_medium": 6.71,
+    "pvt_large": 9.89,
 }
 
 
@@ -75,7 +95,8 @@ def test_trainable_parameters_equal_timm(name):
         assert _trainable_params(model) == TIMM_TRAINABLE_PARAMS[name]
         if name in PAPER_GMACS:
             gmacs = keras_vits.count_macs(model) / 1e9
-            assert gmacs == pytest.approx(PAPER_GMACS[name], rel=0.02), f"{name}: {gmacs:.2f} GMACs"
+            tolerance = 0.03 if name.startswith("pvt") else 0.02
+            assert gmacs == pytest.approx(PAPER_GMACS[name], rel=tolerance), f"{name}: {gmacs:.2f} GMACs"
     finally:
         del model
         keras.backend.clear_session()
