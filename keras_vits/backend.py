@@ -43,4 +43,5 @@ def layer_weights(model):
 
 def depthwise_kernel(layer):
     """A DepthwiseConv2D's kernel variable: `kernel` in Keras 3, `depthwise_kernel` in tf-keras."""
-    return getattr(layer, "depthwise_kernel", None) or layer.kernel
+    variable = getattr(layer, "depthwise_kernel", None)
+    return layer.kernel if variable is None else variable

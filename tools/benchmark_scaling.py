@@ -1,0 +1,77 @@
+"""Time per image against image size: Swin's window attention grows linearly, ViT's global attention faster.
+
+    python tools/benchmark_scaling.py [--models swin_tiny_patch4_window7_224 deit_small_patch16_224]
+                                      [--sizes 224 448] [--repeats 7] [--batch-size 1]
+
+Each model is built at each size (random weights: the cost does not depend on
+them), compiled as a float32 `tf.function`, warmed up, then timed; sizes and
+models alternate inside every repetition so that machine noise hits all of
+them alike. Prints medians, the time ratio to the first size, the pixel ratio
+and the MAC ratio (`count_macs`), and writes the table as JSON if asked.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import keras_vits
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["swin_tiny_patch4_window7_224", "deit_small_patch16_224"],
+                        help="Registry names. Default: Swin-T and DeiT-S (same width as ViT-S).")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[224, 448], help="Square image sizes. Default: 224 448.")
+    parser.add_argument("--batch-size", type=int, default=1, help="Images per call. Default: 1.")
+    parser.add_argument("--repeats", type=int, default=7, help="Timed repetitions (median reported). Default: 7.")
+    parser.add_argument("--calls", type=int, default=3, help="Calls per repetition. Default: 3.")
+    parser.add_argument("--json", default=None, help="Also write the table to this JSON file.")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    runners, macs = {}, {}
+    for name in args.models:
+        for size in args.sizes:
+            model = keras_vits.create_model(name, image_size=size)
+            images = tf.constant(np.random.default_rng(0).normal(size=(args.batch_size, size, size, 3)), tf.float32)
+            function = tf.function(lambda x, model=model: model(x, training=False))
+            function(images)  # trace and warm up
+            function(images)
+            runners[name, size] = (function, images)
+            macs[name, size] = keras_vits.count_macs(model)
+    seconds = {key: [] for key in runners}
+    for _ in range(args.repeats):
+        for key, (function, images) in runners.items():
+            start = time.perf_counter()
+            for _ in range(args.calls):
+                function(images).numpy()
+            seconds[key].append((time.perf_counter() - start) / (args.calls * args.batch_size))
+    rows = []
+    for name in args.models:
+        base = statistics.median(seconds[name, args.sizes[0]])
+        for size in args.sizes:
+            per_image = statistics.median(seconds[name, size])
+            rows.append(dict(
+                model=name, size=size, ms_per_image=1000 * per_image, time_ratio=per_image / base,
+                pixel_ratio=(size / args.sizes[0]) ** 2, macs_ratio=macs[name, size] / macs[name, args.sizes[0]],
+                gmacs=macs[name, size] / 1e9,
+            ))  # fmt: skip
+    print(f"batch {args.batch_size}, float32 tf.function, median of {args.repeats} x {args.calls} calls")
+    print("| model | size | ms / image | time vs first size | pixels vs first size | MACs vs first size |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['size']} | {r['ms_per_image']:.1f} | {r['time_ratio']:.2f}x | "
+              f"{r['pixel_ratio']:.2f}x | {r['macs_ratio']:.2f}x ({r['gmacs']:.1f} G) |")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(rows, file, indent=1)
+
+
+if __name__ == "__main__":
+    main()
