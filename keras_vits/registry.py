@@ -6,6 +6,7 @@ this module only gathers them. There is no function per variant.
 
 import difflib
 import fnmatch
+import inspect
 import os
 
 from keras_vits.models import pvt, swin, vit
@@ -88,6 +89,18 @@ def create_model(name, weights=None, num_classes=1000, image_size=None, **overri
     Returns: the Keras model, named `name`.
     """
     variant = get_variant(name)
+    accepted = inspect.signature(variant.model_cls.__init__).parameters
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        hint = (
+            " features_only is for the hierarchical families (Swin, PVT); use num_classes=0 for pooled features."
+            if "features_only" in unknown
+            else ""
+        )
+        raise ValueError(
+            f"{variant.model_cls.__name__} ({name}) takes no argument {', '.join(unknown)}.{hint} "
+            f"It takes: {', '.join(p for p in accepted if p not in ('self', 'kwargs'))}."
+        )
     config = dict(variant.config, num_classes=num_classes, **overrides)
     if image_size is not None:
         config["image_size"] = image_size

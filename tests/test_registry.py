@@ -143,3 +143,17 @@ def test_pretrained_configs_carry_preprocessing():
     assert deit["mean"] == (0.485, 0.456, 0.406) and deit["crop_pct"] == 1.0
     assert keras_vits.get_pretrained_cfg("vit_huge_patch14_224")["num_classes"] == 0
     assert keras_vits.get_pretrained_cfg("vit_large_patch14_224")["hf_hub_id"] is None
+
+
+def test_unknown_arguments_are_named_with_what_the_model_takes():
+    with pytest.raises(ValueError, match="features_only is for the hierarchical families"):
+        keras_vits.create_model("vit_tiny_patch16_224", features_only=True)
+    with pytest.raises(ValueError, match="takes no argument windw_size"):
+        keras_vits.create_model("swin_tiny_patch4_window7_224", windw_size=8)
+
+
+def test_every_family_offers_pyramid_features_through_create_model():
+    for name in ("swin_tiny_patch4_window7_224", "pvt_v2_b0", "pvt_tiny"):
+        model = keras_vits.create_model(name, features_only=True, out_indices=(1, 3), depths=(1, 1, 1, 1))
+        assert [info["reduction"] for info in model.feature_info] == [8, 32], name
+        assert [tuple(o.shape[1:3]) for o in model.outputs] == [(28, 28), (7, 7)], name
