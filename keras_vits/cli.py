@@ -1,7 +1,8 @@
-"""The `keras-vits` command line: list models, describe one, run the demo.
+"""The `keras-vits` command line: list models, describe one, export one, run the demo.
 
     keras-vits list 'deit_*'
     keras-vits info vit_small_patch16_224 --image-size 384
+    keras-vits export deit_small_patch16_224 --weights model.safetensors --format saved_model
     keras-vits demo
 """
 
@@ -70,6 +71,41 @@ def _cmd_demo(args):
     return 0
 
 
+def _cmd_export(args):
+    """Writes a SavedModel for TF Serving or a TFLite file."""
+    import numpy as np
+
+    import keras_vits
+    from keras_vits.export import convert_tflite, export_saved_model
+
+    model = keras_vits.create_model(
+        args.name, weights=args.weights, num_classes=args.num_classes, image_size=args.image_size
+    )
+    cfg = keras_vits.get_pretrained_cfg(args.name)
+    if args.format == "saved_model":
+        if args.labels:
+            labels = [line.strip() for line in open(args.labels) if line.strip()]
+        else:
+            labels = [f"class_{i}" for i in range(args.num_classes)]
+        path = export_saved_model(
+            model, labels, cfg["mean"], cfg["std"], base_dir=args.output, name=args.export_name, version=args.version
+        )
+        print(f"SavedModel written to {path} (signatures: serving_default, serving_uint8, serving_bytes)")
+        return 0
+    representative = None
+    if args.mode in ("int8", "int16x8"):
+        if not args.calibration:
+            print("keras-vits export: error: --mode int8/int16x8 needs --calibration IMAGES.npy", file=sys.stderr)
+            return 2
+        representative = np.load(args.calibration, allow_pickle=False)
+    content = convert_tflite(model, args.mode, representative_images=representative, int8_io=args.int8_io)
+    path = pathlib.Path(args.output) / f"{args.export_name or args.name}_{args.mode}.tflite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    print(f"TFLite ({args.mode}) written to {path}, {len(content) / 1e6:.1f} MB")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-vits", description="Vision transformers for Keras with timm's weights."
@@ -86,6 +122,26 @@ def build_parser():
     info.add_argument("--num-classes", type=int, default=1000, help="Classes of the head; 0 for features. Default: 1000.")
     info.add_argument("--summary", action="store_true", help="Also print the Keras layer summary.")
     info.set_defaults(func=_cmd_info)
+
+    export = commands.add_parser(
+        "export", help="Export a registered model as a SavedModel for TF Serving or as a TFLite file."
+    )
+    export.add_argument("name", help="Registered model name (see `keras-vits list`).")
+    export.add_argument("--weights", default=None, help="A .safetensors path or 'timm/<repo>'. Default: random init.")
+    export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model", help="Default: saved_model.")
+    export.add_argument("--output", default="saved_models", help="Base folder. Default: saved_models.")
+    export.add_argument("--export-name", default=None, help="Name in the path. Default: the model name.")
+    export.add_argument("--version", type=int, default=None, help="SavedModel version. Default: the next free one.")
+    export.add_argument("--labels", default=None, help="Text file, one class name per line. Default: class_<i>.")
+    export.add_argument("--num-classes", type=int, default=1000, help="Classes of the head. Default: 1000.")
+    export.add_argument("--image-size", type=int, default=None, help="Input size. Default: the variant's own.")
+    export.add_argument(
+        "--mode", default="float32", choices=("float32", "float16", "dynamic_int8", "int8", "int16x8"),
+        help="TFLite quantization mode. Default: float32.",
+    )  # fmt: skip
+    export.add_argument("--calibration", default=None, help="int8/int16x8: .npy of normalised (N, H, W, C) images.")
+    export.add_argument("--int8-io", action="store_true", help="int8: int8 input and output tensors.")
+    export.set_defaults(func=_cmd_export)
 
     demo = commands.add_parser(
         "demo", help="Load a timm checkpoint from tests/fixtures into a small ViT; print summary, MACs, prediction."

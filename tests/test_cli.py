@@ -38,7 +38,17 @@ def test_demo_without_fixtures_says_where_to_run_it(tmp_path, capsys):
 
 def test_help_explains_every_command():
     text = build_parser().format_help()
-    for command in ("list", "info", "demo"):
+    for command in ("list", "info", "export", "demo"):
         assert command in text
     with pytest.raises(SystemExit):
         main(["--help"])
+
+
+def test_export_writes_a_saved_model_and_a_tflite_file(tmp_path, capsys):
+    common = ["--num-classes", "3", "--image-size", "32", "--output", str(tmp_path)]
+    assert main(["export", "pvt_v2_b0", "--format", "saved_model", *common]) == 0
+    assert (tmp_path / "pvt_v2_b0" / "1" / "saved_model.pb").is_file()
+    assert main(["export", "pvt_v2_b0", "--format", "tflite", "--mode", "float16", *common]) == 0
+    assert (tmp_path / "pvt_v2_b0_float16.tflite").stat().st_size > 0
+    assert main(["export", "pvt_v2_b0", "--format", "tflite", "--mode", "int8", *common]) == 2
+    assert "needs --calibration" in capsys.readouterr().err

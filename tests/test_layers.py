@@ -11,6 +11,7 @@ from keras_vits.layers import (
     CUSTOM_LAYERS,
     AttentionCore,
     DropPath,
+    LayerNorm,
     LayerScale,
     PositionEmbedding,
     PrependToken,
@@ -35,6 +36,7 @@ LAYER_CASES = [
     (AttentionCore(num_heads=2, attn_drop_rate=0.1), (2, 5, 24)),
     (DropPath(0.25), (4, 5, 8)),
     (LayerScale(0.3), (2, 5, 8)),
+    (LayerNorm(epsilon=1e-5), (2, 5, 8)),
 ]
 
 
@@ -174,3 +176,17 @@ def test_patch_grid_validates_sizes():
         patch_grid(225, 16)
     with pytest.raises(ValueError, match="positive ints"):
         patch_grid(224, 0)
+
+
+def test_layer_norm_matches_keras_layer_normalization():
+    x = _tokens(2, 5, 8) * 3 + 1
+    ours = LayerNorm(epsilon=1e-5)
+    reference = keras.layers.LayerNormalization(epsilon=1e-5)
+    ours(x), reference(x)
+    weights = [RNG.normal(size=(8,)).astype("float32"), RNG.normal(size=(8,)).astype("float32")]
+    ours.set_weights(weights)
+    reference.set_weights(weights)
+    np.testing.assert_allclose(ours(x).numpy(), reference(x).numpy(), atol=1e-5)
+    assert isinstance(ours, keras.layers.LayerNormalization)
+    half = LayerNorm(dtype="mixed_float16")
+    assert half(x).dtype == tf.float16 and half.gamma.dtype == tf.float32

@@ -4,10 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from harness import ModelBattery, random_images
 from safetensors.numpy import load_file
 
-from harness import ModelBattery, random_images
-from keras_vits import PyramidVisionTransformer, PyramidVisionTransformerV2, load_timm_weights
+from keras_vits import (
+    PyramidVisionTransformer,
+    PyramidVisionTransformerV2,
+    load_timm_weights,
+)
 from keras_vits.layers import AdaptiveAveragePooling2D, SpatialReductionAttentionCore
 from keras_vits.layers.pooling import adaptive_pool_matrix
 from keras_vits.models.pvt import PVT_V1_WEIGHT_MAP, PVT_V2_WEIGHT_MAP

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from harness import ModelBattery, random_images
 from safetensors.numpy import load_file
 
-from harness import ModelBattery, random_images
 from keras_vits import SwinTransformer, create_model, load_timm_weights
 from keras_vits.backend import layer_weights
 from keras_vits.layers import AttentionCore

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from harness import ModelBattery, random_images
 from safetensors.numpy import load_file
 
-from harness import ModelBattery, random_images
 from keras_vits import DeiT, VisionTransformer, load_timm_weights
 from keras_vits.models.vit import VIT_WEIGHT_MAP
 

@@ -69,7 +69,15 @@ from timm.layers import pos_embed_rel as timm_pos_embed_rel
 from timm.models import swin_transformer as timm_swin
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from make_fixtures import BATCH, FIXTURE_DIR, NOISE_STD, describe, make_images, save, state_dict_f32  # noqa: E402
+from make_fixtures import (  # noqa: E402
+    BATCH,
+    FIXTURE_DIR,
+    NOISE_STD,
+    describe,
+    make_images,
+    save,
+    state_dict_f32,
+)
 
 # Larger perturbation for the relative position bias tables (timm inits them
 # with trunc_normal std 0.02): large enough that a transposed index, a wrong

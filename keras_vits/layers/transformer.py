@@ -3,6 +3,7 @@
 from keras_vits.backend import keras
 from keras_vits.layers.attention import attention_block
 from keras_vits.layers.mlp import mlp_block
+from keras_vits.layers.norm import LayerNorm
 from keras_vits.layers.regularization import DropPath, LayerScale
 
 
@@ -47,9 +48,9 @@ def transformer_block(
     Returns: `(B, N, C)` tensor.
     """
     dim = tokens.shape[-1]
-    x = keras.layers.LayerNormalization(epsilon=norm_epsilon, name=f"{name}_norm1")(tokens)
+    x = LayerNorm(epsilon=norm_epsilon, name=f"{name}_norm1")(tokens)
     x = attention_block(x, num_heads, qkv_bias, attn_drop_rate, drop_rate, name=f"{name}_attn")
     tokens = residual_branch(tokens, x, init_values, drop_path_rate, name, 1)
-    x = keras.layers.LayerNormalization(epsilon=norm_epsilon, name=f"{name}_norm2")(tokens)
+    x = LayerNorm(epsilon=norm_epsilon, name=f"{name}_norm2")(tokens)
     x = mlp_block(x, int(dim * mlp_ratio), drop_rate=drop_rate, name=f"{name}_mlp")
     return residual_branch(tokens, x, init_values, drop_path_rate, name, 2)

@@ -17,9 +17,15 @@ import numpy as np
 from keras_vits.backend import keras, register_serializable
 from keras_vits.layers import PositionEmbedding, PrependToken, mlp_block, to_2tuple
 from keras_vits.layers.attention import SpatialReductionAttentionCore, dense_initializer
+from keras_vits.layers.norm import LayerNorm
 from keras_vits.layers.pooling import AdaptiveAveragePooling2D
 from keras_vits.layers.transformer import residual_branch
-from keras_vits.models.base import Variant, VitsModel, validate_head_and_input, validate_stages
+from keras_vits.models.base import (
+    Variant,
+    VitsModel,
+    validate_head_and_input,
+    validate_stages,
+)
 from keras_vits.weights.resample import resample_abs_pos_embed
 from keras_vits.weights.weight_map import WeightMap
 
@@ -59,7 +65,7 @@ def spatial_reduction_attention(
             source = keras.layers.Conv2D(dim, 1, name=f"{name}_sr")(source)
         else:
             source = keras.layers.Conv2D(dim, sr_ratio, strides=sr_ratio, name=f"{name}_sr")(source)
-        source = keras.layers.LayerNormalization(epsilon=sr_epsilon, name=f"{name}_norm")(source)
+        source = LayerNorm(epsilon=sr_epsilon, name=f"{name}_norm")(source)
         if linear:
             source = keras.layers.Activation("gelu", name=f"{name}_act")(source)
     dense = lambda width, suffix: keras.layers.Dense(  # noqa: E731
@@ -79,13 +85,13 @@ def spatial_reduction_attention(
 def pvt_v2_block(x, num_heads, mlp_ratio, sr_ratio, linear, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, name):
     """PVT v2 block on a `(B, H, W, C)` map: SRA, then an MLP with a 3x3 depth-wise conv, both pre-norm."""
     dim = x.shape[-1]
-    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
+    y = LayerNorm(epsilon=1e-6, name=f"{name}_norm1")(x)
     y = spatial_reduction_attention(
         y, tuple(x.shape[1:3]), num_heads, sr_ratio, linear, qkv_bias, False,
         attn_drop_rate, drop_rate, 1e-5, name=f"{name}_attn",
     )  # fmt: skip
     x = residual_branch(x, y, None, drop_path_rate, name, 1)
-    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(x)
+    y = LayerNorm(epsilon=1e-6, name=f"{name}_norm2")(x)
     y = keras.layers.Dense(int(dim * mlp_ratio), kernel_initializer=dense_initializer(), name=f"{name}_mlp_fc1")(y)
     if linear:
         y = keras.layers.ReLU(name=f"{name}_mlp_relu")(y)
@@ -102,12 +108,12 @@ def pvt_v2_block(x, num_heads, mlp_ratio, sr_ratio, linear, qkv_bias, drop_rate,
 def pvt_v1_block(tokens, grid, num_heads, mlp_ratio, sr_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, name):
     """PVT v1 block on `(B, P + H * W, C)` tokens: SRA and a plain MLP, both pre-norm."""
     dim = tokens.shape[-1]
-    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(tokens)
+    y = LayerNorm(epsilon=1e-6, name=f"{name}_norm1")(tokens)
     y = spatial_reduction_attention(
         y, grid, num_heads, sr_ratio, False, qkv_bias, True, attn_drop_rate, drop_rate, 1e-6, name=f"{name}_attn"
     )
     tokens = residual_branch(tokens, y, None, drop_path_rate, name, 1)
-    y = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(tokens)
+    y = LayerNorm(epsilon=1e-6, name=f"{name}_norm2")(tokens)
     y = mlp_block(y, int(dim * mlp_ratio), drop_rate=drop_rate, name=f"{name}_mlp")
     return residual_branch(tokens, y, None, drop_path_rate, name, 2)
 
@@ -117,7 +123,7 @@ def overlapping_patch_embed(x, embed_dim, kernel_size, stride, name):
     pad = kernel_size // 2
     x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
     x = keras.layers.Conv2D(embed_dim, kernel_size, strides=stride, name=f"{name}_proj")(x)
-    return keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm")(x)
+    return LayerNorm(epsilon=1e-5, name=f"{name}_norm")(x)
 
 
 def _head(x, num_classes, drop_rate, name="head"):
@@ -240,7 +246,7 @@ class PyramidVisionTransformerV2(_PyramidBase):
                     x, num_heads[stage], mlp_ratios[stage], sr_ratios[stage], linear, qkv_bias,
                     drop_rate, attn_drop_rate, float(next(rates)), name=f"stages_{stage}_blocks_{index}",
                 )  # fmt: skip
-            x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"stages_{stage}_norm")(x)
+            x = LayerNorm(epsilon=1e-6, name=f"stages_{stage}_norm")(x)
             features.append(x)
             feature_info.append(dict(num_chs=dim, reduction=4 * 2**stage, module=f"stages_{stage}"))
         if features_only:
@@ -345,7 +351,7 @@ class PyramidVisionTransformer(_PyramidBase):
             x = keras.layers.Conv2D(dim, patch, strides=patch, name=f"{name_}_patch_embed_proj")(x)
             grid = tuple(x.shape[1:3])
             x = keras.layers.Reshape((grid[0] * grid[1], dim), name=f"{name_}_patch_embed_flatten")(x)
-            x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name_}_patch_embed_norm")(x)
+            x = LayerNorm(epsilon=1e-6, name=f"{name_}_patch_embed_norm")(x)
             prefix = int(stage == last)
             if prefix:
                 x = PrependToken(initializer_stddev=0.02, name=f"{name_}_cls_token")(x)
@@ -366,7 +372,7 @@ class PyramidVisionTransformer(_PyramidBase):
         if features_only:
             outputs = [features[i] for i in out_indices]
         else:
-            x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(tokens)
+            x = LayerNorm(epsilon=1e-6, name="norm")(tokens)
             x = keras.layers.Cropping1D((0, x.shape[1] - 1), name="pool_crop")(x)
             x = keras.layers.Reshape((embed_dims[-1],), name="pool")(x)
             outputs = _head(x, num_classes, drop_rate)

@@ -16,6 +16,7 @@ import numpy as np
 from keras_vits.backend import keras, register_serializable
 from keras_vits.layers import PositionEmbedding, mlp_block, to_2tuple
 from keras_vits.layers.attention import dense_initializer
+from keras_vits.layers.norm import LayerNorm
 from keras_vits.layers.transformer import residual_branch
 from keras_vits.layers.window import (
     PatchMerging2x2,
@@ -25,7 +26,12 @@ from keras_vits.layers.window import (
     stage_window_and_shift,
     window_padding,
 )
-from keras_vits.models.base import Variant, VitsModel, validate_head_and_input, validate_stages
+from keras_vits.models.base import (
+    Variant,
+    VitsModel,
+    validate_head_and_input,
+    validate_stages,
+)
 from keras_vits.weights.resample import resample_abs_pos_embed
 from keras_vits.weights.weight_map import WeightMap
 
@@ -62,7 +68,7 @@ def swin_block(
     """
     height, width, dim = x.shape[1], x.shape[2], x.shape[3]
     pad = window_padding((height, width), window_size)
-    y = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm1")(x)
+    y = LayerNorm(epsilon=1e-5, name=f"{name}_norm1")(x)
     y = WindowPartition(window_size, shift_size, pad_before_shift, name=f"{name}_window_partition")(y)
     y = keras.layers.Dense(3 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_attn_qkv")(y)
     y = WindowAttentionCore(
@@ -79,7 +85,7 @@ def swin_block(
         y = keras.layers.Dropout(drop_rate, name=f"{name}_attn_proj_drop")(y)
     y = WindowReverse(window_size, (height, width), shift_size, pad_before_shift, name=f"{name}_window_reverse")(y)
     x = residual_branch(x, y, None, drop_path_rate, name, 1)
-    y = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm2")(x)
+    y = LayerNorm(epsilon=1e-5, name=f"{name}_norm2")(x)
     y = mlp_block(y, int(dim * mlp_ratio), drop_rate=drop_rate, name=f"{name}_mlp")
     return residual_branch(x, y, None, drop_path_rate, name, 2)
 
@@ -91,7 +97,7 @@ def patch_merging(x, name):
     """
     dim = x.shape[-1]
     x = PatchMerging2x2(name=f"{name}_merge")(x)
-    x = keras.layers.LayerNormalization(epsilon=1e-5, name=f"{name}_norm")(x)
+    x = LayerNorm(epsilon=1e-5, name=f"{name}_norm")(x)
     return keras.layers.Dense(2 * dim, use_bias=False, kernel_initializer=dense_initializer(), name=f"{name}_reduction")(x)
 
 
@@ -207,7 +213,7 @@ class SwinTransformer(VitsModel):
             x = keras.layers.ZeroPadding2D(((0, pad[0]), (0, pad[1])), name="patch_embed_pad")(x)
         x = keras.layers.Conv2D(embed_dim, patch, strides=patch, name="patch_embed_proj")(x)
         if patch_norm:
-            x = keras.layers.LayerNormalization(epsilon=1e-5, name="patch_embed_norm")(x)
+            x = LayerNorm(epsilon=1e-5, name="patch_embed_norm")(x)
         if pos_embed in ("absolute", "absolute+relative"):
             grid = tuple(x.shape[1:3])
             x = keras.layers.Reshape((grid[0] * grid[1], embed_dim), name="absolute_pos_embed_flatten")(x)
@@ -235,7 +241,7 @@ class SwinTransformer(VitsModel):
         if features_only:
             outputs = [features[i] for i in out_indices]
         else:
-            x = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")(x)
+            x = LayerNorm(epsilon=1e-5, name="norm")(x)
             x = keras.layers.GlobalAveragePooling2D(name="head_global_pool")(x)
             if num_classes and drop_rate:
                 x = keras.layers.Dropout(drop_rate, name="head_drop")(x)

@@ -13,8 +13,16 @@ so timm checkpoints load through a short declarative map at the end of this file
 import numpy as np
 
 from keras_vits.backend import keras, register_serializable
-from keras_vits.layers import PositionEmbedding, PrependToken, patch_embed, patch_grid, to_2tuple, transformer_block
+from keras_vits.layers import (
+    PositionEmbedding,
+    PrependToken,
+    patch_embed,
+    patch_grid,
+    to_2tuple,
+    transformer_block,
+)
 from keras_vits.layers.attention import dense_initializer
+from keras_vits.layers.norm import LayerNorm
 from keras_vits.layers.tokens import POSITION_EMBEDDING_KINDS
 from keras_vits.models.base import Variant, VitsModel, validate_head_and_input
 from keras_vits.weights.weight_map import WeightMap, resample_pos_embed_value
@@ -207,14 +215,14 @@ class VisionTransformer(VitsModel):
         )
         use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
         if not use_fc_norm:
-            x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
+            x = LayerNorm(epsilon=1e-6, name="norm")(x)
         if global_pool == "token":
             pooled = _take_token(x, 0, name="pool")
         else:
             x = keras.layers.Cropping1D((num_prefix_tokens, 0), name="pool_crop")(x)
             pooled = keras.layers.GlobalAveragePooling1D(name="pool")(x)
         if use_fc_norm:
-            pooled = keras.layers.LayerNormalization(epsilon=1e-6, name="fc_norm")(pooled)
+            pooled = LayerNorm(epsilon=1e-6, name="fc_norm")(pooled)
         outputs = _head(pooled, num_classes, drop_rate, name="head")
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
         self.num_prefix_tokens = num_prefix_tokens
@@ -304,7 +312,7 @@ class DeiT(VitsModel):
             images, 2, patch_size, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, pos_embed,
             init_values, drop_rate, attn_drop_rate, drop_path_rate,
         )  # fmt: skip
-        x = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")(x)
+        x = LayerNorm(epsilon=1e-6, name="norm")(x)
         cls_out = _head(_take_token(x, 0, name="pool_cls"), num_classes, drop_rate, name="head")
         dist_out = _head(_take_token(x, 1, name="pool_dist"), num_classes, drop_rate, name="head_dist")
         super().__init__(inputs=images, outputs=[cls_out, dist_out], config=config, name=name, **kwargs)

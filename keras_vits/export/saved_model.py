@@ -1,0 +1,179 @@
+"""SavedModel export for TF Serving, with preprocessing and labels inside.
+
+Layout: `<base_dir>/<name>/<version>/` (`saved_model.pb`, `variables/`,
+`assets/labels.txt`), the layout TF Serving watches; a new export takes the
+next integer version and appears only once fully written (written under a
+temporary name, then renamed).
+
+Signatures (inputs of any size; the model's resize and normalisation happen inside):
+    serving_default  `images`: float32 `(B, H, W, C)` pixel values in [0, 255]
+                     (declared without a rank, which is checked inside);
+    serving_uint8    `images`: uint8 `(B, H, W, C)`, likewise;
+    serving_bytes    `image_bytes`: string `(B,)`, encoded JPEG, PNG, GIF or BMP.
+Each returns `probabilities` `(B, num_classes)`, `top_k_ids` int64 `(B, k)`,
+`top_k_probabilities` `(B, k)` and `top_k_labels` string `(B, k)`. Channels
+may be the model's, or 1 and 3 interchangeably (converted); anything else is
+an InvalidArgument error for that request alone.
+"""
+
+import os
+import pathlib
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+SIGNATURES = ("serving_default", "serving_uint8", "serving_bytes")
+
+
+class ServingModule(tf.Module):
+    """The exported object: the Keras model, its labels table and the three serving functions.
+
+    Args:
+        model: a keras_vits classifier (logits output) with a static input size.
+        labels_file: text file with one class name per line, `num_classes` lines.
+        mean, std: per-channel normalisation of the model's inputs, on [0, 1] pixels.
+        top_k: how many classes the top-k outputs hold.
+        resize_method: `tf.image.resize` method used to reach the model's size. Defaults to `"bilinear"`.
+    """
+
+    def __init__(self, model, labels_file, mean, std, top_k=5, resize_method="bilinear"):
+        super().__init__(name="keras_vits_serving")
+        self.model = model
+        self.height, self.width, self.channels = (int(d) for d in model.inputs[0].shape[1:])
+        self.num_classes = int(model.outputs[0].shape[-1])
+        self.top_k = min(int(top_k), self.num_classes)
+        self.mean = tf.constant(mean, tf.float32)
+        self.std = tf.constant(std, tf.float32)
+        self.resize_method = resize_method
+        self.labels_asset = tf.saved_model.Asset(str(labels_file))
+        self.labels = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                self.labels_asset,
+                tf.int64,
+                tf.lookup.TextFileIndex.LINE_NUMBER,
+                tf.string,
+                tf.lookup.TextFileIndex.WHOLE_LINE,
+            ),
+            default_value="",
+        )
+
+    def _match_channels(self, images):
+        """`(B, H, W, c)` float -> `(B, H, W, C)`: gray and RGB convert; other counts are an error."""
+        if images.shape[-1] == self.channels:
+            return images
+        convertible = self.channels in (1, 3)
+        other = 4 - self.channels if convertible else self.channels  # 3 for a gray model, 1 for an RGB one
+        allowed = f"{self.channels} or {other}" if convertible else f"{self.channels}"
+        channels = tf.shape(images)[-1]
+        check = tf.debugging.Assert(
+            tf.logical_or(tf.equal(channels, self.channels), tf.equal(channels, other)),
+            [f"images must have {allowed} channels (NHWC), got", channels],
+        )
+        with tf.control_dependencies([check]):
+            images = tf.identity(images)
+        if not convertible:
+            return tf.ensure_shape(images, [None, None, None, self.channels])
+        convert = tf.image.rgb_to_grayscale if self.channels == 1 else tf.image.grayscale_to_rgb
+        return tf.cond(
+            tf.equal(channels, self.channels),
+            lambda: tf.reshape(images, tf.concat([tf.shape(images)[:3], [self.channels]], 0)),
+            lambda: convert(tf.reshape(images, tf.concat([tf.shape(images)[:3], [other]], 0))),
+        )
+
+    def preprocess(self, images):
+        """Pixels in [0, 255], any size -> the model's normalised input `(B, H, W, C)` float32."""
+        # The signatures declare no rank, so that this check runs on every request rather
+        # than being folded away against a declared rank that nothing enforces at run time.
+        tf.debugging.assert_rank(images, 4, message="images must be rank 4: (batch, height, width, channels)")
+        images = tf.ensure_shape(images, [None, None, None, None])
+        images = self._match_channels(tf.cast(images, tf.float32))
+        images = tf.image.resize(images, (self.height, self.width), method=self.resize_method, antialias=True)
+        return (images / 255.0 - self.mean) / self.std
+
+    def _predict(self, images):
+        logits = tf.cast(self.model(self.preprocess(images), training=False), tf.float32)
+        probabilities = tf.nn.softmax(logits, axis=-1)
+        top_probabilities, top_ids = tf.math.top_k(probabilities, k=self.top_k)
+        top_ids = tf.cast(top_ids, tf.int64)
+        return {
+            "probabilities": probabilities,
+            "top_k_ids": top_ids,
+            "top_k_probabilities": top_probabilities,
+            "top_k_labels": self.labels.lookup(top_ids),
+        }
+
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
+    def serving_default(self, images):
+        return self._predict(images)
+
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name="images")])
+    def serving_uint8(self, images):
+        return self._predict(images)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serving_bytes(self, image_bytes):
+        decode_channels = 1 if self.channels == 1 else 3
+
+        def decode(data):
+            image = tf.io.decode_image(data, channels=decode_channels, expand_animations=False)
+            image = tf.image.resize(tf.cast(image, tf.float32), (self.height, self.width), antialias=True)
+            return image
+
+        images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([self.height, self.width, decode_channels], tf.float32))
+        return self._predict(images)
+
+
+def next_version(model_dir):
+    """The integer version after the highest one in `model_dir` (1 for a new model)."""
+    versions = [int(p.name) for p in pathlib.Path(model_dir).glob("*") if p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(model, labels, mean, std, base_dir="saved_models", name=None, version=None, top_k=5):
+    """Writes `model` as a SavedModel for TF Serving at `<base_dir>/<name>/<version>/`.
+
+    Args:
+        model: a keras_vits classifier with logits output.
+        labels: class names, one per logit.
+        mean, std: normalisation of the model's inputs (per channel, on [0, 1] pixels),
+            e.g. from `keras_vits.get_pretrained_cfg(name)`.
+        base_dir: TF Serving's model base path. Defaults to `"saved_models"`.
+        name: model name in the path. Defaults to `model.name`.
+        version: integer version; None takes the next free one. Defaults to None.
+        top_k: classes in the top-k outputs. Defaults to 5.
+
+    Returns: the export directory (`pathlib.Path`).
+
+    Raises:
+        ValueError: labels that do not match the logits, a model without a
+            classifier, or a version that already exists.
+    """
+    if getattr(model, "get_config", None) and model.get_config().get("features_only"):
+        raise ValueError("export_saved_model needs a classifier; this model returns feature maps (features_only=True).")
+    num_classes = int(model.outputs[0].shape[-1])
+    labels = [str(label) for label in labels]
+    if len(labels) != num_classes or any("\n" in label for label in labels):
+        raise ValueError(f"labels must be {num_classes} single-line names (one per logit), got {len(labels)}.")
+    model_dir = pathlib.Path(base_dir) / (name or model.name)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = next_version(model_dir) if version is None else int(version)
+    target = model_dir / str(version)
+    if target.exists():
+        raise ValueError(f"{target} already exists; TF Serving versions are immutable, pick another version.")
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
+    try:
+        labels_file = staging / "labels.txt"
+        labels_file.write_text("\n".join(labels) + "\n")
+        module = ServingModule(model, labels_file, mean, std, top_k=top_k)
+        signatures = {
+            "serving_default": module.serving_default.get_concrete_function(),
+            "serving_uint8": module.serving_uint8.get_concrete_function(),
+            "serving_bytes": module.serving_bytes.get_concrete_function(),
+        }
+        export_dir = staging / "export"
+        tf.saved_model.save(module, str(export_dir), signatures=signatures)
+        os.replace(export_dir, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,162 @@
+"""TFLite conversion in five modes, with builtin ops only, and a LiteRT runner.
+
+Modes (TensorFlow's post-training quantization recipes):
+    float32       no quantization;
+    float16       float16 weights, float32 compute;
+    dynamic_int8  int8 weights, activations quantized on the fly (dynamic range);
+    int8          int8 weights and activations, calibrated on representative images;
+                  input and output int8 with `int8_io=True`, else float;
+    int16x8       int16 activations, int8 weights, calibrated likewise.
+
+Models are converted with a fixed batch (1 by default): with a dynamic batch
+the converter leaves SHAPE/PACK ops before reshapes that XNNPACK cannot take.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+TFLITE_MODES = ("float32", "float16", "dynamic_int8", "int8", "int16x8")
+CALIBRATED_MODES = ("int8", "int16x8")
+
+
+def convert_tflite(model, mode="float32", representative_images=None, int8_io=False, batch_size=1):
+    """Converts a keras_vits model to a TFLite flatbuffer with builtin ops only.
+
+    Args:
+        model: a Keras model with a static input size.
+        mode: one of `TFLITE_MODES`. Defaults to `"float32"`.
+        representative_images: float32 `(N, H, W, C)` model inputs (already
+            normalised) for calibration; required by `"int8"` and `"int16x8"`.
+        int8_io: int8 input and output tensors in `"int8"` mode. Defaults to False.
+        batch_size: the fixed batch of the converted model. Defaults to 1.
+
+    Returns: the `.tflite` bytes.
+
+    Raises:
+        ValueError: unknown mode, missing calibration images, or an op without a builtin kernel.
+    """
+    if mode not in TFLITE_MODES:
+        raise ValueError(f"mode must be one of {TFLITE_MODES}, got {mode!r}.")
+    if mode in CALIBRATED_MODES and representative_images is None:
+        raise ValueError(f"mode {mode!r} needs representative_images (float32 model inputs) for calibration.")
+    if int8_io and mode != "int8":
+        raise ValueError(f"int8_io applies to mode 'int8' only, got mode {mode!r}.")
+    shape = (batch_size, *model.inputs[0].shape[1:])
+    function = tf.function(lambda images: model(images, training=False))
+    concrete = function.get_concrete_function(tf.TensorSpec(shape, tf.float32, name="images"))
+    # No trackable object: the converter then freezes variables into constants.
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if mode != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode in CALIBRATED_MODES:
+        images = np.asarray(representative_images, np.float32)
+
+        def representative_dataset():
+            for start in range(0, len(images) - batch_size + 1, batch_size):
+                yield [images[start : start + batch_size]]
+
+        converter.representative_dataset = representative_dataset
+        if mode == "int8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        else:
+            # 16x8 kernels do not cover every op (LayerNormalization lowers to NEG, which has none);
+            # those run as float builtins, still with no Flex or custom op.
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                tf.lite.OpsSet.TFLITE_BUILTINS,
+            ]
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises ConverterError and others for unsupported ops
+        raise ValueError(f"TFLite conversion of {model.name} in mode {mode!r} failed: {error}") from error
+
+
+class TFLiteModel:
+    """Runs a `.tflite` model with the LiteRT interpreter, taking and returning float32.
+
+    Quantized inputs and outputs are scaled with the model's own parameters.
+
+    Args:
+        model_content: the flatbuffer bytes.
+        num_threads: interpreter threads. Defaults to 1.
+        use_xnnpack: apply LiteRT's default XNNPACK delegate. Defaults to True.
+    """
+
+    def __init__(self, model_content, num_threads=1, use_xnnpack=True):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = OpResolverType.AUTO if use_xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.interpreter = Interpreter(
+            model_content=model_content, num_threads=num_threads, experimental_op_resolver_type=resolver
+        )
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+
+    @property
+    def batch_size(self):
+        return int(self.input["shape"][0])
+
+    def delegation(self):
+        """`{op name: (count, delegated count)}`: which of the model's ops the delegate (XNNPACK) runs.
+
+        LiteRT appends one `DELEGATE` node per delegated partition and keeps the
+        original nodes in its node list; a partition's nodes are found by walking
+        back from its output tensors to its input tensors.
+        """
+        self(np.zeros(self.input["shape"], np.float32))  # delegates are applied at the first invoke
+        nodes = self.interpreter._get_ops_details()
+        originals = [n for n in nodes if n["op_name"] != "DELEGATE"]
+        producer = {int(t): n["index"] for n in originals for t in n["outputs"]}
+        delegated = set()
+        for partition in (n for n in nodes if n["op_name"] == "DELEGATE"):
+            boundary = {int(t) for t in partition["inputs"]}
+            pending = [int(t) for t in partition["outputs"]]
+            while pending:
+                tensor = pending.pop()
+                node = producer.get(tensor)
+                if node is None or node in delegated or tensor in boundary:
+                    continue
+                delegated.add(node)
+                pending.extend(int(t) for t in nodes[node]["inputs"] if t >= 0)
+        report = {}
+        for node in originals:
+            count, done = report.get(node["op_name"], (0, 0))
+            report[node["op_name"]] = (count + 1, done + (node["index"] in delegated))
+        return dict(sorted(report.items()))
+
+    def __call__(self, images):
+        """`(batch_size, H, W, C)` float32 -> `(batch_size, num_classes)` float32."""
+        images = np.asarray(images, np.float32)
+        if images.shape != tuple(self.input["shape"]):
+            raise ValueError(f"TFLite model expects input of shape {tuple(self.input['shape'])}, got {images.shape}.")
+        if self.input["dtype"] != np.float32:
+            scale, zero_point = self.input["quantization"]
+            info = np.iinfo(self.input["dtype"])
+            images = np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(self.input["dtype"])
+        self.interpreter.set_tensor(self.input["index"], images)
+        self.interpreter.invoke()
+        out = self.interpreter.get_tensor(self.output["index"])
+        if self.output["dtype"] != np.float32:
+            scale, zero_point = self.output["quantization"]
+            out = (out.astype(np.float32) - zero_point) * scale
+        return out
+
+    def predict(self, images):
+        """Runs any number of images through the fixed-batch model."""
+        images = np.asarray(images, np.float32)
+        batch = self.batch_size
+        if len(images) % batch:
+            raise ValueError(f"predict needs a multiple of the model's batch size {batch}, got {len(images)} images.")
+        return np.concatenate([self(images[i : i + batch]) for i in range(0, len(images), batch)])
+
+
+def delegation_report(model_content, num_threads=1):
+    """`{op name: (count, count delegated to XNNPACK)}` for a `.tflite` model."""
+    return TFLiteModel(model_content, num_threads=num_threads).delegation()

@@ -1,0 +1,187 @@
+"""Export: SavedModel signatures for TF Serving, bad input at serving time, TFLite modes of every family."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_vits
+from keras_vits.export import (
+    TFLITE_MODES,
+    TFLiteModel,
+    convert_tflite,
+    delegation_report,
+    export_saved_model,
+)
+
+LABELS = [f"class_{i}" for i in range(10)]
+MEAN, STD = (0.5,), (0.25,)
+
+TINY_MODELS = {
+    "vit": lambda: keras_vits.VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=10, in_chans=1),
+    "deit": lambda: keras_vits.DeiT(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=10, in_chans=1),
+    "swin": lambda: keras_vits.SwinTransformer(image_size=32, patch_size=2, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=4, num_classes=10, in_chans=1),
+    "pvt_v1": lambda: keras_vits.PyramidVisionTransformer(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1),
+    "pvt_v2": lambda: keras_vits.PyramidVisionTransformerV2(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1),
+    "pvt_v2_li": lambda: keras_vits.PyramidVisionTransformerV2(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1, linear=True),
+}  # fmt: skip
+
+
+def _pixels(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=shape).astype(np.float32)
+
+
+def _reference_probabilities(model, pixels):
+    return tf.nn.softmax(model((pixels / 255.0 - MEAN[0]) / STD[0])).numpy()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    keras_vits.backend.keras.utils.set_random_seed(0)
+    model = TINY_MODELS["vit"]()
+    base = tmp_path_factory.mktemp("serving")
+    path = export_saved_model(model, LABELS, MEAN, STD, base_dir=base, name="tiny_vit", top_k=3)
+    return model, path, tf.saved_model.load(str(path))
+
+
+# ----------------------------------------------------------------------------- SavedModel
+
+
+def test_layout_is_what_tf_serving_watches_and_versions_increment(exported, tmp_path):
+    model, path, _ = exported
+    assert path.name == "1" and path.parent.name == "tiny_vit"
+    assert (path / "saved_model.pb").is_file() and (path / "variables").is_dir()
+    assert (path / "assets" / "labels.txt").read_text().split() == LABELS
+    second = export_saved_model(model, LABELS, MEAN, STD, base_dir=path.parent.parent, name="tiny_vit")
+    assert second.name == "2"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["1", "2"], "no temporary folder is left behind"
+    with pytest.raises(ValueError, match="already exists"):
+        export_saved_model(model, LABELS, MEAN, STD, base_dir=path.parent.parent, name="tiny_vit", version=1)
+
+
+def test_saved_model_cli_lists_the_three_signatures(exported):
+    _, path, _ = exported
+    cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", str(path), "--all"]
+    shown = subprocess.run(cli, capture_output=True, text=True, check=True).stdout
+    for signature in ("serving_default", "serving_uint8", "serving_bytes"):
+        assert f"signature_def['{signature}']" in shown
+    for output in ("probabilities", "top_k_ids", "top_k_probabilities", "top_k_labels"):
+        assert output in shown
+    assert "image_bytes" in shown
+
+
+def test_reloaded_in_a_fresh_process_matches_keras(exported, tmp_path):
+    model, path, _ = exported
+    pixels = _pixels((3, 32, 32, 1))
+    np.save(tmp_path / "pixels.npy", pixels)
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        f"loaded = tf.saved_model.load({str(path)!r})\n"
+        f"x = np.load({str(tmp_path / 'pixels.npy')!r})\n"
+        "out = loaded.signatures['serving_default'](images=tf.constant(x))\n"
+        f"np.save({str(tmp_path / 'out.npy')!r}, out['probabilities'].numpy())\n"
+        "print(out['top_k_labels'].numpy()[0][0].decode())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    expected = _reference_probabilities(model, pixels)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-5)
+    assert result.stdout.strip() == LABELS[int(expected[0].argmax())]
+
+
+def test_uint8_bytes_and_other_sizes_and_channels(exported):
+    model, _, loaded = exported
+    pixels = _pixels((2, 32, 32, 1))
+    expected = _reference_probabilities(model, pixels)
+    as_uint8 = loaded.signatures["serving_uint8"](images=tf.constant(pixels.astype(np.uint8)))
+    np.testing.assert_allclose(as_uint8["probabilities"].numpy(), expected, atol=1e-5)
+    png = [tf.io.encode_png(tf.constant(p.astype(np.uint8))).numpy() for p in pixels]
+    from_bytes = loaded.signatures["serving_bytes"](image_bytes=tf.constant(png))
+    np.testing.assert_allclose(from_bytes["probabilities"].numpy(), expected, atol=1e-5)
+    rgb = loaded.signatures["serving_default"](images=tf.constant(np.repeat(pixels, 3, axis=-1)))
+    np.testing.assert_allclose(rgb["probabilities"].numpy(), expected, atol=1e-4)
+    larger = loaded.signatures["serving_default"](images=tf.constant(_pixels((1, 57, 45, 1))))
+    assert larger["probabilities"].shape == (1, 10)
+    top = from_bytes["top_k_ids"].numpy()
+    assert top.shape == (2, 3) and np.array_equal(top[:, 0], expected.argmax(-1))
+    assert [label.decode() for label in from_bytes["top_k_labels"].numpy()[0]] == [LABELS[i] for i in top[0]]
+
+
+@pytest.mark.parametrize(
+    "signature, value, message",
+    [
+        ("serving_bytes", [b""], "image"),
+        ("serving_bytes", [b"not an image at all"], "image"),
+        ("serving_bytes", "truncated", "image"),
+        ("serving_default", np.zeros((1, 32, 32, 2), np.float32), "channels"),
+        ("serving_default", np.zeros((32, 32, 1), np.float32), "rank"),
+    ],
+)
+def test_bad_requests_fail_alone_and_the_model_keeps_answering(exported, signature, value, message):
+    model, _, loaded = exported
+    if isinstance(value, str):  # a PNG cut short
+        value = [tf.io.encode_png(tf.zeros((32, 32, 1), tf.uint8)).numpy()[:40]]
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError)) as info:
+        loaded.signatures[signature](**{"images" if signature != "serving_bytes" else "image_bytes": tf.constant(value)})
+    assert message in str(info.value).lower() or "shape" in str(info.value).lower()
+    pixels = _pixels((1, 32, 32, 1))
+    answer = loaded.signatures["serving_default"](images=tf.constant(pixels))
+    np.testing.assert_allclose(answer["probabilities"].numpy(), _reference_probabilities(model, pixels), atol=1e-5)
+
+
+def test_export_rejects_wrong_labels_and_feature_models(tmp_path):
+    with pytest.raises(ValueError, match="10 single-line names"):
+        export_saved_model(TINY_MODELS["vit"](), LABELS[:3], MEAN, STD, base_dir=tmp_path)
+    features = keras_vits.SwinTransformer(image_size=32, embed_dim=8, depths=(1,), num_heads=(1,), window_size=4, features_only=True)
+    with pytest.raises(ValueError, match="features_only"):
+        export_saved_model(features, LABELS, MEAN, STD, base_dir=tmp_path)
+
+
+# ----------------------------------------------------------------------------- TFLite
+
+
+@pytest.mark.parametrize("family", sorted(TINY_MODELS))
+def test_every_family_converts_in_every_mode_with_builtin_ops_only(family):
+    keras_vits.backend.keras.utils.set_random_seed(0)
+    model = TINY_MODELS[family]()
+    images = np.random.default_rng(0).normal(size=(8, 32, 32, 1)).astype(np.float32)
+    reference = model(images).numpy()
+    for mode in TFLITE_MODES:
+        runner = TFLiteModel(convert_tflite(model, mode, representative_images=images))
+        report = runner.delegation()
+        assert not [op for op in report if "FLEX" in op.upper() or "CUSTOM" in op.upper()], (mode, report)
+        out = runner.predict(images)
+        assert out.shape == reference.shape and np.all(np.isfinite(out)), mode
+        tolerance = {"float32": 1e-4, "float16": 1e-2}.get(mode)
+        if tolerance:
+            np.testing.assert_allclose(out, reference, atol=tolerance, err_msg=mode)
+
+
+def test_full_int8_with_int8_input_and_output():
+    model = TINY_MODELS["vit"]()
+    images = np.random.default_rng(0).normal(size=(8, 32, 32, 1)).astype(np.float32)
+    runner = TFLiteModel(convert_tflite(model, "int8", representative_images=images, int8_io=True))
+    assert runner.input["dtype"] == np.int8 and runner.output["dtype"] == np.int8
+    assert runner.predict(images).shape == (8, 10)
+
+
+def test_delegation_report_counts_every_op():
+    model = TINY_MODELS["vit"]()
+    content = convert_tflite(model, "float32")
+    report = delegation_report(content)
+    assert all(0 <= delegated <= count for count, delegated in report.values())
+    assert report["FULLY_CONNECTED"][1] == report["FULLY_CONNECTED"][0], "XNNPACK takes every dense layer"
+
+
+def test_conversion_arguments_are_checked():
+    model = TINY_MODELS["vit"]()
+    with pytest.raises(ValueError, match="mode must be one of"):
+        convert_tflite(model, "int4")
+    with pytest.raises(ValueError, match="needs representative_images"):
+        convert_tflite(model, "int8")
+    with pytest.raises(ValueError, match="int8_io applies to mode 'int8' only"):
+        convert_tflite(model, "float16", int8_io=True)
+    runner = TFLiteModel(convert_tflite(model, "float32"))
+    with pytest.raises(ValueError, match="expects input of shape"):
+        runner(np.zeros((1, 16, 16, 1), np.float32))

@@ -1,0 +1,1 @@
+"""Training entry point, data pipelines, recipes and callbacks (see the training issue)."""
