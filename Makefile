@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the whole suite).
-# Both set up .venv first: Python packages from setup.cfg.
+# Both set up .venv first: Python packages from setup.cfg, and (as root) Debian's Fashion-MNIST.
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -14,6 +14,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	@if [ "$$(id -u)" = 0 ] && [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	elif [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+		echo "Not root: install Fashion-MNIST with 'sudo apt-get install dataset-fashion-mnist'."; \
+	fi
 	touch $@
 
 demo: setup

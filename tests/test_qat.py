@@ -51,11 +51,15 @@ def _images(count=16, seed=0):
 
 @pytest.fixture(scope="module", params=sorted(TINY_MODELS))
 def family(request):
-    """`(name, float model, QAT model calibrated on the images, images)`, built once per family."""
+    """`(name, float model, QAT model calibrated on the images, images, its untrained output)`, once per family.
+
+    One test trains the QAT model; the untrained output is kept so that no test depends on the order.
+    """
     keras.utils.set_random_seed(0)
     model = TINY_MODELS[request.param]()
     images = _images()
-    return request.param, model, qat.quantize_aware(model, calibration_images=images), images
+    qat_model = qat.quantize_aware(model, calibration_images=images)
+    return request.param, model, qat_model, images, qat_model(images, training=False).numpy()
 
 
 def _quantizable(model):
@@ -66,7 +70,7 @@ def _quantizable(model):
 
 
 def test_every_dense_and_conv_is_wrapped_and_nothing_custom(family):
-    _, model, qat_model, _ = family
+    _, model, qat_model, _, _ = family
     wrappers = {layer.layer.name: layer for layer in qat_model.layers if isinstance(layer, tfmot.quantization.keras.QuantizeWrapper)}
     expected = _quantizable(model)
     assert expected, "every family has Dense and Conv layers"
@@ -84,9 +88,8 @@ def test_every_dense_and_conv_is_wrapped_and_nothing_custom(family):
 
 
 def test_untrained_copy_stays_close_to_the_float_model(family):
-    name, model, qat_model, images = family
+    name, model, _, images, out = family
     reference = model(images).numpy()
-    out = qat_model(images, training=False).numpy()
     assert out.shape == reference.shape
     error = np.abs(out - reference).max() / np.abs(reference).max()
     assert error < INIT_TOLERANCE, (name, error)
@@ -94,8 +97,7 @@ def test_untrained_copy_stays_close_to_the_float_model(family):
 
 
 def test_one_training_step_then_full_int8_tflite_with_builtin_ops(family):
-    name, model, _, images = family
-    qat_model = qat.quantize_aware(model, calibration_images=images)  # a fresh copy to train
+    name, model, qat_model, images, _ = family
     # The unquantized variable: tfmot swaps `layer.kernel` for its fake-quantized tensor.
     kernel = qat_model.get_layer(f"quant_{_quantizable(model)[-1].name}")._weight_vars[0][0]
     before = kernel.numpy()

@@ -22,6 +22,8 @@ Workflow:
     >>> tflite_bytes = convert_qat_tflite(qat, x[:256])
 """
 
+import warnings
+
 import numpy as np
 
 from keras_vits import backend
@@ -240,9 +242,13 @@ def convert_qat_tflite(qat_model, representative_images, int8_io=False, batch_si
             f"{qat_model.name} has no QuantizeWrapper layer: pass the model quantize_aware returns, "
             "or use keras_vits.export.tflite.convert_tflite(model, 'int8', ...) for post-training quantization."
         )
-    return convert_tflite(
-        qat_model, "int8", representative_images=representative_images, int8_io=int8_io, batch_size=batch_size
-    )
+    with warnings.catch_warnings():
+        # The float input goes through tfmot's input QuantizeLayer, whose range the converter reads
+        # from the graph; the legacy warning that it got no input statistics does not apply.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+        return convert_tflite(
+            qat_model, "int8", representative_images=representative_images, int8_io=int8_io, batch_size=batch_size
+        )
 
 
 def _key(name):
