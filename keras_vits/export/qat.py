@@ -4,15 +4,18 @@ tfmot only takes tf-keras models, so this module runs under tf-keras
 (``TF_USE_LEGACY_KERAS=1`` set before TensorFlow is imported). A model trained
 under Keras 3 crosses over as a dict of arrays (`transfer_weights`).
 
-What is quantized during training: every `Dense`, `Conv2D` and
-`DepthwiseConv2D` (tfmot's default 8-bit scheme: int8 symmetric weights,
-per-tensor for Dense, per-channel for convolutions, and uint8-style
-asymmetric ranges on their outputs). tfmot also adds output ranges to the
-supported layer feeding each of them (the GELU `Activation`, residual `Add`,
-pooling). LayerNormalization, softmax inside the attention cores and the
-keras_vits custom layers (`keras_vits.layers.CUSTOM_LAYERS`) have no tfmot
-quantize config; they train in float, and the TFLite converter calibrates
-their int8 ranges from representative images, as in post-training quantization.
+What is fake-quantized during training: every `Dense`, `Conv2D` and
+`DepthwiseConv2D` (tfmot's default 8-bit scheme: symmetric int8 weights,
+per-tensor for Dense, per-channel for convolutions, and an asymmetric 8-bit
+range on each output). tfmot also gives an output range to a supported layer
+that alone feeds one of them: the GELU `Activation` before each `fc2`, the
+global average pooling before a head, PVT v2-li's ReLU (reshapes, crops and
+paddings get a wrapper that quantizes nothing). LayerNormalization, the
+residual adds, the attention inside the keras_vits custom layers
+(`keras_vits.layers.CUSTOM_LAYERS`, which tfmot has no config for) and the
+position embedding stay float in training; the TFLite converter quantizes them
+too, with ranges calibrated on representative images, as post-training
+quantization does.
 
 Workflow:
     >>> model = keras_vits.VisionTransformer(...)              # under tf-keras
@@ -25,12 +28,14 @@ Workflow:
 import warnings
 
 import numpy as np
+import tensorflow as tf
 
 from keras_vits import backend
 from keras_vits.export.tflite import convert_tflite
 from keras_vits.layers import CUSTOM_LAYERS
 
-#: Layer classes annotated for quantization (by name, to match tf-keras's classes).
+#: Layer classes annotated for quantization, matched exactly: subclasses such as Conv2DTranspose
+#: have other tfmot configs, or none.
 QUANTIZED_LAYER_TYPES = ("Dense", "Conv2D", "DepthwiseConv2D")
 
 _LEGACY_KERAS_HINT = (
@@ -169,7 +174,11 @@ def _set_weight_ranges(qat):
 
 
 def calibrate(qat, model, images, batch_size=32):
-    """Sets a QAT model's output and input ranges from the float `model`'s min and max on `images`.
+    """Sets a QAT model's output and input ranges to the float `model`'s min and max on `images`.
+
+    Each range is widened to include 0, as tfmot and TFLite require. Weight
+    ranges and tfmot's pre-activation ranges (which keras_vits layers do not
+    have) are left alone.
 
     Args:
         qat: the model `quantize_aware` made from `model`.
@@ -243,8 +252,8 @@ def convert_qat_tflite(qat_model, representative_images, int8_io=False, batch_si
             "or use keras_vits.export.tflite.convert_tflite(model, 'int8', ...) for post-training quantization."
         )
     with warnings.catch_warnings():
-        # The float input goes through tfmot's input QuantizeLayer, whose range the converter reads
-        # from the graph; the legacy warning that it got no input statistics does not apply.
+        # Any int8 conversion from concrete functions warns of missing `quantized_input_stats`;
+        # the input range comes from tfmot's input QuantizeLayer here, so the warning does not apply.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         return convert_tflite(
             qat_model, "int8", representative_images=representative_images, int8_io=int8_io, batch_size=batch_size
@@ -267,8 +276,8 @@ def transfer_weights(source_weights, model):
         model: the float model to fill (under tf-keras, before `quantize_aware`).
 
     Raises:
-        ValueError: keys missing or unexpected (all listed), or a shape that differs; no
-            weight is assigned then.
+        ValueError: keys missing or unexpected (counted, the first 10 of each named), or a
+            shape that differs; no weight is assigned then.
     """
     targets = {_key(k): v for k, v in backend.layer_weights(model).items()}
     source = {_key(k): v for k, v in source_weights.items()}
@@ -287,4 +296,4 @@ def transfer_weights(source_weights, model):
             raise ValueError(f"Weight {key} has shape {value.shape}; {model.name} expects {tuple(variable.shape)}.")
         values[key] = value
     for key, variable in targets.items():
-        variable.assign(values[key].astype(variable.dtype.as_numpy_dtype))
+        variable.assign(values[key].astype(tf.as_dtype(variable.dtype).as_numpy_dtype))

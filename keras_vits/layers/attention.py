@@ -38,6 +38,7 @@ def attend(query, key, value, dropout=None, training=None, add_to_scores=None):
 def split_heads(tokens, num_heads):
     """`(B, N, C)` -> `(B, heads, N, C / heads)`."""
     length, dim = tokens.shape[1], tokens.shape[2]
+    length = tf.shape(tokens)[1] if length is None else length
     tokens = tf.reshape(tokens, [-1, length, num_heads, dim // num_heads])
     return tf.transpose(tokens, [0, 2, 1, 3])
 
@@ -45,7 +46,17 @@ def split_heads(tokens, num_heads):
 def merge_heads(tokens):
     """`(B, heads, N, d)` -> `(B, N, heads * d)`."""
     heads, length, head_dim = tokens.shape[1], tokens.shape[2], tokens.shape[3]
+    length = tf.shape(tokens)[2] if length is None else length
     return tf.reshape(tf.transpose(tokens, [0, 2, 1, 3]), [-1, length, heads * head_dim])
+
+
+def split_fused_qkv(qkv, num_heads):
+    """`(B, N, 3C)` laid out `[q | k | v]` -> three `(B, heads, N, C / heads)` tensors.
+
+    A SPLIT then per-tensor reshapes, rather than slicing one 5-D tensor: XNNPACK
+    runs SPLIT but not the 5-D STRIDED_SLICE, which left TFLite graphs partly undelegated.
+    """
+    return [split_heads(t, num_heads) for t in tf.split(qkv, 3, axis=-1)]
 
 
 @register_serializable
@@ -80,15 +91,8 @@ class AttentionCore(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, qkv, training=None):
-        length, fused = qkv.shape[1], qkv.shape[2]
-        length = tf.shape(qkv)[1] if length is None else length
-        dim = fused // 3
-        head_dim = dim // self.num_heads
-        qkv = tf.reshape(qkv, [-1, length, 3, self.num_heads, head_dim])
-        qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # (3, B, heads, N, head_dim)
-        context = attend(qkv[0], qkv[1], qkv[2], self.attn_dropout, training)  # (B, heads, N, head_dim)
-        context = tf.transpose(context, [0, 2, 1, 3])
-        return tf.reshape(context, [-1, length, dim])
+        query, key, value = split_fused_qkv(qkv, self.num_heads)
+        return merge_heads(attend(query, key, value, self.attn_dropout, training))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], input_shape[2] // 3)

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import keras, register_serializable
-from keras_vits.layers.attention import attend
+from keras_vits.layers.attention import attend, merge_heads, split_fused_qkv
 from keras_vits.layers.patch_embed import to_2tuple
 
 
@@ -252,11 +252,8 @@ class WindowAttentionCore(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, qkv, training=None):
-        area, fused = qkv.shape[2], qkv.shape[3]
-        dim = fused // 3
-        head_dim = dim // self.num_heads
-        qkv = tf.reshape(qkv, [-1, area, 3, self.num_heads, head_dim])
-        qkv = tf.transpose(qkv, [2, 0, 3, 1, 4])  # (3, B * windows, heads, N, head_dim)
+        area, dim = qkv.shape[2], qkv.shape[3] // 3
+        query, key, value = split_fused_qkv(tf.reshape(qkv, [-1, area, 3 * dim]), self.num_heads)
         bias = None
         if self.relative_position_bias:
             bias = tf.cast(tf.gather(self.relative_position_bias_table, self._bias_index), tf.float32)  # (N*N, heads)
@@ -270,8 +267,7 @@ class WindowAttentionCore(keras.layers.Layer):
                 scores = tf.reshape(scores, [-1, self.num_heads, area, area])
             return scores
 
-        context = attend(qkv[0], qkv[1], qkv[2], self.attn_dropout, training, add_bias_and_mask)
-        context = tf.transpose(context, [0, 2, 1, 3])  # (B * windows, N, heads, head_dim)
+        context = merge_heads(attend(query, key, value, self.attn_dropout, training, add_bias_and_mask))
         return tf.reshape(context, [-1, self.num_windows, area, dim])
 
     def compute_output_shape(self, input_shape):
