@@ -17,7 +17,6 @@ if backend.IS_KERAS_3:
     pytest.skip("QAT needs tf-keras: this module runs with TF_USE_LEGACY_KERAS=1", allow_module_level=True)
 pytest.importorskip("tensorflow_model_optimization", reason="QAT needs tensorflow-model-optimization")
 
-import tensorflow as tf  # noqa: E402
 import tensorflow_model_optimization as tfmot  # noqa: E402
 
 import keras_vits  # noqa: E402
@@ -36,9 +35,10 @@ TINY_MODELS = {
     "pvt_v2_li": lambda **kw: keras_vits.PyramidVisionTransformerV2(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1, linear=True, **kw),
 }  # fmt: skip
 
-# Measured over seeds 0 and 1 of every family above, calibrating on the images compared:
-# max |QAT - float| / max |float| of the untrained copy was 0.010 to 0.028 (8-bit rounding of
-# the Dense/Conv weights and outputs). Left at tfmot's [-6, 6] prior it was 0.09 to 1.0.
+# max |QAT - float| / max |float| of the untrained copy, calibrated on the 16 images compared, was
+# 0.011 to 0.035 over seeds 0-2 of every family above (0.024 at most with seed 0): one 8-bit rounding
+# costs up to 1/510 of a range, compounded over 6 to 33 fake-quantized tensors, worst logit of 160.
+# Left at tfmot's [-6, 6] output prior instead of calibrated, it was 0.09 to 1.0.
 INIT_TOLERANCE = 0.05
 
 # Compute ops that must take int8 tensors in a full-int8 model.
@@ -155,7 +155,7 @@ def test_uncalibrated_copy_sets_weight_ranges_from_the_weights():
     keras.utils.set_random_seed(0)
     model = TINY_MODELS["vit"]()
     wrapper = qat.quantize_aware(model).get_layer("quant_head")
-    (kernel, _, ranges), = wrapper._weight_vars
+    ((_, _, ranges),) = wrapper._weight_vars
     bound = np.abs(model.get_layer("head").kernel.numpy()).max()
     assert float(ranges["max_var"].numpy()) == pytest.approx(bound, rel=1e-6)
     post = wrapper._quantize_activations[0]._post_activation_vars
@@ -191,9 +191,9 @@ def _saved(model):
 
 def test_transfer_round_trip_then_quantize():
     keras.utils.set_random_seed(0)
-    source = TINY_MODELS["pvt_v2"]()
+    source = TINY_MODELS["vit"]()
     keras.utils.set_random_seed(1)
-    target = TINY_MODELS["pvt_v2"]()
+    target = TINY_MODELS["vit"]()
     images = _images(2)
     assert not np.allclose(source(images), target(images))
     qat.transfer_weights(_saved(source), target)

@@ -116,7 +116,7 @@ def main(argv=None):
     for name, value in results.items():
         print(f"  {name:<18} {value:.4f}")
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(dict(args=vars(args), top1=results, seconds=seconds), indent=2))
+        pathlib.Path(args.json).write_text(json.dumps({"args": vars(args), "top1": results, "seconds": seconds}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Deployment: SavedModel for TF Serving, TFLite in five quantization modes."""
+"""Deployment: SavedModel for TF Serving, TFLite in five quantization modes, QAT (under tf-keras)."""
 
 from keras_vits.export.saved_model import (
     SIGNATURES,
@@ -12,3 +12,4 @@ from keras_vits.export.tflite import (
     convert_tflite,
     delegation_report,
 )
+from keras_vits.export.qat import convert_qat_tflite, quantize_aware, transfer_weights

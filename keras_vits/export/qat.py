@@ -80,7 +80,9 @@ def quantize_aware(model, calibration_images=None, calibration_batch_size=32):
     average (decay 0.999) during training, so the untrained copy is far from
     the float model in inference mode. With `calibration_images`, the output
     ranges start from the float model's min and max on those images instead
-    (post-training calibration), so the copy starts at 8-bit precision.
+    (post-training calibration), so the copy starts at 8-bit precision (on
+    tests/test_qat.py's tiny models, logits off by 1% to 3.5% of the largest
+    one, against 9% to 100% from the prior).
 
     Args:
         model: a keras_vits model built under tf-keras, with a classification head
@@ -138,17 +140,17 @@ def _single_output(model, outputs):
 
 
 def _quantizers(qat):
-    """`(layer, kind, vars)` for every range a QAT model holds.
+    """`(layer, kind, found)` for every range a QAT model holds.
 
-    kind: `"weight"` (the vars hold a weight's range), `"output"` (the range of
-    the wrapped layer's output, whether tfmot calls it `post_activation` or
-    `output`), `"input"` (a `QuantizeLayer`'s input) or `"other"` (a
+    kind: `"weight"`, with `found = (weight variable, quantizer, range vars)`;
+    otherwise `found` is the `{"min_var", "max_var"}` dict of a range over
+    `"output"` (the wrapped layer's output, which tfmot names `post_activation`
+    or `output`), `"input"` (a `QuantizeLayer`'s input) or `"other"` (a
     pre-activation range, which keras_vits layers never have).
     """
     quantize = _tfmot().quantization.keras
-    from tensorflow_model_optimization.python.core.quantization.keras import (
-        quantize_layer,
-    )
+    # tfmot does not export the input QuantizeLayer class.
+    from tensorflow_model_optimization.python.core.quantization.keras.quantize_layer import QuantizeLayer
 
     found = []
     for layer in qat.layers:
@@ -162,15 +164,17 @@ def _quantizers(qat):
                     found.append((layer, "output", activation._post_activation_vars))
             if layer._output_quantizers:
                 found.append((layer, "output", layer._output_quantizer_vars))
-        elif isinstance(layer, quantize_layer.QuantizeLayer) and layer.quantizer is not None:
+        elif isinstance(layer, QuantizeLayer) and layer.quantizer is not None:
             found.append((layer, "input", layer.quantizer_vars))
     return found
 
 
 def _set_weight_ranges(qat):
     """Sets each weight quantizer's range from its weight, as tfmot's first training step would."""
-    for _, kind, (weight, quantizer, variables) in (q for q in _quantizers(qat) if q[1] == "weight"):
-        quantizer(weight, True, weights=variables)  # LastValueQuantizer assigns min/max when training
+    for _, kind, found in _quantizers(qat):
+        if kind == "weight":
+            weight, quantizer, variables = found
+            quantizer(weight, True, weights=variables)  # LastValueQuantizer assigns min/max when training
 
 
 def calibrate(qat, model, images, batch_size=32):

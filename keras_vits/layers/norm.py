@@ -25,6 +25,11 @@ class LayerNorm(keras.layers.LayerNormalization):
         kwargs.pop("axis", None)
         super().__init__(axis=-1, epsilon=epsilon, **kwargs)
 
+    def get_config(self):
+        config = super().get_config()
+        config.pop("axis", None)  # always the last axis; Keras rewrites it to a positive index once built
+        return config
+
     def call(self, inputs):
         x = tf.cast(inputs, tf.float32)
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
