@@ -22,13 +22,13 @@ Needs PyTorch + timm, i.e. the ``reference`` extra. Run from the repository root
 
 from __future__ import annotations
 
-import inspect
 import json
 import pathlib
 import re
 
 import timm
 import torch
+from reference_common import build_timm, jsonable, trainable_params
 from timm.models import vision_transformer as timm_vit
 
 OUT_PATH = pathlib.Path(__file__).resolve().parent / "timm_reference.json"
@@ -78,57 +78,9 @@ PLAIN_DERIVED = {"norm_eps": 1e-6, "act_layer": "GELU(approximate='none')"}
 SKIP_ARGS = {"self", "device", "dtype", "weight_init", "fix_init"}
 
 
-def _jsonable(value):
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if inspect.isclass(value) or inspect.isfunction(value):
-        return value.__name__
-    if hasattr(value, "func"):  # functools.partial
-        args = ", ".join(f"{k}={v!r}" for k, v in value.keywords.items())
-        return f"partial({value.func.__name__}, {args})"
-    return repr(value)
-
-
-class _CaptureInit:
-    """Temporarily wrap VisionTransformer.__init__ to record its bound arguments."""
-
-    def __init__(self):
-        self.calls = []
-        self._orig = timm_vit.VisionTransformer.__init__
-
-    def __enter__(self):
-        orig = self._orig
-        sig = inspect.signature(orig)
-        calls = self.calls
-
-        def spy(model_self, *args, **kwargs):
-            bound = sig.bind(model_self, *args, **kwargs)
-            bound.apply_defaults()
-            calls.append({k: v for k, v in bound.arguments.items() if k not in SKIP_ARGS})
-            return orig(model_self, *args, **kwargs)
-
-        timm_vit.VisionTransformer.__init__ = spy
-        return self
-
-    def __exit__(self, *exc):
-        timm_vit.VisionTransformer.__init__ = self._orig
-        return False
-
-
 def build(name):
-    """Build on the meta device if possible, else on CPU. Returns (model, device, ctor_kwargs)."""
-    for device in ("meta", "cpu"):
-        try:
-            with _CaptureInit() as cap, torch.device(device):
-                model = timm.create_model(name, pretrained=False, num_classes=1000)
-            return model, device, cap.calls[0]
-        except Exception as err:  # noqa: BLE001 - fall back to CPU on any meta-device failure
-            print(f"  {name}: building on {device} failed ({type(err).__name__}: {err})")
-    raise RuntimeError(f"could not build {name}")
+    """`(model, device, constructor arguments)` of timm's `name`."""
+    return build_timm(name, timm_vit.VisionTransformer, SKIP_ARGS)
 
 
 def derived_facts(model):
@@ -191,13 +143,13 @@ def main():
     result = {}
     for name in names:
         model, device, ctor = build(name)
-        kwargs = {k: _jsonable(v) for k, v in ctor.items()}
+        kwargs = {k: jsonable(v) for k, v in ctor.items()}
         check_consistency(name, ctor, model)
         derived = derived_facts(model)
         derived["built_on"] = device
         cfg = model.pretrained_cfg
         result[name] = {
-            "trainable_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+            "trainable_params": trainable_params(model),
             "kwargs": kwargs,
             "derived": derived,
             "pretrained_cfg": {

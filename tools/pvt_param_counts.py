@@ -27,13 +27,13 @@ Output: ``tools/pvt_reference.json``.  Run from the repository root::
 
 from __future__ import annotations
 
-import inspect
 import json
 import pathlib
 
 import timm
 import torch
 import transformers
+from reference_common import build_timm, jsonable, trainable_params
 from timm.models import pvt_v2 as timm_pvt_v2
 from transformers import PvtConfig, PvtForImageClassification
 
@@ -61,56 +61,9 @@ V1_DEPTHS = {"tiny": [2, 2, 2, 2], "small": [3, 4, 6, 3], "medium": [3, 4, 18, 3
 V1_EXPECTED = {"tiny": 13_229_288, "small": 24_485_864, "medium": 44_208_104, "large": 61_369_320}
 
 
-def _jsonable(value):
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if inspect.isclass(value) or inspect.isfunction(value):
-        return f"{value.__module__}.{value.__qualname__}"
-    return repr(value)
-
-
-class _CaptureInit:
-    """Temporarily wrap PyramidVisionTransformerV2.__init__ to record its bound arguments."""
-
-    def __init__(self):
-        self.calls = []
-        self._orig = timm_pvt_v2.PyramidVisionTransformerV2.__init__
-
-    def __enter__(self):
-        orig, calls = self._orig, self.calls
-        sig = inspect.signature(orig)
-
-        def spy(model_self, *args, **kwargs):
-            bound = sig.bind(model_self, *args, **kwargs)
-            bound.apply_defaults()
-            calls.append({k: v for k, v in bound.arguments.items() if k not in SKIP_ARGS})
-            return orig(model_self, *args, **kwargs)
-
-        timm_pvt_v2.PyramidVisionTransformerV2.__init__ = spy
-        return self
-
-    def __exit__(self, *exc):
-        timm_pvt_v2.PyramidVisionTransformerV2.__init__ = self._orig
-        return False
-
-
 def build_v2(name):
-    for device in ("meta", "cpu"):
-        try:
-            with _CaptureInit() as cap, torch.device(device):
-                model = timm.create_model(name, pretrained=False, num_classes=1000)
-            return model, device, cap.calls[0]
-        except Exception as err:  # noqa: BLE001 - fall back to CPU on any meta-device failure
-            print(f"  {name}: building on {device} failed ({type(err).__name__}: {err})")
-    raise RuntimeError(f"could not build {name}")
-
-
-def trainable(model):
-    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    """`(model, device, constructor arguments)` of timm's `name`."""
+    return build_timm(name, timm_pvt_v2.PyramidVisionTransformerV2, SKIP_ARGS)
 
 
 def v2_derived(model):
@@ -178,12 +131,12 @@ def v2_check(name, kw, model):
 def v2_entry(name):
     model, device, ctor = build_v2(name)
     v2_check(name, ctor, model)
-    kwargs = {k: _jsonable(v) for k, v in ctor.items()}
+    kwargs = {k: jsonable(v) for k, v in ctor.items()}
     derived = v2_derived(model)
     derived["built_on"] = device
     cfg = model.pretrained_cfg
     return {
-        "trainable_params": trainable(model),
+        "trainable_params": trainable_params(model),
         "kwargs": kwargs,
         "derived": derived,
         "pretrained_cfg": {
@@ -225,7 +178,7 @@ def v1_entry(size):
             print(f"  pvt_v1 {size}: building on {device} failed ({type(err).__name__}: {err})")
     if device_used is None:
         raise RuntimeError(f"could not build pvt v1 {size}")
-    n = trainable(model)
+    n = trainable_params(model)
     pos = sum(p.numel() for k, p in model.named_parameters() if k.endswith("position_embeddings"))
     return {
         "trainable_params": n,
@@ -233,7 +186,7 @@ def v1_entry(size):
         "matches_expected": n == V1_EXPECTED[size],
         "position_embedding_params": int(pos),
         "hf_checkpoint": f"Zetatech/pvt-{size}-224",
-        "hf_config": {k: _jsonable(v) for k, v in kwargs.items()},
+        "hf_config": {k: jsonable(v) for k, v in kwargs.items()},
         "keras_vits_config": {
             "image_size": 224,
             "embed_dims": V1_COMMON["hidden_sizes"],

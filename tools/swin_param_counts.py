@@ -22,7 +22,6 @@ Needs PyTorch + timm, i.e. the ``reference`` extra. Run from the repository root
 
 from __future__ import annotations
 
-import inspect
 import json
 import pathlib
 import sys
@@ -32,7 +31,7 @@ import torch
 from timm.models import swin_transformer as timm_swin
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from param_counts import _jsonable  # noqa: E402
+from reference_common import build_timm, jsonable, trainable_params  # noqa: E402
 
 OUT_PATH = pathlib.Path(__file__).resolve().parent / "swin_reference.json"
 
@@ -49,42 +48,9 @@ NAMES = [
 SKIP_ARGS = {"self", "device", "dtype", "weight_init"}
 
 
-class _CaptureInit:
-    """Temporarily wrap SwinTransformer.__init__ to record its bound arguments."""
-
-    def __init__(self):
-        self.calls = []
-        self._orig = timm_swin.SwinTransformer.__init__
-
-    def __enter__(self):
-        orig = self._orig
-        sig = inspect.signature(orig)
-        calls = self.calls
-
-        def spy(model_self, *args, **kwargs):
-            bound = sig.bind(model_self, *args, **kwargs)
-            bound.apply_defaults()
-            calls.append({k: v for k, v in bound.arguments.items() if k not in SKIP_ARGS})
-            return orig(model_self, *args, **kwargs)
-
-        timm_swin.SwinTransformer.__init__ = spy
-        return self
-
-    def __exit__(self, *exc):
-        timm_swin.SwinTransformer.__init__ = self._orig
-        return False
-
-
 def build(name):
-    """Build on the meta device if possible, else on CPU. Returns (model, device, ctor_kwargs)."""
-    for device in ("meta", "cpu"):
-        try:
-            with _CaptureInit() as cap, torch.device(device):
-                model = timm.create_model(name, pretrained=False, num_classes=1000)
-            return model, device, cap.calls[0]
-        except Exception as err:  # noqa: BLE001 - fall back to CPU on any meta-device failure
-            print(f"  {name}: building on {device} failed ({type(err).__name__}: {err})")
-    raise RuntimeError(f"could not build {name}")
+    """`(model, device, constructor arguments)` of timm's `name`."""
+    return build_timm(name, timm_swin.SwinTransformer, SKIP_ARGS)
 
 
 def derived_facts(model):
@@ -136,13 +102,13 @@ def main():
     result = {}
     for name in NAMES:
         model, device, ctor = build(name)
-        kwargs = {k: _jsonable(v) for k, v in ctor.items()}
+        kwargs = {k: jsonable(v) for k, v in ctor.items()}
         check_consistency(name, ctor, model)
         derived = derived_facts(model)
         derived["built_on"] = device
         cfg = model.pretrained_cfg
         result[name] = {
-            "trainable_params": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+            "trainable_params": trainable_params(model),
             "kwargs": kwargs,
             "summary": {
                 "embed_dim": kwargs["embed_dim"],
