@@ -1,5 +1,7 @@
 """What every keras_vits model shares: a functional graph built from its arguments."""
 
+import inspect
+
 import tensorflow as tf
 
 from keras_vits.backend import keras
@@ -61,6 +63,16 @@ def validate_stages(num_stages, out_indices, **per_stage):
     if not out_indices or any(not 0 <= i < num_stages for i in out_indices):
         raise ValueError(f"out_indices must be stage indices in [0, {num_stages}), got {out_indices}.")
     return out_indices
+
+
+def constructor_arguments(model_cls, local_variables):
+    """The model's config: the current value of each `__init__` argument (all but `self`, `name`, `kwargs`).
+
+    Called from `__init__` with `locals()` once arguments are validated and
+    normalised (tuples, resolved `out_indices`), so the config holds them in that form.
+    """
+    parameters = inspect.signature(model_cls.__init__).parameters
+    return {name: local_variables[name] for name in parameters if name not in ("self", "name", "kwargs")}
 
 
 class VitsModel(keras.Model):

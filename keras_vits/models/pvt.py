@@ -23,6 +23,7 @@ from keras_vits.layers.transformer import residual_branch
 from keras_vits.models.base import (
     Variant,
     VitsModel,
+    constructor_arguments,
     validate_head_and_input,
     validate_stages,
 )
@@ -214,24 +215,7 @@ class PyramidVisionTransformerV2(_PyramidBase):
         out_indices = self._check(
             in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices
         )
-        config = dict(
-            image_size=image_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            global_pool=global_pool,
-            embed_dims=embed_dims,
-            depths=depths,
-            num_heads=num_heads,
-            mlp_ratios=mlp_ratios,
-            sr_ratios=sr_ratios,
-            qkv_bias=qkv_bias,
-            linear=linear,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            features_only=features_only,
-            out_indices=out_indices,
-        )
+        config = constructor_arguments(type(self), locals())
         # --- functional graph
         images = keras.Input((*to_2tuple(image_size, "image_size"), in_chans), name="images")
         rates = iter(np.linspace(0.0, drop_path_rate, sum(depths)))
@@ -323,24 +307,7 @@ class PyramidVisionTransformer(_PyramidBase):
         validate_stages(len(depths), None, patch_sizes=patch_sizes)
         if sr_ratios[-1] != 1:
             raise ValueError(f"The last stage holds the class token and needs sr_ratio 1, got sr_ratios {sr_ratios}.")
-        config = dict(
-            image_size=image_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            global_pool=global_pool,
-            patch_sizes=patch_sizes,
-            embed_dims=embed_dims,
-            depths=depths,
-            num_heads=num_heads,
-            mlp_ratios=mlp_ratios,
-            sr_ratios=sr_ratios,
-            qkv_bias=qkv_bias,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            features_only=features_only,
-            out_indices=out_indices,
-        )
+        config = constructor_arguments(type(self), locals())
         # --- functional graph
         images = keras.Input((*to_2tuple(image_size, "image_size"), in_chans), name="images")
         rates = iter(np.linspace(0.0, drop_path_rate, sum(depths)))

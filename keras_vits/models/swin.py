@@ -29,6 +29,7 @@ from keras_vits.layers.window import (
 from keras_vits.models.base import (
     Variant,
     VitsModel,
+    constructor_arguments,
     validate_head_and_input,
     validate_stages,
 )
@@ -182,28 +183,7 @@ class SwinTransformer(VitsModel):
             raise ValueError(f"global_pool must be 'avg' for Swin, got {global_pool!r}.")
         window_size = to_2tuple(window_size, "window_size")
         patch = to_2tuple(patch_size, "patch_size")
-        config = dict(
-            image_size=image_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            global_pool=global_pool,
-            embed_dim=embed_dim,
-            depths=depths,
-            num_heads=num_heads,
-            window_size=window_size,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            shifted=shifted,
-            pos_embed=pos_embed,
-            patch_norm=patch_norm,
-            pad_before_shift=pad_before_shift,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            features_only=features_only,
-            out_indices=out_indices,
-        )
+        config = constructor_arguments(type(self), locals())
         # --- functional graph
         height, width = to_2tuple(image_size, "image_size")
         images = keras.Input((height, width, in_chans), name="images")

@@ -24,7 +24,7 @@ from keras_vits.layers import (
 from keras_vits.layers.attention import dense_initializer
 from keras_vits.layers.norm import LayerNorm
 from keras_vits.layers.tokens import POSITION_EMBEDDING_KINDS
-from keras_vits.models.base import Variant, VitsModel, validate_head_and_input
+from keras_vits.models.base import Variant, VitsModel, constructor_arguments, validate_head_and_input
 from keras_vits.weights.weight_map import WeightMap, resample_pos_embed_value
 
 GLOBAL_POOLS = ("token", "avg")
@@ -176,25 +176,7 @@ class VisionTransformer(VitsModel):
         **kwargs,
     ):
         _validate_vit_args(in_chans, depth, num_classes, pos_embed, global_pool, class_token)
-        config = dict(
-            image_size=image_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            global_pool=global_pool,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            class_token=class_token,
-            pos_embed=pos_embed,
-            init_values=init_values,
-            fc_norm=fc_norm,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-        )
+        config = constructor_arguments(type(self), locals())
         # --- functional graph
         images = _image_input(image_size, in_chans)
         num_prefix_tokens = int(bool(class_token))
@@ -289,23 +271,7 @@ class DeiT(VitsModel):
         _validate_vit_args(in_chans, depth, num_classes, pos_embed, "token", True)
         if head not in DEIT_HEADS:
             raise ValueError(f"head must be one of {DEIT_HEADS}, got {head!r}.")
-        config = dict(
-            image_size=image_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            pos_embed=pos_embed,
-            init_values=init_values,
-            head=head,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-        )
+        config = constructor_arguments(type(self), locals())
         # --- functional graph: outputs both heads; `call` picks what to return
         images = _image_input(image_size, in_chans)
         x = _encoder(
