@@ -1,9 +1,11 @@
-"""The `keras-vits` command line: list models, describe one, export one, run the demo.
+"""The `keras-vits` command line: list models, describe, export, train, evaluate, run the demo.
 
     keras-vits list 'deit_*'
     keras-vits info vit_small_patch16_224 --image-size 384
     keras-vits export deit_small_patch16_224 --weights model.safetensors --format saved_model
     keras-vits demo
+    keras-vits train --recipe fmnist_deit_hard --strategy mirrored
+    keras-vits evaluate runs/fmnist_deit_hard/model.keras
 """
 
 import argparse
@@ -106,6 +108,46 @@ def _cmd_export(args):
     return 0
 
 
+def _cmd_train(args):
+    """Trains a recipe (with overrides) under a tf.distribute strategy; resumes from --output."""
+    from training.recipes import RECIPES, get_recipe, parse_overrides
+    from training.train import NaNLossError, train
+
+    if args.list_recipes:
+        for name, recipe in RECIPES.items():
+            print(f"{name:22s} {recipe.description}")
+        return 0
+    overrides = parse_overrides(args.set)
+    for flag in ("epochs", "batch_size", "dataset", "data_dir", "teacher", "distillation"):
+        if getattr(args, flag) is not None:
+            overrides[flag] = getattr(args, flag)
+    recipe = get_recipe(args.recipe, **overrides)
+    output = args.output or str(pathlib.Path("runs") / recipe.name)
+    try:
+        result = train(recipe, output, strategy=args.strategy, tpu=args.tpu, max_steps=args.max_steps)
+    except NaNLossError as error:
+        print(f"keras-vits train: stopped: {error}", file=sys.stderr)
+        return 3
+    print(f"Trained model: {pathlib.Path(output) / 'model.keras'} ({result['steps']} steps)")
+    return 0
+
+
+def _cmd_evaluate(args):
+    """Prints top-1 of a saved student: cls, dist and average heads for DeiT."""
+    from training.train import evaluate
+
+    logs = evaluate(
+        args.model, dataset=args.dataset, split=args.split, batch_size=args.batch_size, data_dir=args.data_dir,
+        mean=args.mean, std=args.std,
+    )  # fmt: skip
+    rows = {"top1_cls": "class head", "top1_dist": "distillation head", "top1_avg": "average", "top1": "top-1"}
+    print(f"{args.model} on {args.dataset} {args.split}:")
+    for key, label in rows.items():
+        if key in logs:
+            print(f"  {label:18s} {100 * logs[key]:6.2f}%")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-vits", description="Vision transformers for Keras with timm's weights."
@@ -149,6 +191,44 @@ def build_parser():
     demo.add_argument("--fixtures", default=str(REPO_FIXTURES), help="Fixture folder. Default: the repo's tests/fixtures.")
     demo.add_argument("--case", default="vit_token", help="Fixture case to load. Default: vit_token.")
     demo.set_defaults(func=_cmd_demo)
+
+    train = commands.add_parser(
+        "train",
+        help="Train or distil a model from a named recipe; resumes from the output folder's last checkpoint.",
+        description="Train a recipe from training/recipes.py. Every recipe field can be overridden with --set; "
+        "the common ones also have their own flags. Checkpoints, TensorBoard logs, history.json, curves.png and "
+        "the final model.keras go to --output.",
+    )
+    train.add_argument("--recipe", default="fmnist_deit_hard", help="Recipe name (--list-recipes). Default: fmnist_deit_hard.")
+    train.add_argument("--list-recipes", action="store_true", help="Print the recipes and exit.")
+    train.add_argument("--output", default=None, help="Run folder; an existing run there is resumed. Default: runs/<recipe>.")
+    train.add_argument(
+        "--strategy", default="default", choices=("default", "mirrored", "multi_worker", "tpu"),
+        help="tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
+        "(reads TF_CONFIG), tpu. Default: default.",
+    )  # fmt: skip
+    train.add_argument("--tpu", default=None, help="TPU name or address for --strategy tpu.")
+    train.add_argument("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+    train.add_argument("--batch-size", dest="batch_size", type=int, default=None,
+                       help="Global batch over all replicas; the learning rate scales as base_lr * batch / 512.")  # fmt: skip
+    train.add_argument("--dataset", default=None, help="fashion_mnist, a tensorflow-datasets name, or folder:<path>.")
+    train.add_argument("--data-dir", dest="data_dir", default=None, help="tensorflow-datasets data_dir.")
+    train.add_argument("--teacher", default=None, help="Teacher model (.keras) for distillation.")
+    train.add_argument("--distillation", default=None, choices=("none", "soft", "hard"), help="Override the distillation mode.")
+    train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                       help="Override any recipe field, e.g. --set teacher_label_smoothing=0.1 randaugment=[2,0.9].")  # fmt: skip
+    train.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="Stop after this many steps in total.")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="Top-1 of a saved model: class head, distillation head, average.")
+    evaluate.add_argument("model", help="A .keras model written by `keras-vits train` (loaded in safe mode).")
+    evaluate.add_argument("--dataset", default="fashion_mnist", help="Data set as for train. Default: fashion_mnist.")
+    evaluate.add_argument("--split", default="test", help="Split to evaluate. Default: test.")
+    evaluate.add_argument("--data-dir", dest="data_dir", default=None, help="tensorflow-datasets data_dir.")
+    evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=256, help="Default: 256.")
+    evaluate.add_argument("--mean", type=float, nargs="+", default=None, help="Per-channel mean. Default: Fashion-MNIST's.")
+    evaluate.add_argument("--std", type=float, nargs="+", default=None, help="Per-channel std. Default: Fashion-MNIST's.")
+    evaluate.set_defaults(func=_cmd_evaluate)
     return parser
 
 

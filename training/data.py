@@ -1,15 +1,21 @@
 """Image sources for training and evaluation.
 
+Sources: Fashion-MNIST (embedded default), a folder of class sub-folders, or
+any tensorflow-datasets name (`load_source`); `training/pipeline.py` batches and augments them.
+
 Fashion-MNIST is read with `keras.datasets.fashion_mnist`, from Debian's
 `dataset-fashion-mnist` package when it is installed (its files are the ones
 Keras caches), else from the Keras cache, else downloaded by Keras where there
 is network. Nowhere to be found, it raises an error that says how to get it.
 """
 
+import dataclasses
 import os
 import pathlib
 
 import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from keras_vits.backend import keras
 
@@ -53,3 +59,118 @@ def load_fashion_mnist(allow_download=False):
         )
     (x_train, y_train), (x_test, y_test) = keras.datasets.fashion_mnist.load_data()
     return (np.asarray(x_train), np.asarray(y_train)), (np.asarray(x_test), np.asarray(y_test))
+
+
+@dataclasses.dataclass
+class ImageSource:
+    """Unbatched `(image uint8 (H, W, C), label int64)` examples and what is known about them."""
+
+    dataset: tf.data.Dataset
+    num_examples: int
+    num_classes: int
+    channels: int
+    class_names: tuple
+    name: str
+
+
+def _fashion_mnist_source(split):
+    (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
+    if split not in ("train", "test"):
+        raise ValueError(f"Fashion-MNIST has splits 'train' and 'test', got {split!r}.")
+    images, labels = (x_train, y_train) if split == "train" else (x_test, y_test)
+    check_labels(labels, len(FASHION_MNIST_LABELS), "fashion_mnist")
+    dataset = tf.data.Dataset.from_tensor_slices((images[..., None], labels.astype("int64")))
+    return ImageSource(dataset, len(labels), len(FASHION_MNIST_LABELS), 1, FASHION_MNIST_LABELS, "fashion_mnist")
+
+
+def _folder_source(root, split, channels, image_size, seed):
+    """Class sub-folders under `root/<split>/` when that exists, else a seeded 90/10 split of `root/`."""
+    root = pathlib.Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Image folder {root} does not exist; expected <root>/<class name>/<image files>.")
+    split_dir = root / split
+    options = dict(
+        labels="inferred",
+        label_mode="int",
+        color_mode={1: "grayscale", 3: "rgb", 4: "rgba"}[channels],
+        batch_size=None,
+        image_size=(image_size, image_size),
+        shuffle=False,
+        verbose=False,
+    )
+    if split_dir.is_dir():
+        dataset = keras.utils.image_dataset_from_directory(split_dir, **options)
+    else:
+        subset = "training" if split == "train" else "validation"
+        dataset = keras.utils.image_dataset_from_directory(
+            root, validation_split=0.1, subset=subset, seed=seed, **dict(options, shuffle=True)
+        )
+    class_names = tuple(dataset.class_names)
+    num_examples = int(dataset.cardinality())
+    if num_examples <= 0:
+        raise FileNotFoundError(f"No images found under {split_dir if split_dir.is_dir() else root}.")
+    dataset = dataset.map(lambda image, label: (tf.cast(tf.round(image), tf.uint8), tf.cast(label, tf.int64)))
+    return ImageSource(dataset, num_examples, len(class_names), channels, class_names, f"folder:{root}")
+
+
+def _tfds_source(name, split, data_dir, manual_dir, download):
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise ValueError(
+            f"Unknown dataset {name!r}: not 'fashion_mnist', not 'folder:<path>', and not a tensorflow-datasets name."
+        ) from error
+    if download:
+        config = tfds.download.DownloadConfig(manual_dir=manual_dir)
+        builder.download_and_prepare(download_config=config)
+    try:
+        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    except AssertionError as error:
+        raise FileNotFoundError(
+            f"Dataset {name!r} is not prepared in {builder.data_dir}. Prepare it with `tfds build {name}` "
+            f"(ImageNet needs its tar files in manual_dir), pass data_dir=..., or allow the download "
+            f"(--set download=true)."
+        ) from error
+    features = builder.info.features
+    image_key, label_key = builder.info.supervised_keys
+    if not hasattr(features[label_key], "num_classes"):
+        raise ValueError(f"Dataset {name!r} has no class labels ({label_key!r} is {features[label_key]}).")
+    try:
+        num_examples = builder.info.splits[split].num_examples
+    except (KeyError, ValueError):
+        num_examples = int(dataset.cardinality())
+    channels = features[image_key].shape[-1]
+    num_classes = features[label_key].num_classes
+    dataset = dataset.map(lambda image, label: (image, tf.cast(label, tf.int64)))
+    return ImageSource(dataset, num_examples, num_classes, channels, tuple(features[label_key].names), name)
+
+
+def load_source(dataset, split, data_dir=None, manual_dir=None, download=False, channels=3, image_size=224, seed=0):
+    """Examples of one split of `dataset`.
+
+    Args:
+        dataset: `"fashion_mnist"` (the embedded default), `"folder:<path>"` (class
+            sub-folders), or a tensorflow-datasets name (`"imagenet2012"`, `"cifar10"`).
+        split: `"train"`, `"test"`, or a tfds split such as `"validation"` or `"train[:10%]"`.
+        data_dir, manual_dir, download: tensorflow-datasets options.
+        channels, image_size: how a folder's images are decoded (other sources keep theirs).
+        seed: the seed of a folder's 90/10 train/validation split.
+
+    Raises:
+        ValueError: an unknown data set.
+        FileNotFoundError: a known data set that is not on this machine, with how to get it.
+    """
+    if dataset == "fashion_mnist":
+        return _fashion_mnist_source(split)
+    if dataset.startswith("folder:"):
+        return _folder_source(dataset[len("folder:") :], split, channels, image_size, seed)
+    return _tfds_source(dataset, split, data_dir, manual_dir, download)
+
+
+def check_labels(labels, num_classes, name):
+    """Raises ValueError unless every label is in [0, num_classes)."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"Labels of {name} must lie in [0, {num_classes}); found {labels.min()} to {labels.max()}."
+        )

@@ -292,6 +292,10 @@ class DeiT(VitsModel):
             return cls_out, dist_out
         return self.select_head(cls_out, dist_out)
 
+    def both_heads(self, inputs, training=False):
+        """Both heads' logits `((B, num_classes), (B, num_classes))`, in inference mode by default."""
+        return tuple(super().call(inputs, training=training))
+
     def select_head(self, cls_out, dist_out):
         """The inference output chosen by `self.head` from both heads' outputs."""
         if self.head == "cls":

@@ -1,0 +1,172 @@
+"""keras_vits.distillation: the DeiT losses against their formulas, and the model under compile/fit/evaluate."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_vits
+from keras_vits.backend import keras
+from keras_vits.distillation import DistillationModel, distillation_losses, to_targets
+
+pytestmark = pytest.mark.keras3_only
+
+NUM_CLASSES = 5
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _ce(targets, logits):
+    return -(targets * np.log(_softmax(logits))).sum(-1)
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    cls_logits = rng.normal(size=(6, NUM_CLASSES)).astype("float32") * 2
+    dist_logits = rng.normal(size=(6, NUM_CLASSES)).astype("float32") * 2
+    teacher = rng.normal(size=(6, NUM_CLASSES)).astype("float32") * 3
+    labels = rng.integers(0, NUM_CLASSES, size=6)
+    return cls_logits, dist_logits, teacher, np.eye(NUM_CLASSES, dtype="float32")[labels]
+
+
+def test_no_distillation_is_cross_entropy(batch):
+    cls_logits, dist_logits, _, y = batch
+    single = distillation_losses(cls_logits, y, mode="none")
+    np.testing.assert_allclose(single["loss"], _ce(y, cls_logits), rtol=1e-5)
+    pair = distillation_losses((cls_logits, dist_logits), y, mode="none")
+    np.testing.assert_allclose(pair["loss"], (_ce(y, cls_logits) + _ce(y, dist_logits)) / 2, rtol=1e-5)
+
+
+@pytest.mark.parametrize("alpha, tau", [(0.5, 1.0), (0.3, 3.0)])
+def test_soft_distillation_matches_the_paper(batch, alpha, tau):
+    cls_logits, dist_logits, teacher, y = batch
+    losses = distillation_losses((cls_logits, dist_logits), y, teacher, mode="soft", alpha=alpha, tau=tau)
+    p_t, p_s = _softmax(teacher / tau), _softmax(dist_logits / tau)
+    kl = (p_t * (np.log(p_t) - np.log(p_s))).sum(-1)
+    expected = (1 - alpha) * _ce(y, cls_logits) + alpha * tau**2 * kl
+    np.testing.assert_allclose(losses["loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(losses["distillation_loss"], tau**2 * kl, rtol=1e-4)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_hard_distillation_matches_the_paper(batch, smoothing):
+    cls_logits, dist_logits, teacher, y = batch
+    losses = distillation_losses(
+        (cls_logits, dist_logits), y, teacher, mode="hard", teacher_label_smoothing=smoothing
+    )
+    y_teacher = np.eye(NUM_CLASSES)[teacher.argmax(-1)] * (1 - smoothing) + smoothing / NUM_CLASSES
+    expected = 0.5 * _ce(y, cls_logits) + 0.5 * _ce(y_teacher, dist_logits)
+    np.testing.assert_allclose(losses["loss"], expected, rtol=1e-5)
+
+
+def test_usual_distillation_uses_the_one_head_twice(batch):
+    cls_logits, _, teacher, y = batch
+    losses = distillation_losses(cls_logits, y, teacher, mode="hard")
+    y_teacher = np.eye(NUM_CLASSES)[teacher.argmax(-1)]
+    np.testing.assert_allclose(losses["loss"], 0.5 * _ce(y, cls_logits) + 0.5 * _ce(y_teacher, cls_logits), rtol=1e-5)
+
+
+def test_targets_from_integer_labels_and_passthrough():
+    np.testing.assert_array_equal(to_targets(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
+    mixed = np.array([[0.3, 0.7, 0.0]], "float32")
+    np.testing.assert_array_equal(to_targets(mixed, 3), mixed)
+
+
+def _student(num_classes=NUM_CLASSES):
+    return keras_vits.DeiT(
+        image_size=16, patch_size=8, in_chans=1, num_classes=num_classes, embed_dim=16, depth=1, num_heads=2
+    )
+
+
+def _teacher(image_size=24, channels=3, num_classes=NUM_CLASSES, activation=None):
+    inputs = keras.Input((image_size, image_size, channels))
+    x = keras.layers.Conv2D(4, 3, strides=2)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(num_classes, activation=activation)(x))
+
+
+def _data(n=16):
+    rng = np.random.default_rng(1)
+    return rng.normal(size=(n, 16, 16, 1)).astype("float32"), rng.integers(0, NUM_CLASSES, size=n)
+
+
+@pytest.mark.parametrize("mode", ["none", "soft", "hard"])
+def test_fit_and_evaluate_with_a_teacher_of_another_size_and_channels(mode):
+    student = _student()
+    teacher = _teacher() if mode != "none" else None
+    model = DistillationModel(
+        student, teacher, mode=mode, teacher_preprocessing=lambda x: tf.image.grayscale_to_rgb(x) * 2.0
+    )
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    teacher_before = [w.copy() for w in teacher.get_weights()] if teacher else []
+    student_before = [w.copy() for w in student.get_weights()]
+    x, y = _data()
+    history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert {"loss", "label_loss", "distillation_loss", "top1"} <= set(history.history)
+    assert np.isfinite(history.history["loss"][0])
+    if mode != "none":
+        assert history.history["distillation_loss"][0] > 0
+        for before, after in zip(teacher_before, teacher.get_weights()):
+            np.testing.assert_array_equal(before, after)  # the teacher never learns
+    changed = [not np.array_equal(b, a) for b, a in zip(student_before, student.get_weights())]
+    assert all(changed), "every student weight gets a gradient (both heads)"
+    logs = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    assert {"top1_cls", "top1_dist", "top1_avg"} <= set(logs)
+    cls_out, dist_out = student.both_heads(x)
+    expected_avg = np.mean(np.argmax((cls_out + dist_out) / 2, -1) == y)
+    assert logs["top1_avg"] == pytest.approx(expected_avg)
+
+
+def test_teacher_loss_matches_a_hand_computed_step():
+    student, teacher = _student(), _teacher(image_size=16, channels=1)
+    model = DistillationModel(student, teacher, mode="soft", alpha=0.4, tau=2.0)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    x, y = _data(8)
+    logs = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    cls_out, dist_out = (np.asarray(t) for t in student.both_heads(x))
+    z_t = np.asarray(teacher(x, training=False))
+    p_t, p_s = _softmax(z_t / 2), _softmax(dist_out / 2)
+    kl = (p_t * (np.log(p_t) - np.log(p_s))).sum(-1)
+    expected = np.mean(0.6 * _ce(np.eye(NUM_CLASSES)[y], cls_out) + 0.4 * 4 * kl)
+    assert logs["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_other_students_get_one_top1_row():
+    student = keras_vits.VisionTransformer(
+        image_size=16, patch_size=8, in_chans=1, num_classes=NUM_CLASSES, embed_dim=16, depth=1, num_heads=2
+    )
+    model = DistillationModel(student, _teacher(image_size=16, channels=1), mode="hard")
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    x, y = _data()
+    model.fit(x, y, batch_size=8, verbose=0)
+    logs = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    assert "top1" in logs and "top1_cls" not in logs
+
+
+def test_a_softmax_teacher_is_read_as_log_probabilities():
+    teacher = _teacher(image_size=16, channels=1, activation="softmax")
+    model = DistillationModel(_student(), teacher, mode="soft")
+    x, _ = _data(4)
+    probabilities = np.asarray(teacher(x))
+    np.testing.assert_allclose(_softmax(np.asarray(model.teacher_logits(x))), probabilities, rtol=1e-4, atol=1e-6)
+
+
+def test_bad_setups_fail_before_training():
+    with pytest.raises(ValueError, match="teacher predicts 7 classes and the student 5"):
+        DistillationModel(_student(), _teacher(num_classes=7), mode="hard")
+    with pytest.raises(ValueError, match="needs a teacher"):
+        DistillationModel(_student(), mode="soft")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        DistillationModel(_student(), _teacher(), mode="medium")
+    with pytest.raises(ValueError, match="alpha"):
+        DistillationModel(_student(), _teacher(), mode="soft", alpha=1.5)
+
+
+def test_deit_both_heads_agree_with_inference_heads():
+    student = _student()
+    x, _ = _data(2)
+    cls_out, dist_out = student.both_heads(x)
+    np.testing.assert_allclose(student(x), (cls_out + dist_out) / 2, atol=1e-6)

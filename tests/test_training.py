@@ -1,0 +1,345 @@
+"""training/: recipes, data sources and pipelines, optimizer, the loop, resume after SIGKILL, strategies, CLI.
+
+Data comes from `tfds.testing.mock_data` and generated image folders, never the network.
+The strategy and kill tests run `tests/training_worker.py` in their own processes.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_vits.backend import keras
+from keras_vits.cli import main as cli_main
+from training.data import check_labels, load_source
+from training.pipeline import make_dataset
+from training.recipes import RECIPES, Recipe, get_recipe, parse_overrides
+from training.train import (
+    NaNLossError,
+    build_model,
+    learning_rate_schedule,
+    no_weight_decay_variables,
+    train,
+)
+
+pytestmark = pytest.mark.keras3_only
+
+WORKER = pathlib.Path(__file__).with_name("training_worker.py")
+sys.path.insert(0, str(WORKER.parent))
+from training_worker import tiny_recipe  # noqa: E402
+
+
+def _run_worker(*args, env=None, timeout=600):
+    result = subprocess.run(
+        [sys.executable, str(WORKER), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = [ln for ln in result.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT ") :])
+
+
+# ----------------------------------------------------------------------------- recipes
+
+
+def test_every_recipe_builds_its_model():
+    for name, recipe in RECIPES.items():
+        channels = len(recipe.mean)
+        model = build_model(recipe, num_classes=10, channels=channels)
+        assert tuple(model.inputs[0].shape[1:]) == (recipe.image_size, recipe.image_size, channels), name
+
+
+def test_overrides_are_parsed_and_checked():
+    overrides = parse_overrides(["epochs=3", "randaugment=[2, 0.9]", "teacher=t.keras", "augment=false"])
+    assert overrides == {"epochs": 3, "randaugment": (2, 0.9), "teacher": "t.keras", "augment": False}
+    assert get_recipe("fmnist_deit_hard", **overrides).epochs == 3
+    with pytest.raises(ValueError, match="Unknown recipe fields"):
+        get_recipe("fmnist_deit_hard", epoch=3)
+    with pytest.raises(ValueError, match="Unknown recipe 'nope'"):
+        get_recipe("nope")
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides(["epochs"])
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_tfds_source_and_the_full_deit_augmentation():
+    recipe = get_recipe("imagenet_deit_small", image_size=32, batch_size=4)
+    with tfds.testing.mock_data(num_examples=8):
+        source = load_source("imagenet2012", "train")
+        assert (source.num_classes, source.channels, source.num_examples) == (1000, 3, 8)
+        images, targets = next(iter(make_dataset(source, recipe, 4, training=True)))
+    assert images.shape == (4, 32, 32, 3) and targets.shape == (4, 1000)
+    np.testing.assert_allclose(tf.reduce_sum(targets, -1), 1.0, atol=1e-5)
+    assert np.isfinite(images.numpy()).all()
+    assert (targets.numpy() > 0).sum() > 4, "Mixup or CutMix mixes labels"
+
+
+def test_evaluation_resizes_and_centre_crops():
+    recipe = get_recipe("imagenet_deit_small", image_size=32)
+    with tfds.testing.mock_data(num_examples=5):
+        source = load_source("imagenet2012", "validation")
+        batches = list(make_dataset(source, recipe, 2, training=False))
+    assert [b[0].shape[0] for b in batches] == [2, 2, 1], "evaluation keeps the last partial batch"
+    assert batches[0][0].shape[1:] == (32, 32, 3)
+
+
+def _write_folder(root, classes=("cat", "dog", "eel"), per_class=4, size=20):
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = rng.integers(0, 255, size=(size + i, size, 3), dtype=np.uint8)
+            tf.io.write_file(str(root / name / f"{i}.png"), tf.io.encode_png(image))
+
+
+def test_folder_source(tmp_path):
+    _write_folder(tmp_path / "train")
+    _write_folder(tmp_path / "test", per_class=2)
+    train_source = load_source(f"folder:{tmp_path}", "train", channels=3, image_size=16)
+    test_source = load_source(f"folder:{tmp_path}", "test", channels=3, image_size=16)
+    assert train_source.class_names == ("cat", "dog", "eel")
+    assert (train_source.num_examples, test_source.num_examples, train_source.num_classes) == (12, 6, 3)
+    recipe = Recipe(name="t", image_size=16, mean=(0.5,) * 3, std=(0.25,) * 3, crop_padding=0)
+    images, targets = next(iter(make_dataset(train_source, recipe, 4, training=True)))
+    assert images.shape == (4, 16, 16, 3) and targets.shape == (4, 3)
+
+
+def test_folder_without_split_folders_is_split_90_10(tmp_path):
+    _write_folder(tmp_path, per_class=10)
+    train_source = load_source(f"folder:{tmp_path}", "train", channels=1, image_size=8)
+    eval_source = load_source(f"folder:{tmp_path}", "test", channels=1, image_size=8)
+    assert (train_source.num_examples, eval_source.num_examples, train_source.channels) == (27, 3, 1)
+
+
+def test_fashion_mnist_source_pipeline():
+    source = load_source("fashion_mnist", "test")
+    assert (source.num_examples, source.num_classes, source.channels) == (10000, 10, 1)
+    images, targets = next(iter(make_dataset(source, get_recipe("fmnist_deit_hard"), 256, training=False)))
+    assert images.shape == (256, 28, 28, 1)
+    assert abs(float(tf.reduce_mean(images))) < 0.2 and abs(float(tf.math.reduce_std(images)) - 1) < 0.2
+
+
+def test_data_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="Unknown dataset 'no_such_data_set'"):
+        load_source("no_such_data_set", "train")
+    with pytest.raises(FileNotFoundError, match="is not prepared.*tfds build mnist"):
+        load_source("mnist", "train", data_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_source(f"folder:{tmp_path / 'missing'}", "train")
+    with pytest.raises(ValueError, match=r"must lie in \[0, 10\); found 0 to 12"):
+        check_labels(np.array([0, 3, 12]), 10, "my data")
+    with pytest.raises(ValueError, match="splits 'train' and 'test'"):
+        load_source("fashion_mnist", "validation")
+
+
+def test_labels_out_of_range_stop_the_pipeline():
+    source = load_source("fashion_mnist", "test")
+    source.num_classes = 5  # the data has labels up to 9
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels of fashion_mnist must be < 5"):
+        for _ in make_dataset(source, get_recipe("fmnist_deit_hard"), 512, training=False):
+            pass
+
+
+def test_wrong_channel_count_fails_before_training(tmp_path):
+    recipe = tiny_recipe(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    with tfds.testing.mock_data(num_examples=16):
+        with pytest.raises(ValueError, match="have 1 channels but the recipe normalises 3"):
+            train(recipe, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_teacher_with_other_classes_fails_before_training(tmp_path):
+    teacher = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    teacher.save(tmp_path / "teacher.keras")
+    recipe = tiny_recipe(distillation="hard", teacher=str(tmp_path / "teacher.keras"))
+    with tfds.testing.mock_data(num_examples=16):
+        with pytest.raises(ValueError, match="teacher predicts 3 classes and the student 10"):
+            train(recipe, tmp_path / "run", verbose=0)
+        with pytest.raises(FileNotFoundError, match="Teacher .* does not exist"):
+            train(recipe.replace(teacher=str(tmp_path / "none.keras")), tmp_path / "run2", verbose=0)
+
+
+# ----------------------------------------------------------------------------- optimizer
+
+
+def test_no_weight_decay_for_norms_biases_tokens_and_position_embeddings():
+    model = build_model(tiny_recipe(), num_classes=10, channels=1)
+    excluded = {v.path if hasattr(v, "path") else v.name for v in no_weight_decay_variables(model)}
+    names = {v.path for v in model.trainable_variables}
+    decayed = names - excluded
+    assert all(name.endswith("kernel") for name in decayed), decayed
+    assert any("token" in name for name in excluded) and any("embedding" in name for name in excluded)
+    assert any(name.endswith("gamma") for name in excluded) and any(name.endswith("bias") for name in excluded)
+
+
+def test_learning_rate_warms_up_scales_with_batch_and_decays():
+    recipe = Recipe(name="t", base_lr=5e-4, min_lr=1e-5, epochs=10, warmup_epochs=1)
+    schedule = learning_rate_schedule(recipe, steps_per_epoch=100, global_batch_size=1024)
+    peak = 5e-4 * 1024 / 512
+    assert float(schedule(0)) == pytest.approx(0.0)
+    assert float(schedule(50)) == pytest.approx(peak / 2, rel=1e-3)
+    assert float(schedule(100)) == pytest.approx(peak, rel=1e-4)
+    assert float(schedule(1000)) == pytest.approx(1e-5, rel=1e-3)
+    assert float(schedule(550)) < float(schedule(300)) < peak
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def test_train_writes_everything_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    with tfds.testing.mock_data(num_examples=32):
+        first = train(tiny_recipe(), out, max_steps=5, verbose=0)
+        assert first["steps"] == 5
+        for name in ("checkpoints", "tensorboard", "history.json", "curves.png", "recipe.json", "model.keras"):
+            assert (out / name).exists(), name
+        assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("-5")
+        second = train(tiny_recipe(), out, verbose=0)
+    assert second["steps"] == 8  # 2 epochs x 4 steps, counting on from 5
+    assert [h["epoch"] for h in second["history"]] == [1, 2]
+    assert {"top1_cls", "top1_dist", "top1_avg", "train_loss", "eval_loss"} <= set(second["history"][-1])
+    with pytest.raises(ValueError, match="different recipe"):
+        with tfds.testing.mock_data(num_examples=32):
+            train(tiny_recipe(epochs=3, base_lr=0.1), out, verbose=0)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    recipe = tiny_recipe(base_lr=1e35, warmup_epochs=0, checkpoint_every=1, min_lr=1e35)
+    with tfds.testing.mock_data(num_examples=32):
+        with pytest.raises(NaNLossError, match=r"at step (\d+) .*last good checkpoint is .*ckpt-(\d+)") as error:
+            train(recipe, out, verbose=0)
+    import re
+
+    bad_step, good_step = map(int, re.search(r"at step (\d+) .*ckpt-(\d+)", str(error.value)).groups())
+    assert good_step == bad_step - 1
+    values = _checkpoint_values(str(out / "checkpoints" / f"ckpt-{good_step}"))
+    floats = [v for v in values.values() if v.dtype.kind == "f"]
+    assert len(floats) > 10 and all(np.isfinite(v).all() for v in floats)
+
+
+def _checkpoint_values(path):
+    reader = tf.train.load_checkpoint(path)
+    return {k: reader.get_tensor(k) for k, _ in tf.train.list_variables(path) if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def test_a_killed_run_resumes_with_its_step_and_optimizer_state(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, str(WORKER), out, "--slow", "--set", "epochs=4", "checkpoint_every=3"]
+    process = subprocess.Popen(list(map(str, args)), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            latest = tf.train.latest_checkpoint(str(out / "checkpoints"))
+            if latest and int(latest.rsplit("-", 1)[1]) >= 6:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("no checkpoint at step >= 6 within 300 s")
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    latest = tf.train.latest_checkpoint(str(out / "checkpoints"))
+    saved_step = int(latest.rsplit("-", 1)[1])
+    saved = _checkpoint_values(latest)
+    assert int(saved["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == saved_step
+
+    # Spy on the restore: the state the resumed run starts from, written out again, equals the saved one.
+    restored = {}
+    original_restore = tf.train.Checkpoint.restore
+
+    def spy_restore(self, path, *args, **kwargs):
+        status = original_restore(self, path, *args, **kwargs)
+        restored["step"] = int(self.optimizer.iterations.numpy())
+        restored["values"] = _checkpoint_values(self.write(str(tmp_path / "restored" / "state")))
+        return status
+
+    tf.train.Checkpoint.restore = spy_restore
+    try:
+        with tfds.testing.mock_data(num_examples=64):
+            result = train(tiny_recipe(epochs=4, checkpoint_every=3), out, verbose=0)
+    finally:
+        tf.train.Checkpoint.restore = original_restore
+    assert restored["step"] == saved_step
+    moments = [k for k in saved if k.startswith("optimizer/") and "_iterations" not in k]
+    assert len(moments) > 10
+    assert set(restored["values"]) >= set(saved) - {"save_counter/.ATTRIBUTES/VARIABLE_VALUE"}
+    for key, value in saved.items():
+        if key != "save_counter/.ATTRIBUTES/VARIABLE_VALUE":
+            np.testing.assert_array_equal(restored["values"][key], value, err_msg=key)
+    assert result["steps"] == 4 * 8  # all epochs, counted on from the saved step
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+def test_mirrored_over_two_devices_matches_one_device(tmp_path):
+    result = _run_worker(tmp_path, "--devices", 2, "--compare-mirrored")
+    one, two = result["one_device"], result["mirrored"]
+    np.testing.assert_allclose(two["train_losses"], one["train_losses"], rtol=1e-4)
+    assert two["final"]["loss"] == pytest.approx(one["final"]["loss"], rel=1e-4)
+    assert two["checksum"] == pytest.approx(one["checksum"], rel=1e-4)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_mirrored_two_processes_agree(tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
+        args = [sys.executable, str(WORKER), tmp_path / f"worker{index}", "--strategy", "multi_worker", "--max-steps", 5]
+        processes.append(subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+        results.append(json.loads([ln for ln in stdout.splitlines() if ln.startswith("RESULT ")][-1][7:]))
+    assert results[0]["steps"] == results[1]["steps"] == 5
+    assert results[0]["checksum"] == pytest.approx(results[1]["checksum"], rel=1e-6)
+    assert results[0]["final"] == pytest.approx(results[1]["final"], rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_train_and_evaluate(tmp_path, capsys):
+    out = tmp_path / "run"
+    with tfds.testing.mock_data(num_examples=16):
+        code = cli_main(["train", "--recipe", "fmnist_deit_none", "--dataset", "mnist", "--output", str(out),
+                         "--epochs", "1", "--batch-size", "8", "--set", "model_overrides={\"patch_size\": 7, "
+                         "\"embed_dim\": 16, \"depth\": 1, \"num_heads\": 2}"])  # fmt: skip
+        assert code == 0
+        assert "top1_avg" in capsys.readouterr().out
+        assert cli_main(["evaluate", str(out / "model.keras"), "--dataset", "mnist"]) == 0
+    printed = capsys.readouterr().out
+    assert "class head" in printed and "distillation head" in printed and "average" in printed
+
+
+def test_cli_train_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--recipe", "--strategy", "--set", "--teacher", "--batch-size", "--max-steps", "--output"):
+        assert flag in text
+    assert cli_main(["train", "--list-recipes"]) == 0
+    assert cli_main(["train", "--recipe", "fmnist_deit_hard", "--set", "epoch=1"]) == 2

@@ -1,0 +1,211 @@
+"""Training recipes: one small named config per experiment, overridable from the command line.
+
+    keras-vits train --recipe fmnist_deit_hard --set epochs=2 batch_size=128
+
+Each recipe states its data, model, optimizer, schedule, augmentation and
+distillation, and what it is expected to reach (measured numbers are in
+docs/RESULTS.md with their commands).
+"""
+
+import dataclasses
+import json
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """One experiment. Learning rates are per 512 images: lr = base_lr * global_batch / 512."""
+
+    name: str
+    description: str = ""
+    # data
+    dataset: str = "fashion_mnist"  # "fashion_mnist", a tfds name, or "folder:/path/to/class/folders"
+    train_split: str = "train"
+    eval_split: str = "test"
+    data_dir: str = None  # tfds data_dir
+    manual_dir: str = None  # tfds manual_dir (ImageNet's tar files)
+    download: bool = False  # let tfds download and prepare the data set
+    image_size: int = 28
+    mean: tuple = (0.2860,)  # per-channel, images scaled to [0, 1] first
+    std: tuple = (0.3530,)
+    eval_crop_fraction: float = 1.0  # evaluation: resize to image_size / fraction, centre-crop (0.875 on ImageNet)
+    # model: a registry name (with overrides) or a teacher from training.teachers
+    model: str = "deit_tiny_distilled_patch16_224"
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    drop_path_rate: float = 0.0
+    # optimisation
+    epochs: int = 10
+    batch_size: int = 256  # global, over all replicas
+    base_lr: float = 5e-4
+    min_lr: float = 1e-5
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.05
+    clip_norm: float = None  # global gradient norm
+    ema_momentum: float = None  # e.g. 0.9998 keeps an EMA of the weights
+    label_smoothing: float = 0.1
+    # augmentation (training only)
+    augment: bool = True  # False: training batches are only shuffled and normalised
+    crop_padding: int = 0  # pad then random-crop back (small images); 0 uses random resized crop
+    crop_scale: tuple = (0.08, 1.0)  # random resized crop area range
+    horizontal_flip: bool = True
+    randaugment: tuple = None  # (num_ops, magnitude in [0, 1]), e.g. (2, 0.9)
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    random_erasing: float = 0.0  # probability per image
+    # distillation
+    distillation: str = "none"  # "none", "soft", "hard"
+    teacher: str = None  # path to a `.keras` teacher
+    alpha: float = 0.5
+    tau: float = 1.0
+    teacher_label_smoothing: float = 0.0
+    jit_compile: bool = False  # XLA for the training step (helps some models on CPU, hurts depth-wise convs)
+    # bookkeeping
+    seed: int = 0
+    checkpoint_every: int = 500  # steps; also at every epoch end
+    expected: str = ""
+
+    def replace(self, **changes):
+        """A copy with `changes`, checked against the fields."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"Unknown recipe fields {unknown}; known: {sorted(f.name for f in dataclasses.fields(self))}.")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+FMNIST_STUDENT = {
+    "image_size": 28,
+    "patch_size": 4,
+    "embed_dim": 96,
+    "depth": 4,
+    "num_heads": 3,
+}
+
+_FMNIST_DEIT = Recipe(
+    name="fmnist_deit_none",
+    description="Small DeiT (patch 4, 96 wide, 4 deep) on Fashion-MNIST from scratch, labels only.",
+    model="deit_tiny_distilled_patch16_224",
+    model_overrides=FMNIST_STUDENT,
+    drop_path_rate=0.05,
+    epochs=4,
+    batch_size=128,
+    base_lr=2e-3,
+    warmup_epochs=0.5,
+    weight_decay=0.05,
+    clip_norm=1.0,
+    label_smoothing=0.0,
+    crop_padding=2,
+    horizontal_flip=True,
+    expected="Measured in docs/RESULTS.md (about 15 minutes on 2 cores).",
+)
+
+RECIPES = {
+    "fmnist_teacher": Recipe(
+        name="fmnist_teacher",
+        description="The convnet teacher for the Fashion-MNIST distillation table.",
+        model="convnet_small",
+        epochs=5,
+        batch_size=128,
+        base_lr=4e-3,
+        warmup_epochs=0.5,
+        weight_decay=0.01,
+        label_smoothing=0.0,
+        crop_padding=2,
+        expected="About 93% top-1.",
+    ),
+    "fmnist_deit_none": _FMNIST_DEIT,
+    "fmnist_deit_soft": _FMNIST_DEIT.replace(
+        name="fmnist_deit_soft",
+        description="The same student, soft distillation (alpha 0.5, tau 1) from the convnet teacher.",
+        distillation="soft",
+        teacher="runs/fmnist_teacher/model.keras",
+        alpha=0.5,
+        tau=1.0,
+    ),
+    "fmnist_deit_hard": _FMNIST_DEIT.replace(
+        name="fmnist_deit_hard",
+        description="The same student, hard distillation from the convnet teacher.",
+        distillation="hard",
+        teacher="runs/fmnist_teacher/model.keras",
+    ),
+    "fmnist_deit_hard_ls": _FMNIST_DEIT.replace(
+        name="fmnist_deit_hard_ls",
+        description="The same student, hard distillation with label smoothing 0.1 on the teacher's label.",
+        distillation="hard",
+        teacher="runs/fmnist_teacher/model.keras",
+        teacher_label_smoothing=0.1,
+    ),
+    "demo_teacher": Recipe(
+        name="demo_teacher",
+        description="A few-minute convnet teacher for the README demo.",
+        model="convnet_small",
+        epochs=1,
+        batch_size=128,
+        base_lr=4e-3,
+        warmup_epochs=0.2,
+        weight_decay=0.01,
+        label_smoothing=0.0,
+        crop_padding=2,
+    ),
+    "demo_deit_hard": _FMNIST_DEIT.replace(
+        name="demo_deit_hard",
+        description="A few-minute small-DeiT hard distillation for the README demo.",
+        model_overrides=dict(FMNIST_STUDENT, embed_dim=64, depth=4, num_heads=2),
+        distillation="hard",
+        teacher="runs/demo_teacher/model.keras",
+        epochs=1,
+        warmup_epochs=0.2,
+        expected="About 80% top-1 after one epoch.",
+    ),
+    "imagenet_deit_small": Recipe(
+        name="imagenet_deit_small",
+        description="DeiT-S/16 with hard distillation on ImageNet-1k, the paper's recipe (Touvron et al. 2021, table 9).",
+        dataset="imagenet2012",
+        eval_split="validation",
+        image_size=224,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        eval_crop_fraction=0.875,
+        model="deit_small_distilled_patch16_224",
+        drop_path_rate=0.1,
+        epochs=300,
+        batch_size=1024,
+        base_lr=5e-4,
+        min_lr=1e-5,
+        warmup_epochs=5,
+        weight_decay=0.05,
+        label_smoothing=0.1,
+        crop_scale=(0.08, 1.0),
+        randaugment=(2, 0.9),
+        mixup_alpha=0.8,
+        cutmix_alpha=1.0,
+        random_erasing=0.25,
+        ema_momentum=0.99996,
+        distillation="hard",
+        teacher="regnety_160.keras",
+        expected="81.2% top-1 (cls+dist average) in the paper with a RegNetY-16GF teacher.",
+    ),
+}
+
+
+def get_recipe(name, **overrides):
+    """The named recipe with `overrides` applied."""
+    if name not in RECIPES:
+        raise ValueError(f"Unknown recipe {name!r}; known: {sorted(RECIPES)}.")
+    return RECIPES[name].replace(**overrides) if overrides else RECIPES[name]
+
+
+def parse_overrides(assignments):
+    """`["epochs=2", "mean=[0.5]", "teacher=t.keras"]` -> dict; values are JSON where they parse, else strings."""
+    overrides = {}
+    for item in assignments or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"Overrides are key=value, got {item!r}.")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        overrides[key.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return overrides

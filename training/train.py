@@ -1,0 +1,392 @@
+"""Training and evaluation under a tf.distribute strategy, with checkpoints that survive a kill.
+
+    from training.recipes import get_recipe
+    from training.train import train
+    result = train(get_recipe("fmnist_deit_hard"), output_dir="runs/fmnist_deit_hard", strategy="mirrored")
+
+The loop is written out rather than `Model.fit` because Keras 3.15's `fit` fails
+under MultiWorkerMirroredStrategy (keras-team/keras#20585); each step still runs
+`DistillationModel.train_step`, so the losses live in one place.
+
+`output_dir` receives: `checkpoints/` (model, optimizer and step; the newest two kept,
+written by tf.train.CheckpointManager, whose index file is replaced atomically),
+`tensorboard/`, `history.json`, `curves.png`, `recipe.json` and the trained student
+as `model.keras`.
+"""
+
+import json
+import os
+import pathlib
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import keras_vits
+from keras_vits.backend import keras
+from keras_vits.distillation import DistillationModel
+from keras_vits.layers.tokens import PositionEmbedding, PrependToken
+from training import teachers
+from training.data import load_source
+from training.pipeline import make_dataset
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+NO_DECAY_NAMES = ("relative_position_bias_table",)
+
+
+def make_strategy(name="default", tpu=None):
+    """The tf.distribute strategy named by `name` (multi-worker reads TF_CONFIG; TPU takes an address)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def build_model(recipe, num_classes, channels):
+    """The recipe's model: a teacher from `training.teachers` or a registry name with overrides."""
+    if recipe.model in teachers.TEACHERS:
+        return teachers.TEACHERS[recipe.model](recipe.image_size, channels, num_classes)
+    overrides = {k: v for k, v in recipe.model_overrides.items() if k != "image_size"}
+    return keras_vits.create_model(
+        recipe.model,
+        num_classes=num_classes,
+        image_size=recipe.image_size,
+        in_chans=channels,
+        drop_path_rate=recipe.drop_path_rate,
+        **overrides,
+    )
+
+
+def no_weight_decay_variables(model):
+    """Variables AdamW leaves undecayed: vectors (biases, norms, layer scales), tokens, position embeddings, bias tables."""
+    excluded = []
+    for layer in model.layers:
+        for variable in layer.trainable_weights:
+            short_name = variable.name.split("/")[-1].split(":")[0]
+            if (
+                len(variable.shape) <= 1
+                or isinstance(layer, (PrependToken, PositionEmbedding))
+                or short_name in NO_DECAY_NAMES
+            ):
+                excluded.append(variable)
+    return excluded
+
+
+def learning_rate_schedule(recipe, steps_per_epoch, global_batch_size):
+    """Linear warm-up to base_lr * batch / 512, then cosine decay to min_lr."""
+    peak = recipe.base_lr * global_batch_size / 512
+    total = max(1, int(recipe.epochs * steps_per_epoch))
+    warmup = min(int(recipe.warmup_epochs * steps_per_epoch), total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else peak,
+        decay_steps=total - warmup,
+        alpha=min(recipe.min_lr / peak, 1.0),
+        warmup_target=peak if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def make_optimizer(recipe, model, steps_per_epoch, global_batch_size):
+    """AdamW with the recipe's schedule, clipping and EMA; no decay on `no_weight_decay_variables`."""
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=learning_rate_schedule(recipe, steps_per_epoch, global_batch_size),
+        weight_decay=recipe.weight_decay,
+        global_clipnorm=recipe.clip_norm,
+        use_ema=recipe.ema_momentum is not None,
+        ema_momentum=recipe.ema_momentum or 0.99,
+    )
+    optimizer.exclude_from_weight_decay(var_list=no_weight_decay_variables(model))
+    return optimizer
+
+
+def load_teacher(path, num_classes):
+    """A `.keras` teacher, loaded in safe mode."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Teacher {path} does not exist; train one first (keras-vits train --recipe fmnist_teacher).")
+    return keras.models.load_model(path, safe_mode=True, compile=False)
+
+
+def _atomic_write_text(path, text):
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _save_keras_atomically(model, path):
+    tmp = path.with_name(f".partial-{path.name}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _check_inputs(recipe, source, eval_source):
+    expected_channels = source.channels
+    if eval_source.channels != expected_channels or eval_source.num_classes != source.num_classes:
+        raise ValueError(
+            f"Training and evaluation splits disagree: {source.channels} vs {eval_source.channels} channels, "
+            f"{source.num_classes} vs {eval_source.num_classes} classes."
+        )
+    if len(recipe.mean) != expected_channels or len(recipe.std) != expected_channels:
+        raise ValueError(
+            f"{source.name} images have {expected_channels} channels but the recipe normalises "
+            f"{len(recipe.mean)} (mean={recipe.mean}, std={recipe.std}); set mean and std per channel."
+        )
+
+
+class NaNLossError(FloatingPointError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def _shard_by_data():
+    # Workers shard batches, not files: in-memory and single-file sources have no files to split.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return options
+
+
+def evaluate_model(model, dataset, strategy):
+    """Evaluation logs (`loss`, `top1_cls`/`top1_dist`/`top1_avg` or `top1`) over one pass of `dataset`."""
+    for metric in model.metrics:
+        metric.reset_state()
+
+    @tf.function
+    def eval_step(batch):
+        strategy.run(model.test_step, args=(batch,))
+
+    for batch in strategy.experimental_distribute_dataset(dataset.with_options(_shard_by_data())):
+        eval_step(batch)
+    return {name: float(metric.result()) for name, metric in [("loss", model.loss_tracker), *model.eval_top1.items()]}
+
+
+def _plot_curves(history, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax_loss.plot(epochs, [h["eval_loss"] for h in history], "o-", label="eval")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    for key in ("train_top1", "top1_cls", "top1_dist", "top1_avg", "top1"):
+        if key in history[0]:
+            ax_acc.plot(epochs, [100 * h[key] for h in history], "o-", label=key)
+    ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def summary_table(recipe, result):
+    """The final table of one run, as text."""
+    rows = [
+        ("recipe", recipe.name),
+        ("model", f"{recipe.model} ({result['parameters']:,} parameters)"),
+        ("distillation", recipe.distillation + (f" from {recipe.teacher}" if recipe.teacher else "")),
+        ("epochs / steps", f"{result['epochs']} / {result['steps']}"),
+        ("global batch / replicas", f"{result['global_batch_size']} / {result['replicas']}"),
+        ("train time", f"{result['train_seconds'] / 60:.1f} min ({result['images_per_second']:.0f} images/s)"),
+    ]
+    rows += [(name, f"{100 * value:.2f}%") for name, value in result["final"].items() if name.startswith("top1")]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verbose=1):
+    """Trains `recipe`, resuming from `output_dir`'s last checkpoint when there is one.
+
+    Args:
+        recipe: a `training.recipes.Recipe`.
+        output_dir: where checkpoints, logs, curves and the final `model.keras` go.
+        strategy: `"default"`, `"mirrored"`, `"multi_worker"` or `"tpu"`, or a tf.distribute.Strategy.
+        tpu: TPU address for `strategy="tpu"`.
+        max_steps: stop after this many optimizer steps in total (for smoke tests); None runs all epochs.
+        verbose: 1 shows a progress bar and the final table.
+
+    Returns:
+        dict with the trained `student`, `final` evaluation logs, `history`, `steps`, timing and sizes.
+
+    Raises:
+        ValueError / FileNotFoundError: bad data, labels, channels, teacher, before any step.
+        NaNLossError: the loss became NaN; the message names the step, checkpoints are kept.
+    """
+    output_dir = pathlib.Path(output_dir)
+    keras.utils.set_random_seed(recipe.seed)
+    strategy = make_strategy(strategy, tpu) if isinstance(strategy, str) else strategy
+    chief = is_chief(strategy)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = recipe.batch_size
+    if global_batch % replicas:
+        raise ValueError(f"batch_size {global_batch} does not split over {replicas} replicas.")
+
+    channels_hint = len(recipe.mean)
+    source_args = dict(
+        data_dir=recipe.data_dir, manual_dir=recipe.manual_dir, download=recipe.download,
+        channels=channels_hint, image_size=recipe.image_size, seed=recipe.seed,
+    )  # fmt: skip
+    source = load_source(recipe.dataset, recipe.train_split, **source_args)
+    eval_source = load_source(recipe.dataset, recipe.eval_split, **source_args)
+    _check_inputs(recipe, source, eval_source)
+    steps_per_epoch = source.num_examples // global_batch
+    if steps_per_epoch == 0:
+        raise ValueError(f"{source.name} has {source.num_examples} examples, fewer than one batch of {global_batch}.")
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    recipe_file = output_dir / "recipe.json"
+    recipe_json = json.dumps(recipe.to_dict(), indent=1, sort_keys=True)
+    if recipe_file.exists() and json.loads(recipe_file.read_text()) != json.loads(recipe_json):
+        raise ValueError(f"{output_dir} holds a run of a different recipe ({recipe_file}); choose another output.")
+
+    with strategy.scope():
+        student = build_model(recipe, source.num_classes, source.channels)
+        teacher = load_teacher(recipe.teacher, source.num_classes) if recipe.distillation != "none" else None
+        model = DistillationModel(
+            student,
+            teacher,
+            mode=recipe.distillation,
+            alpha=recipe.alpha,
+            tau=recipe.tau,
+            label_smoothing=recipe.label_smoothing,
+            teacher_label_smoothing=recipe.teacher_label_smoothing,
+        )
+        optimizer = make_optimizer(recipe, student, steps_per_epoch, global_batch)
+        model.compile(optimizer=optimizer)
+        optimizer.build(student.trainable_variables)
+        checkpoint = tf.train.Checkpoint(student=student, optimizer=optimizer)
+    checkpoint_dir = output_dir / "checkpoints"
+    if not chief:  # every worker saves (collectives), only the chief's copy is kept
+        checkpoint_dir = output_dir / f".worker-{strategy.cluster_resolver.task_id}-checkpoints"
+    manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    if chief:
+        _atomic_write_text(recipe_file, recipe_json)
+
+    history_file = output_dir / "history.json"
+    history = json.loads(history_file.read_text()) if history_file.exists() and manager.latest_checkpoint else []
+    step = int(optimizer.iterations.numpy())
+    start_epoch = step // steps_per_epoch
+    history = [h for h in history if h["epoch"] <= start_epoch]
+    if verbose and step:
+        print(f"Resumed from {manager.latest_checkpoint} at step {step} (epoch {start_epoch + 1}).")
+    writer = tf.summary.create_file_writer(str(output_dir / "tensorboard")) if chief else tf.summary.create_noop_writer()
+    eval_dataset = make_dataset(eval_source, recipe, global_batch, training=False)
+
+    @tf.function(jit_compile=recipe.jit_compile)
+    def train_step(batch):
+        strategy.run(model.train_step, args=(batch,))
+
+    last_step = recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
+    train_seconds, trained_images = 0.0, 0
+    progress_names = ["loss", "label_loss", "distillation_loss", "top1"]
+    for epoch in range(start_epoch, recipe.epochs):
+        if step >= last_step:
+            break
+        for metric in model.metrics:
+            metric.reset_state()
+        skip = step - epoch * steps_per_epoch
+        dataset = make_dataset(
+            source, recipe, global_batch, training=True, epoch=epoch, skip_batches=skip, augment=recipe.augment
+        )
+        progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=progress_names, verbose=verbose and chief)
+        if verbose and chief:
+            print(f"Epoch {epoch + 1}/{recipe.epochs}")
+        started = time.perf_counter()
+        for batch in strategy.experimental_distribute_dataset(dataset.with_options(_shard_by_data())):
+            train_step(batch)
+            step += 1
+            loss = float(model.loss_tracker.result())
+            if not np.isfinite(loss):
+                raise NaNLossError(
+                    f"The loss became {loss} at step {step} (epoch {epoch + 1}); stopped without saving. "
+                    f"The last good checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}."
+                )
+            logs = [(m.name, float(m.result())) for m in model.metrics[:4]]
+            progress.update(step - epoch * steps_per_epoch, values=logs)
+            if step % recipe.checkpoint_every == 0:
+                manager.save(checkpoint_number=step)
+            if step % 50 == 0:
+                with writer.as_default(step=step):
+                    for name, value in logs:
+                        tf.summary.scalar(f"train/{name}", value)
+                    tf.summary.scalar("train/learning_rate", float(optimizer.learning_rate))
+            if step >= last_step:
+                break
+        train_seconds += time.perf_counter() - started
+        trained_images += (step - epoch * steps_per_epoch - skip) * global_batch
+        train_logs = {f"train_{name}": float(model.metrics[i].result()) for i, name in enumerate(progress_names)}
+        manager.save(checkpoint_number=step)
+        eval_logs = evaluate_model(model, eval_dataset, strategy)
+        entry = {"epoch": epoch + 1, "step": step, **train_logs, "eval_loss": eval_logs.pop("loss"), **eval_logs}
+        history.append(entry)
+        with writer.as_default(step=step):
+            for name, value in entry.items():
+                if name not in ("epoch", "step"):
+                    tf.summary.scalar(f"epoch/{name}", value)
+        if chief:
+            _atomic_write_text(history_file, json.dumps(history, indent=1))
+            _plot_curves(history, output_dir / "curves.png")
+        if verbose and chief:
+            print("  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "step")))
+
+    if recipe.ema_momentum is not None:
+        optimizer.finalize_variable_values(student.trainable_variables)
+    final = evaluate_model(model, eval_dataset, strategy)
+    if chief:
+        _save_keras_atomically(student, output_dir / "model.keras")
+    result = {
+        "student": student,
+        "final": final,
+        "history": history,
+        "steps": step,
+        "epochs": recipe.epochs,
+        "replicas": replicas,
+        "global_batch_size": global_batch,
+        "parameters": student.count_params(),
+        "train_seconds": train_seconds,
+        "images_per_second": trained_images / train_seconds if train_seconds else 0.0,
+    }
+    if chief:
+        _atomic_write_text(output_dir / "result.json", json.dumps({k: v for k, v in result.items() if k not in ("history", "student")}, indent=1))
+    if verbose and chief:
+        print(summary_table(recipe, result))
+    return result
+
+
+def evaluate(model_path, dataset="fashion_mnist", split="test", image_size=None, mean=None, std=None,
+             batch_size=256, data_dir=None, recipe=None):  # fmt: skip
+    """Top-1 of a saved student (`.keras`, safe mode): cls, dist and their average for DeiT, else one row."""
+    from training.recipes import Recipe
+
+    student = keras.models.load_model(model_path, safe_mode=True, compile=False)
+    size = image_size or int(student.inputs[0].shape[1])
+    channels = int(student.inputs[0].shape[-1])
+    base = recipe or Recipe(name="evaluate")
+    changes = {"dataset": dataset, "eval_split": split, "image_size": size, "data_dir": data_dir}
+    if mean is not None:
+        changes.update(mean=tuple(mean), std=tuple(std))
+    recipe = base.replace(**changes)
+    source = load_source(dataset, split, data_dir=data_dir, channels=channels, image_size=size)
+    if source.channels != channels:
+        raise ValueError(f"{model_path} takes {channels}-channel images; {source.name} has {source.channels}.")
+    model = DistillationModel(student)
+    return evaluate_model(model, make_dataset(source, recipe, batch_size, training=False), tf.distribute.get_strategy())
