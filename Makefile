@@ -21,8 +21,15 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	fi
 	touch $@
 
+# A timm checkpoint into Keras, then on Fashion-MNIST: a convnet teacher, a small DeiT distilled
+# from it (hard distillation), its three top-1 rows, and its SavedModel and int8 TFLite exports.
 demo: setup
 	$(VENV)/bin/keras-vits demo
+	$(VENV)/bin/keras-vits train --recipe demo_teacher --output runs/demo_teacher
+	$(VENV)/bin/keras-vits train --recipe demo_deit_hard --output runs/demo_deit_hard --teacher runs/demo_teacher/model.keras
+	$(VENV)/bin/keras-vits evaluate runs/demo_deit_hard/model.keras
+	$(VENV)/bin/keras-vits export runs/demo_deit_hard/model.keras --format saved_model --output saved_models
+	$(VENV)/bin/keras-vits export runs/demo_deit_hard/model.keras --format tflite --mode dynamic_int8 --output saved_models
 
 # The whole suite under Keras 3, then the model tests again under tf-keras.
 test: setup

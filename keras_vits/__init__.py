@@ -6,8 +6,10 @@ Public API:
     create_model, list_models, get_pretrained_cfg: the registry of timm-named variants.
     count_macs: multiply-accumulates for one image.
     load_timm_weights: strict loading of timm `.safetensors` checkpoints.
+    DistillationModel, distillation_losses: DeiT's distillation (none, soft, hard) for compile/fit.
 """
 
+from keras_vits.distillation import DistillationModel, distillation_losses
 from keras_vits.macs import count_macs
 from keras_vits.models import (
     DeiT,
@@ -23,12 +25,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DeiT",
+    "DistillationModel",
     "PyramidVisionTransformer",
     "PyramidVisionTransformerV2",
     "SwinTransformer",
     "VisionTransformer",
     "count_macs",
     "create_model",
+    "distillation_losses",
     "get_pretrained_cfg",
     "list_models",
     "load_timm_weights",

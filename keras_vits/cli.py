@@ -73,6 +73,30 @@ def _cmd_demo(args):
     return 0
 
 
+def _trained_model(args):
+    """A `.keras` model (safe mode) with the normalisation and labels its training run wrote beside it."""
+    from keras_vits.backend import keras
+
+    path = pathlib.Path(args.name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist.")
+    model = keras.models.load_model(path, safe_mode=True, compile=False)
+    recipe_file, labels_file = path.with_name("recipe.json"), path.with_name("labels.txt")
+    if args.mean and args.std:
+        cfg = {"mean": args.mean, "std": args.std}
+    elif recipe_file.is_file():
+        recipe = json.loads(recipe_file.read_text())
+        cfg = {"mean": recipe["mean"], "std": recipe["std"]}
+    else:
+        raise ValueError(f"No recipe.json beside {path}: pass --mean and --std (per channel, on [0, 1] pixels).")
+    num_classes = int(model.outputs[0].shape[-1])
+    if labels_file.is_file():
+        labels = [line.strip() for line in labels_file.read_text().splitlines() if line.strip()]
+    else:
+        labels = [f"class_{i}" for i in range(num_classes)]
+    return model, cfg, labels
+
+
 def _cmd_export(args):
     """Writes a SavedModel for TF Serving or a TFLite file."""
     import numpy as np
@@ -80,15 +104,18 @@ def _cmd_export(args):
     import keras_vits
     from keras_vits.export import convert_tflite, export_saved_model
 
-    model = keras_vits.create_model(
-        args.name, weights=args.weights, num_classes=args.num_classes, image_size=args.image_size
-    )
-    cfg = keras_vits.get_pretrained_cfg(args.name)
+    if args.name.endswith(".keras"):
+        model, cfg, labels = _trained_model(args)
+        args.export_name = args.export_name or pathlib.Path(args.name).parent.name
+    else:
+        model = keras_vits.create_model(
+            args.name, weights=args.weights, num_classes=args.num_classes, image_size=args.image_size
+        )
+        cfg = keras_vits.get_pretrained_cfg(args.name)
+        labels = [f"class_{i}" for i in range(args.num_classes)]
+    if args.labels:
+        labels = [line.strip() for line in open(args.labels) if line.strip()]
     if args.format == "saved_model":
-        if args.labels:
-            labels = [line.strip() for line in open(args.labels) if line.strip()]
-        else:
-            labels = [f"class_{i}" for i in range(args.num_classes)]
         path = export_saved_model(
             model, labels, cfg["mean"], cfg["std"], base_dir=args.output, name=args.export_name, version=args.version
         )
@@ -168,7 +195,10 @@ def build_parser():
     export = commands.add_parser(
         "export", help="Export a registered model as a SavedModel for TF Serving or as a TFLite file."
     )
-    export.add_argument("name", help="Registered model name (see `keras-vits list`).")
+    export.add_argument(
+        "name", help="Registered model name (see `keras-vits list`), or a .keras file from `keras-vits train` "
+        "(its run folder's recipe.json and labels.txt give normalisation and labels).",
+    )  # fmt: skip
     export.add_argument("--weights", default=None, help="A .safetensors path or 'timm/<repo>'. Default: random init.")
     export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model", help="Default: saved_model.")
     export.add_argument("--output", default="saved_models", help="Base folder. Default: saved_models.")
@@ -183,6 +213,8 @@ def build_parser():
     )  # fmt: skip
     export.add_argument("--calibration", default=None, help="int8/int16x8: .npy of normalised (N, H, W, C) images.")
     export.add_argument("--int8-io", action="store_true", help="int8: int8 input and output tensors.")
+    export.add_argument("--mean", type=float, nargs="+", default=None, help="Per-channel mean for a .keras model.")
+    export.add_argument("--std", type=float, nargs="+", default=None, help="Per-channel std for a .keras model.")
     export.set_defaults(func=_cmd_export)
 
     demo = commands.add_parser(

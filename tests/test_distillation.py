@@ -170,3 +170,15 @@ def test_deit_both_heads_agree_with_inference_heads():
     x, _ = _data(2)
     cls_out, dist_out = student.both_heads(x)
     np.testing.assert_allclose(student(x), (cls_out + dist_out) / 2, atol=1e-6)
+
+
+def test_a_keras_applications_convnet_teaches():
+    teacher = keras.applications.MobileNetV3Small(
+        weights=None, input_shape=(32, 32, 3), classes=NUM_CLASSES, include_preprocessing=False
+    )
+    model = DistillationModel(_student(), teacher, mode="soft", teacher_preprocessing=tf.image.grayscale_to_rgb)
+    assert model.teacher_outputs_probabilities and model.teacher_image_size == (32, 32)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    x, y = _data(8)
+    history = model.fit(x, y, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["distillation_loss"][0])

@@ -333,6 +333,11 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
         assert cli_main(["evaluate", str(out / "model.keras"), "--dataset", "mnist"]) == 0
     printed = capsys.readouterr().out
     assert "class head" in printed and "distillation head" in printed and "average" in printed
+    assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
+    assert cli_main(["export", str(out / "model.keras"), "--output", str(tmp_path / "serving")]) == 0
+    exported = tf.saved_model.load(str(tmp_path / "serving" / "run" / "1"))
+    outputs = exported.signatures["serving_default"](images=tf.zeros([1, 28, 28, 1]))
+    assert outputs["top_k_labels"].shape[0] == 1
 
 
 def test_cli_train_help_explains_every_flag(capsys):

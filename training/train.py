@@ -10,8 +10,8 @@ under MultiWorkerMirroredStrategy (keras-team/keras#20585); each step still runs
 
 `output_dir` receives: `checkpoints/` (model, optimizer and step; the newest two kept,
 written by tf.train.CheckpointManager, whose index file is replaced atomically),
-`tensorboard/`, `history.json`, `curves.png`, `recipe.json` and the trained student
-as `model.keras`.
+`tensorboard/`, `history.json`, `curves.png`, `recipe.json`, `labels.txt` and the trained
+student as `model.keras` (`keras-vits export <run>/model.keras` reads the last three).
 """
 
 import json
@@ -280,6 +280,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     if chief:
         _atomic_write_text(recipe_file, recipe_json)
+        _atomic_write_text(output_dir / "labels.txt", "".join(f"{name}\n" for name in source.class_names))
 
     history_file = output_dir / "history.json"
     history = json.loads(history_file.read_text()) if history_file.exists() and manager.latest_checkpoint else []
