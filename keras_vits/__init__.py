@@ -7,9 +7,11 @@ Public API:
     count_macs: multiply-accumulates for one image.
     load_timm_weights: strict loading of timm `.safetensors` checkpoints.
     DistillationModel, distillation_losses: DeiT's distillation (none, soft, hard) for compile/fit.
+    compile_for_inference: the fastest forward pass (graph, XLA, bfloat16) that agrees with the model.
 """
 
 from keras_vits.distillation import DistillationModel, distillation_losses
+from keras_vits.inference import compile_for_inference
 from keras_vits.macs import count_macs
 from keras_vits.models import (
     DeiT,
@@ -30,6 +32,7 @@ __all__ = [
     "PyramidVisionTransformerV2",
     "SwinTransformer",
     "VisionTransformer",
+    "compile_for_inference",
     "count_macs",
     "create_model",
     "distillation_losses",

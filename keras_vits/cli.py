@@ -175,6 +175,20 @@ def _cmd_evaluate(args):
     return 0
 
 
+def _cmd_benchmark(args):
+    """Images per second in each mode, timm alongside, and the fraction of the matmul limit."""
+    from keras_vits.benchmark import format_table, run_benchmark
+
+    rows, machine = run_benchmark(
+        args.models, args.batch_sizes, args.image_size, args.modes, args.repeats, args.calls,
+        reference_python=args.reference_python, log=lambda message: print(message, file=sys.stderr),
+    )  # fmt: skip
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps({"rows": rows, "machine": machine}, indent=1))
+    print(format_table(rows, machine))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-vits", description="Vision transformers for Keras with timm's weights."
@@ -261,6 +275,31 @@ def build_parser():
     evaluate.add_argument("--mean", type=float, nargs="+", default=None, help="Per-channel mean. Default: Fashion-MNIST's.")
     evaluate.add_argument("--std", type=float, nargs="+", default=None, help="Per-channel std. Default: Fashion-MNIST's.")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    benchmark = commands.add_parser(
+        "benchmark",
+        help="Images per second of registry models (float32, XLA, bfloat16, training), timm alongside.",
+        description="Times each model, batch size and mode, alternating cases in every repetition, and prints "
+        "medians with the fraction of this machine's matmul limit (a float32 and a bfloat16 2048^3 matmul "
+        "timed in the same run). With --reference-python, the same models run in timm (HF transformers for "
+        "PVT v1) in that Python, alternating with these.",
+    )
+    benchmark.add_argument("models", nargs="+", help="Registry names (see `keras-vits list`).")
+    benchmark.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="Default: 1 16.")
+    benchmark.add_argument("--image-size", type=int, default=224, help="Square input size. Default: 224.")
+    benchmark.add_argument(
+        "--modes", nargs="+", default=["float32", "xla", "bfloat16"], choices=("float32", "xla", "bfloat16", "train"),
+        help="float32 graph, XLA (jit_compile), mixed bfloat16, and/or a training step (forward, backward, "
+        "AdamW). Default: float32 xla bfloat16.",
+    )  # fmt: skip
+    benchmark.add_argument("--repeats", type=int, default=5, help="Timed repetitions; medians reported. Default: 5.")
+    benchmark.add_argument("--calls", type=int, default=3, help="Calls per repetition. Default: 3.")
+    benchmark.add_argument(
+        "--reference-python", default=None,
+        help="A Python with torch and timm (pip install -e '.[reference]' in its own venv) to time the references.",
+    )  # fmt: skip
+    benchmark.add_argument("--json", default=None, help="Also write rows and machine to this JSON file.")
+    benchmark.set_defaults(func=_cmd_benchmark)
     return parser
 
 

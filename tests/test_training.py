@@ -213,6 +213,18 @@ def test_train_writes_everything_and_resumes(tmp_path):
             train(tiny_recipe(epochs=3, base_lr=0.1), out, verbose=0)
 
 
+def test_ema_weights_are_checkpointed(tmp_path):
+    counts = {}
+    for ema in (None, 0.5):
+        with tfds.testing.mock_data(num_examples=32):
+            result = train(tiny_recipe(ema_momentum=ema, epochs=1), tmp_path / f"run{ema}", verbose=0)
+        values = _checkpoint_values(tf.train.latest_checkpoint(str(tmp_path / f"run{ema}" / "checkpoints")))
+        counts[ema] = sum(k.startswith("optimizer/") for k in values)
+        assert 0 < result["final"]["loss"] < 10
+    trainable = len(build_model(tiny_recipe(), 10, 1).trainable_variables)
+    assert counts[0.5] == counts[None] + trainable, "one moving average per trainable variable"
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     out = tmp_path / "run"
     recipe = tiny_recipe(base_lr=1e35, warmup_epochs=0, checkpoint_every=1, min_lr=1e35)

@@ -73,8 +73,8 @@ class ImageSource:
     name: str
 
 
-def _fashion_mnist_source(split):
-    (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
+def _fashion_mnist_source(split, download):
+    (x_train, y_train), (x_test, y_test) = load_fashion_mnist(allow_download=download)
     if split not in ("train", "test"):
         raise ValueError(f"Fashion-MNIST has splits 'train' and 'test', got {split!r}.")
     images, labels = (x_train, y_train) if split == "train" else (x_test, y_test)
@@ -161,7 +161,7 @@ def load_source(dataset, split, data_dir=None, manual_dir=None, download=False, 
         FileNotFoundError: a known data set that is not on this machine, with how to get it.
     """
     if dataset == "fashion_mnist":
-        return _fashion_mnist_source(split)
+        return _fashion_mnist_source(split, download)
     if dataset.startswith("folder:"):
         return _folder_source(dataset[len("folder:") :], split, channels, image_size, seed)
     return _tfds_source(dataset, split, data_dir, manual_dir, download)
