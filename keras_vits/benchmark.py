@@ -24,7 +24,7 @@ from keras_vits.inference import inference_function
 from keras_vits.macs import count_macs
 from keras_vits.registry import create_model
 
-KERAS_MODES = ("float32", "xla", "bfloat16", "train")
+KERAS_MODES = ("float32", "xla", "bfloat16", "bfloat16_xla", "train", "train_xla")
 
 
 def matmul_flops(dtype="float32", size=2048, repeats=5):
@@ -106,13 +106,16 @@ def run_benchmark(models, batch_sizes=(1, 16), image_size=224, modes=("float32",
         for batch in batch_sizes:
             images = tf.random.stateless_normal([batch, image_size, image_size, 3], seed=(0, batch))
             for mode in modes:
-                function = train_step_function(model, batch) if mode == "train" else inference_function(model, mode)
+                if mode.startswith("train"):
+                    function = train_step_function(model, batch, jit_compile=mode == "train_xla")
+                else:
+                    function = inference_function(model, mode)
                 log(f"compiling {name} batch {batch} {mode}")
                 function(images)
                 function(images)
                 cases.append(((name, batch, mode), function, images, macs))
             if reference:
-                for train in sorted({mode == "train" for mode in modes}):
+                for train in sorted({mode.startswith("train") for mode in modes}):
                     key = f"{name}|{batch}|{'train' if train else 'infer'}"
                     reference.prepare(key, name, batch, image_size, train)
                     cases.append(((name, batch, "reference_train" if train else "reference"), key, None, macs))
@@ -141,11 +144,11 @@ def run_benchmark(models, batch_sizes=(1, 16), image_size=224, modes=("float32",
             continue
         per_call = statistics.median(seconds[name, batch, mode])
         row = {"model": name, "batch": batch, "mode": mode, "images_per_second": batch / per_call, "macs": macs}
-        reference_key = (name, batch, "reference_train" if mode == "train" else "reference")
+        reference_key = (name, batch, "reference_train" if mode.startswith("train") else "reference")
         if reference_key in seconds:
             row["reference_images_per_second"] = batch / statistics.median(seconds[reference_key])
-        if mode != "train":
-            limit = machine["bfloat16_matmul_gflops" if mode == "bfloat16" else "float32_matmul_gflops"] * 1e9
+        if not mode.startswith("train"):
+            limit = machine["bfloat16_matmul_gflops" if mode.startswith("bfloat16") else "float32_matmul_gflops"] * 1e9
             row["fraction_of_matmul_limit"] = 2 * macs * row["images_per_second"] / limit
         rows.append(row)
     return rows, machine

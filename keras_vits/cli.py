@@ -288,9 +288,10 @@ def build_parser():
     benchmark.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="Default: 1 16.")
     benchmark.add_argument("--image-size", type=int, default=224, help="Square input size. Default: 224.")
     benchmark.add_argument(
-        "--modes", nargs="+", default=["float32", "xla", "bfloat16"], choices=("float32", "xla", "bfloat16", "train"),
-        help="float32 graph, XLA (jit_compile), mixed bfloat16, and/or a training step (forward, backward, "
-        "AdamW). Default: float32 xla bfloat16.",
+        "--modes", nargs="+", default=["float32", "xla", "bfloat16"],
+        choices=("float32", "xla", "bfloat16", "bfloat16_xla", "train", "train_xla"),
+        help="float32 graph, XLA (jit_compile), mixed bfloat16 (graph or XLA), and/or a training step "
+        "(forward, backward, AdamW; graph or XLA). Default: float32 xla bfloat16.",
     )  # fmt: skip
     benchmark.add_argument("--repeats", type=int, default=5, help="Timed repetitions; medians reported. Default: 5.")
     benchmark.add_argument("--calls", type=int, default=3, help="Calls per repetition. Default: 3.")

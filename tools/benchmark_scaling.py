@@ -1,7 +1,7 @@
 """Time per image against image size: Swin's window attention grows linearly, ViT's global attention faster.
 
     python tools/benchmark_scaling.py [--models swin_tiny_patch4_window7_224 deit_small_patch16_224]
-                                      [--sizes 224 448] [--repeats 7] [--batch-size 1]
+                                      [--sizes 224 448] [--repeats 7] [--batch-size 1] [--plot curves.png]
 
 Each model is built at each size (random weights: the cost does not depend on
 them), compiled as a float32 `tf.function`, warmed up, then timed; sizes and
@@ -30,6 +30,7 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=7, help="Timed repetitions (median reported). Default: 7.")
     parser.add_argument("--calls", type=int, default=3, help="Calls per repetition. Default: 3.")
     parser.add_argument("--json", default=None, help="Also write the table to this JSON file.")
+    parser.add_argument("--plot", default=None, help="Also draw ms per image against image size to this PNG.")
     return parser.parse_args(argv)
 
 
@@ -71,6 +72,31 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as file:
             json.dump(rows, file, indent=1)
+    if args.plot:
+        plot(rows, args)
+
+
+def plot(rows, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_time, ax_ratio) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in args.models:
+        mine = [r for r in rows if r["model"] == name]
+        sizes = [r["size"] for r in mine]
+        ax_time.plot(sizes, [r["ms_per_image"] for r in mine], "o-", label=name)
+        ax_ratio.plot(sizes, [r["time_ratio"] for r in mine], "o-", label=name)
+    sizes = args.sizes
+    ax_ratio.plot(sizes, [(s / sizes[0]) ** 2 for s in sizes], "k--", label="pixels (linear cost)")
+    ax_time.set(xlabel="image size (pixels per side)", ylabel="ms per image", title=f"float32, batch {args.batch_size}")
+    ax_ratio.set(xlabel="image size (pixels per side)", ylabel=f"time / time at {sizes[0]}", title="growth")
+    for ax in (ax_time, ax_ratio):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.plot, dpi=100)
 
 
 if __name__ == "__main__":
