@@ -122,9 +122,9 @@ def _cmd_export(args):
         print(f"SavedModel written to {path} (signatures: serving_default, serving_uint8, serving_bytes)")
         return 0
     representative = None
-    if args.mode in ("int8", "int16x8"):
+    if args.mode in ("int8", "int16x8", "int8_dense"):
         if not args.calibration:
-            print("keras-vits export: error: --mode int8/int16x8 needs --calibration IMAGES.npy", file=sys.stderr)
+            print(f"keras-vits export: error: --mode {args.mode} needs --calibration IMAGES.npy", file=sys.stderr)
             return 2
         representative = np.load(args.calibration, allow_pickle=False)
     content = convert_tflite(model, args.mode, representative_images=representative, int8_io=args.int8_io)
@@ -222,10 +222,10 @@ def build_parser():
     export.add_argument("--num-classes", type=int, default=1000, help="Classes of the head. Default: 1000.")
     export.add_argument("--image-size", type=int, default=None, help="Input size. Default: the variant's own.")
     export.add_argument(
-        "--mode", default="float32", choices=("float32", "float16", "dynamic_int8", "int8", "int16x8"),
+        "--mode", default="float32", choices=("float32", "float16", "dynamic_int8", "int8", "int16x8", "int8_dense"),
         help="TFLite quantization mode. Default: float32.",
     )  # fmt: skip
-    export.add_argument("--calibration", default=None, help="int8/int16x8: .npy of normalised (N, H, W, C) images.")
+    export.add_argument("--calibration", default=None, help="int8/int16x8/int8_dense: .npy of normalised (N, H, W, C) images.")
     export.add_argument("--int8-io", action="store_true", help="int8: int8 input and output tensors.")
     export.add_argument("--mean", type=float, nargs="+", default=None, help="Per-channel mean for a .keras model.")
     export.add_argument("--std", type=float, nargs="+", default=None, help="Per-channel std for a .keras model.")

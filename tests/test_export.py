@@ -158,6 +158,23 @@ def test_every_family_converts_in_every_mode_with_builtin_ops_only(family):
             np.testing.assert_allclose(out, reference, atol=tolerance, err_msg=mode)
 
 
+@pytest.mark.parametrize("family", sorted(TINY_MODELS))
+def test_int8_dense_quantizes_dense_layers_and_xnnpack_runs_every_op(family):
+    model = TINY_MODELS[family]()
+    images = np.random.default_rng(0).normal(size=(8, 32, 32, 1)).astype(np.float32)
+    content = convert_tflite(model, "int8_dense", representative_images=images)
+    runner = TFLiteModel(content)
+    out = runner.predict(images)
+    report = runner.delegation()
+    assert all(done == count for count, done in report.values()), report
+    from ai_edge_litert.interpreter import Interpreter
+
+    tensors = Interpreter(model_content=content).get_tensor_details()
+    assert sum(t["dtype"] == np.int8 for t in tensors) >= 4, "Dense/Conv weights and activations are int8"
+    reference = model(images).numpy()
+    assert np.abs(out - reference).max() <= 0.2 * np.abs(reference).max() + 0.05  # untrained: ties make top-1 moot
+
+
 def test_full_int8_with_int8_input_and_output():
     model = TINY_MODELS["vit"]()
     images = np.random.default_rng(0).normal(size=(8, 32, 32, 1)).astype(np.float32)

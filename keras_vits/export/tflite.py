@@ -1,4 +1,4 @@
-"""TFLite conversion in five modes, with builtin ops only, and a LiteRT runner.
+"""TFLite conversion in six modes, with builtin ops only, and a LiteRT runner.
 
 Modes (TensorFlow's post-training quantization recipes):
     float32       no quantization;
@@ -6,7 +6,11 @@ Modes (TensorFlow's post-training quantization recipes):
     dynamic_int8  int8 weights, activations quantized on the fly (dynamic range);
     int8          int8 weights and activations, calibrated on representative images;
                   input and output int8 with `int8_io=True`, else float;
-    int16x8       int16 activations, int8 weights, calibrated likewise.
+    int16x8       int16 activations, int8 weights, calibrated likewise;
+    int8_dense    int8 weights and activations in the Dense and Conv layers only, calibrated;
+                  attention products, softmax, GELU, LayerNorm and residual adds stay float32,
+                  because XNNPACK has no int8 kernels for them and would leave them to slow
+                  reference kernels (see docs/DEPLOYMENT.md).
 
 Models are converted with a fixed batch (1 by default): with a dynamic batch
 the converter leaves SHAPE/PACK ops before reshapes that XNNPACK cannot take.
@@ -15,8 +19,14 @@ the converter leaves SHAPE/PACK ops before reshapes that XNNPACK cannot take.
 import numpy as np
 import tensorflow as tf
 
-TFLITE_MODES = ("float32", "float16", "dynamic_int8", "int8", "int16x8")
-CALIBRATED_MODES = ("int8", "int16x8")
+TFLITE_MODES = ("float32", "float16", "dynamic_int8", "int8", "int16x8", "int8_dense")
+CALIBRATED_MODES = ("int8", "int16x8", "int8_dense")
+# Ops int8_dense keeps in float32 (every op XNNPACK cannot run in int8, and the cheap ones around them,
+# which would otherwise need a QUANTIZE/DEQUANTIZE pair each).
+INT8_DENSE_FLOAT_OPS = (
+    "BATCH_MATMUL", "SOFTMAX", "GELU", "RSQRT", "ADD", "SUB", "MUL", "MEAN", "SQUARED_DIFFERENCE", "NEG", "DIV",
+    "CONCATENATION", "STRIDED_SLICE", "SPLIT", "TRANSPOSE", "RESHAPE", "AVERAGE_POOL_2D", "PAD", "GATHER",
+)  # fmt: skip
 
 
 def convert_tflite(model, mode="float32", representative_images=None, int8_io=False, batch_size=1):
@@ -59,6 +69,16 @@ def convert_tflite(model, mode="float32", representative_images=None, int8_io=Fa
                 yield [images[start : start + batch_size]]
 
         converter.representative_dataset = representative_dataset
+        if mode == "int8_dense":
+            # TensorFlow's selective quantization: the debugger's denylist leaves those ops in float.
+            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=list(INT8_DENSE_FLOAT_OPS))
+            try:
+                debugger = tf.lite.experimental.QuantizationDebugger(
+                    converter=converter, debug_dataset=representative_dataset, debug_options=options
+                )
+                return debugger.get_nondebug_quantized_model()
+            except Exception as error:
+                raise ValueError(f"TFLite conversion of {model.name} in mode 'int8_dense' failed: {error}") from error
         if mode == "int8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         else:
