@@ -160,6 +160,7 @@ def test_every_family_converts_in_every_mode_with_builtin_ops_only(family):
 
 @pytest.mark.parametrize("family", sorted(TINY_MODELS))
 def test_int8_dense_quantizes_dense_layers_and_xnnpack_runs_every_op(family):
+    keras_vits.backend.keras.utils.set_random_seed(0)
     model = TINY_MODELS[family]()
     images = np.random.default_rng(0).normal(size=(8, 32, 32, 1)).astype(np.float32)
     content = convert_tflite(model, "int8_dense", representative_images=images)
