@@ -1,1 +1,5 @@
-"""Training entry point, data pipelines, recipes and callbacks (see the training issue)."""
+"""Training: data sources (`data`), tf.data pipelines and augmentation (`pipeline`), recipes
+(`recipes`), convnet teachers (`teachers`) and the distributed loop (`train`).
+
+    keras-vits train --recipe fmnist_deit_hard
+"""
