@@ -148,6 +148,11 @@ def _check_inputs(recipe, source, eval_source):
         )
 
 
+def _settings(recipe_dict):
+    """The fields that change training (a resumed run must match them); prose fields may differ."""
+    return {k: v for k, v in recipe_dict.items() if k not in ("description", "expected")}
+
+
 class NaNLossError(FloatingPointError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -253,7 +258,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
     output_dir.mkdir(parents=True, exist_ok=True)
     recipe_file = output_dir / "recipe.json"
     recipe_json = json.dumps(recipe.to_dict(), indent=1, sort_keys=True)
-    if recipe_file.exists() and json.loads(recipe_file.read_text()) != json.loads(recipe_json):
+    if recipe_file.exists() and _settings(json.loads(recipe_file.read_text())) != _settings(json.loads(recipe_json)):
         raise ValueError(f"{output_dir} holds a run of a different recipe ({recipe_file}); choose another output.")
 
     with strategy.scope():
