@@ -188,14 +188,18 @@ class DistillationModel(keras.Model):
         self.eval_top1 = {name: keras.metrics.CategoricalAccuracy(name=name) for name in head_names}
 
     @property
+    def train_metrics(self):
+        """What `train_step` logs: loss, label_loss, distillation_loss, top1."""
+        return [self.loss_tracker, self.label_loss_tracker, self.distillation_loss_tracker, self.train_top1]
+
+    @property
+    def eval_metrics(self):
+        """What `test_step` logs: loss and the top-1 of each head (or the one head)."""
+        return [self.loss_tracker, *self.eval_top1.values()]
+
+    @property
     def metrics(self):
-        return [
-            self.loss_tracker,
-            self.label_loss_tracker,
-            self.distillation_loss_tracker,
-            self.train_top1,
-            *self.eval_top1.values(),
-        ]
+        return [*self.train_metrics, *self.eval_top1.values()]
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
@@ -255,8 +259,7 @@ class DistillationModel(keras.Model):
         self.optimizer.apply_gradients(zip(grads, variables))
         self._track_losses(losses)
         self.train_top1.update_state(targets, split_heads_output(outputs)[0])
-        return {m.name: m.result() for m in (self.loss_tracker, self.label_loss_tracker,
-                                             self.distillation_loss_tracker, self.train_top1)}  # fmt: skip
+        return {m.name: m.result() for m in self.train_metrics}
 
     def test_step(self, data):
         images, labels = data[0], data[1]
@@ -271,4 +274,4 @@ class DistillationModel(keras.Model):
             self.eval_top1["top1_avg"].update_state(targets, (cls_out + dist_out) / 2)
         else:
             self.eval_top1["top1"].update_state(targets, outputs)
-        return {m.name: m.result() for m in (self.loss_tracker, *self.eval_top1.values())}
+        return {m.name: m.result() for m in self.eval_metrics}

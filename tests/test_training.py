@@ -67,6 +67,8 @@ def test_overrides_are_parsed_and_checked():
         get_recipe("nope")
     with pytest.raises(ValueError, match="key=value"):
         parse_overrides(["epochs"])
+    with pytest.raises(ValueError, match=r"model_overrides may not set \['image_size'\]"):
+        build_model(get_recipe("fmnist_deit_hard", model_overrides={"image_size": 32}), num_classes=10, channels=1)
 
 
 # ----------------------------------------------------------------------------- data

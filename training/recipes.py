@@ -75,7 +75,6 @@ class Recipe:
 
 
 FMNIST_STUDENT = {
-    "image_size": 28,
     "patch_size": 4,
     "embed_dim": 96,
     "depth": 4,

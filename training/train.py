@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_vits
-from keras_vits.backend import keras
+from keras_vits.backend import keras, weight_short_name
 from keras_vits.distillation import DistillationModel
 from keras_vits.layers.tokens import PositionEmbedding, PrependToken
 from training import teachers
@@ -61,14 +61,18 @@ def build_model(recipe, num_classes, channels):
     """The recipe's model: a teacher from `training.teachers` or a registry name with overrides."""
     if recipe.model in teachers.TEACHERS:
         return teachers.TEACHERS[recipe.model](recipe.image_size, channels, num_classes)
-    overrides = {k: v for k, v in recipe.model_overrides.items() if k != "image_size"}
+    fixed = {"num_classes", "image_size", "in_chans", "drop_path_rate"} & set(recipe.model_overrides)
+    if fixed:
+        raise ValueError(
+            f"model_overrides may not set {sorted(fixed)}: they come from the data and the recipe's own fields."
+        )
     return keras_vits.create_model(
         recipe.model,
         num_classes=num_classes,
         image_size=recipe.image_size,
         in_chans=channels,
         drop_path_rate=recipe.drop_path_rate,
-        **overrides,
+        **recipe.model_overrides,
     )
 
 
@@ -77,11 +81,10 @@ def no_weight_decay_variables(model):
     excluded = []
     for layer in model.layers:
         for variable in layer.trainable_weights:
-            short_name = variable.name.split("/")[-1].split(":")[0]
             if (
                 len(variable.shape) <= 1
                 or isinstance(layer, (PrependToken, PositionEmbedding))
-                or short_name in NO_DECAY_NAMES
+                or weight_short_name(variable) in NO_DECAY_NAMES
             ):
                 excluded.append(variable)
     return excluded
@@ -175,7 +178,7 @@ def evaluate_model(model, dataset, strategy):
 
     for batch in strategy.experimental_distribute_dataset(dataset.with_options(_shard_by_data())):
         eval_step(batch)
-    return {name: float(metric.result()) for name, metric in [("loss", model.loss_tracker), *model.eval_top1.items()]}
+    return {metric.name: float(metric.result()) for metric in model.eval_metrics}
 
 
 def _plot_curves(history, path):
@@ -303,7 +306,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
 
     last_step = recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
     train_seconds, trained_images = 0.0, 0
-    progress_names = ["loss", "label_loss", "distillation_loss", "top1"]
+    progress_names = [metric.name for metric in model.train_metrics]
     for epoch in range(start_epoch, recipe.epochs):
         if step >= last_step:
             break
@@ -326,7 +329,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
                     f"The loss became {loss} at step {step} (epoch {epoch + 1}); stopped without saving. "
                     f"The last good checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}."
                 )
-            logs = [(m.name, float(m.result())) for m in model.metrics[:4]]
+            logs = [(m.name, float(m.result())) for m in model.train_metrics]
             progress.update(step - epoch * steps_per_epoch, values=logs)
             if step % recipe.checkpoint_every == 0:
                 manager.save(checkpoint_number=step)
@@ -339,7 +342,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
                 break
         train_seconds += time.perf_counter() - started
         trained_images += (step - epoch * steps_per_epoch - skip) * global_batch
-        train_logs = {f"train_{name}": float(model.metrics[i].result()) for i, name in enumerate(progress_names)}
+        train_logs = {f"train_{m.name}": float(m.result()) for m in model.train_metrics}
         manager.save(checkpoint_number=step)
         eval_logs = evaluate_model(model, eval_dataset, strategy)
         entry = {"epoch": epoch + 1, "step": step, **train_logs, "eval_loss": eval_logs.pop("loss"), **eval_logs}
