@@ -1,65 +1,119 @@
-"""Times reference models (timm; HF transformers for PVT v1) for `keras_vits.benchmark`, in a separate Python.
+"""Times peer implementations for `keras_vits.benchmark`, in a separate Python process.
 
-Run by the benchmark as `<reference python> -m keras_vits._reference_worker` (or by path) in an
-environment with torch and timm (`pip install -e '.[reference]'`). It reads one JSON command per
-line on stdin and answers one JSON line: `prepare` builds a model at a batch and size (inference or
-training step, random weights) and warms it up; `time` runs it `calls` times and returns seconds per call.
-This file is never imported by the package itself.
+    <python> keras_vits/_reference_worker.py timm    # torch + timm (HF transformers for PVT v1)
+    <python> keras_vits/_reference_worker.py kecam   # tf-keras + keras_cv_attention_models
+
+The benchmark starts it and drives it over pipes: one JSON command per line on stdin, one JSON
+line back. `prepare` builds a model (random weights) at a batch and image size, for inference or
+a training step, warms it up and answers `{"ok": true, ...versions}`, or `{"ok": false, "error": ...}`
+when this framework lacks the model or mode; `time` runs a prepared case `calls` times and returns
+seconds per call. This file is never imported by the package itself.
 """
 
 import json
+import os
 import sys
 import time
-
-import timm
-import torch
 
 # PVT v1 (not in timm): transformers' PvtConfig for each size, as in tools/pvt_param_counts.py.
 PVT_V1_DEPTHS = {"pvt_tiny": [2, 2, 2, 2], "pvt_small": [3, 4, 6, 3], "pvt_medium": [3, 4, 18, 3], "pvt_large": [3, 8, 27, 3]}
 
+# keras_cv_attention_models builders for the registry names it also has: (module, function, kwargs).
+# kecam names no DeiT-S, but timm's deit_small_patch16_224 is a plain ViT-S/16, which kecam's ViT builds.
+VIT_SMALL = ("beit", "ViT", {"depth": 12, "embed_dim": 384, "num_heads": 6, "model_name": "vit_small"})
+KECAM_MODELS = {
+    "vit_tiny_patch16_224": ("beit", "ViTTinyPatch16", {}),
+    "vit_small_patch16_224": VIT_SMALL,
+    "deit_small_patch16_224": VIT_SMALL,
+    "vit_base_patch16_224": ("beit", "ViTBasePatch16", {}),
+    **{f"pvt_v2_b{i}": ("pvt", f"PVT_V2B{i}", {}) for i in range(6)},
+}
 
-def build(name, image_size):
+
+class Unsupported(Exception):
+    pass
+
+
+def timm_case(name, batch, image_size, train):
+    """A no-argument callable running one inference or AdamW training step of the timm model."""
+    import timm
+    import torch
+
     if name in PVT_V1_DEPTHS:
         from transformers import PvtConfig, PvtForImageClassification
 
         config = PvtConfig(image_size=image_size, depths=PVT_V1_DEPTHS[name], num_labels=1000)
-        model = PvtForImageClassification(config)
-        return lambda x: model(pixel_values=x).logits, model
-    size_argument = {} if image_size == 224 else {"img_size": image_size}
-    model = timm.create_model(name, pretrained=False, num_classes=1000, **size_argument)
-    return model, model
+        module = PvtForImageClassification(config)
+        forward = lambda x: module(pixel_values=x).logits  # noqa: E731
+    else:
+        size_argument = {} if image_size == 224 else {"img_size": image_size}
+        module = forward = timm.create_model(name, pretrained=False, num_classes=1000, **size_argument)
+    images = torch.randn(batch, 3, image_size, image_size)
+    info = {"threads": torch.get_num_threads(), "torch": torch.__version__, "timm": timm.__version__}
+    if train:
+        module.train()
+        labels = torch.randint(0, 1000, (batch,))
+        optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, weight_decay=0.05)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(forward(images), labels).backward()
+            optimizer.step()
+
+        return step, info
+    module.eval()
+
+    def infer():
+        with torch.inference_mode():
+            forward(images)
+
+    return infer, info
+
+
+def kecam_case(name, batch, image_size, train, jit_compile):
+    """A callable running the keras_cv_attention_models model in a (XLA-compiled) tf.function."""
+    if train:
+        raise Unsupported("training steps are timed against timm only")
+    if name not in KECAM_MODELS:
+        raise Unsupported(f"keras_cv_attention_models has no {name}")
+    import importlib
+
+    import keras_cv_attention_models
+    import tensorflow as tf
+    import tf_keras
+
+    module, function, kwargs = KECAM_MODELS[name]
+    build = getattr(importlib.import_module(f"keras_cv_attention_models.{module}"), function)
+    model = build(input_shape=(image_size, image_size, 3), num_classes=1000, classifier_activation=None,
+                  pretrained=None, **kwargs)  # fmt: skip
+    images = tf.random.normal([batch, image_size, image_size, 3])
+    forward = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
+    info = {"kecam": keras_cv_attention_models.__version__, "kecam_keras": tf_keras.__version__}
+    return (lambda: forward(images).numpy()), info
 
 
 def main():
+    framework = sys.argv[1] if len(sys.argv) > 1 else "timm"
+    if framework == "kecam":
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # kecam 1.4 is written for tf-keras
     cases = {}
     for line in sys.stdin:
         command = json.loads(line)
         key = command["key"]
         if command["op"] == "prepare":
-            forward, module = build(command["model"], command["image_size"])
-            images = torch.randn(command["batch"], 3, command["image_size"], command["image_size"])
-            if command["train"]:
-                module.train()
-                labels = torch.randint(0, 1000, (command["batch"],))
-                optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, weight_decay=0.05)
-
-                def step(forward=forward, images=images, labels=labels, optimizer=optimizer):
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = torch.nn.functional.cross_entropy(forward(images), labels)
-                    loss.backward()
-                    optimizer.step()
-
-            else:
-                module.eval()
-
-                def step(forward=forward, images=images):
-                    with torch.inference_mode():
-                        forward(images)
-
+            arguments = (command["model"], command["batch"], command["image_size"], command["train"])
+            try:
+                if framework == "timm":
+                    step, info = timm_case(*arguments)
+                else:
+                    step, info = kecam_case(*arguments, jit_compile=command.get("jit_compile", False))
+            except Unsupported as error:
+                print(json.dumps({"ok": False, "error": str(error)}), flush=True)
+                continue
             step()
             step()
             cases[key] = step
-            reply = {"ok": True, "threads": torch.get_num_threads(), "torch": torch.__version__, "timm": timm.__version__}
+            reply = {"ok": True, **info}
         else:
             step = cases[key]
             start = time.perf_counter()

@@ -1,10 +1,13 @@
-"""Images per second of registry models, side by side with timm, against this machine's matmul limit.
+"""Images per second of registry models, side by side with timm and kecam, against this machine's matmul limit.
 
-    keras-vits benchmark vit_tiny_patch16_224 pvt_v2_b1 --batch-sizes 1 16 --reference-python /ref/bin/python
+    keras-vits benchmark vit_tiny_patch16_224 pvt_v2_b1 --batch-sizes 1 16 \
+        --reference-python /ref/bin/python --kecam-python "$(which python)"
 
 For every model and batch size it times the plain float32 graph, XLA and bfloat16
-(and a training step with AdamW when asked), and the same model in timm when a
-reference Python (one with torch and timm) is given. Cases alternate inside every
+(and a training step with AdamW when asked); the same model in timm when a
+reference Python (one with torch and timm) is given; and in keras_cv_attention_models
+(tf-keras, graph and XLA) when a Python with that package is given. Each peer runs
+in its own process (`_reference_worker.py`). Cases alternate inside every
 repetition, so machine noise hits all of them alike; medians are reported. A
 float32 and a bfloat16 2048^3 matmul timed in the same run give the machine's limit:
 fraction = 2 x MACs x images/s / matmul FLOP/s.
@@ -61,13 +64,15 @@ def train_step_function(model, batch_size, jit_compile=False):
 
 
 class ReferenceWorker:
-    """A reference Python running `keras_vits/_reference_worker.py`, driven over pipes."""
+    """A peer framework in another Python (`keras_vits/_reference_worker.py <framework>`), driven over pipes."""
 
-    def __init__(self, python):
+    def __init__(self, python, framework="timm"):
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_reference_worker.py")
+        environment = dict(os.environ, TF_USE_LEGACY_KERAS="1") if framework == "kecam" else None
         self.process = subprocess.Popen(
-            [python, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
+            [python, script, framework], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            env=environment,
+        )  # fmt: skip
         self.info = {}
 
     def ask(self, **command):
@@ -77,8 +82,13 @@ class ReferenceWorker:
             raise RuntimeError(f"The reference worker stopped (exit code {self.process.poll()}); see its stderr above.")
         return json.loads(line)
 
-    def prepare(self, key, model, batch, image_size, train):
-        self.info = self.ask(op="prepare", key=key, model=model, batch=batch, image_size=image_size, train=train)
+    def prepare(self, key, model, batch, image_size, train, jit_compile=False):
+        """Builds and warms up a case; False when the framework lacks this model or mode."""
+        reply = self.ask(op="prepare", key=key, model=model, batch=batch, image_size=image_size, train=train,
+                         jit_compile=jit_compile)  # fmt: skip
+        if reply.pop("ok"):
+            self.info = reply
+        return "error" not in reply
 
     def seconds(self, key, calls):
         return self.ask(op="time", key=key, calls=calls)["seconds"]
@@ -88,18 +98,30 @@ class ReferenceWorker:
         self.process.wait(timeout=60)
 
 
-def run_benchmark(models, batch_sizes=(1, 16), image_size=224, modes=("float32", "xla", "bfloat16"),
-                  repeats=5, calls=3, reference_python=None, log=print):  # fmt: skip
-    """Times every (model, batch, mode) and the reference; returns `(rows, machine)`.
+# Peer columns: (column, framework, jit_compile, timed for training modes too).
+PEERS = (("timm", "timm", False, True), ("kecam", "kecam", False, False), ("kecam_xla", "kecam", True, False))
 
-    rows: dicts with model, batch, mode, images_per_second, macs, and (with a reference)
-    reference_images_per_second. machine: float32 and bfloat16 matmul FLOP/s and versions.
+
+def run_benchmark(models, batch_sizes=(1, 16), image_size=224, modes=("float32", "xla", "bfloat16"),
+                  repeats=5, calls=3, reference_python=None, kecam_python=None, log=print):  # fmt: skip
+    """Times every (model, batch, mode) and the peers; returns `(rows, machine)`.
+
+    rows: dicts with model, batch, mode, images_per_second, macs, fraction_of_matmul_limit
+    (inference), and the peers' images per second of the same case where timed:
+    timm_images_per_second (timm, or HF transformers for PVT v1; inference or training step
+    as the mode), kecam_images_per_second and kecam_xla_images_per_second
+    (keras_cv_attention_models under tf-keras, graph and XLA; inference only).
+    machine: float32 and bfloat16 matmul FLOP/s and the versions.
     """
     unknown = sorted(set(modes) - set(KERAS_MODES))
     if unknown:
         raise ValueError(f"Unknown modes {unknown}; choose from {KERAS_MODES}.")
-    reference = ReferenceWorker(reference_python) if reference_python else None
-    cases = []  # (key, model name, batch, mode, callable, images, macs)
+    workers = {}
+    if reference_python:
+        workers["timm"] = ReferenceWorker(reference_python, "timm")
+    if kecam_python:
+        workers["kecam"] = ReferenceWorker(kecam_python, "kecam")
+    cases = []  # (key, callable or worker case key, images or the worker, macs)
     for name in models:
         model = create_model(name, image_size=image_size)
         macs = count_macs(model)
@@ -114,11 +136,15 @@ def run_benchmark(models, batch_sizes=(1, 16), image_size=224, modes=("float32",
                 function(images)
                 function(images)
                 cases.append(((name, batch, mode), function, images, macs))
-            if reference:
-                for train in sorted({mode.startswith("train") for mode in modes}):
-                    key = f"{name}|{batch}|{'train' if train else 'infer'}"
-                    reference.prepare(key, name, batch, image_size, train)
-                    cases.append(((name, batch, "reference_train" if train else "reference"), key, None, macs))
+            for column, framework, jit_compile, trains in PEERS:
+                if framework not in workers:
+                    continue
+                for train in sorted({mode.startswith("train") for mode in modes} if trains else {False}):
+                    key = f"{column}|{name}|{batch}|{'train' if train else 'infer'}"
+                    log(f"preparing {column} {name} batch {batch}{' train' if train else ''}")
+                    if workers[framework].prepare(key, name, batch, image_size, train, jit_compile):
+                        peer_mode = f"{column}_train" if train else column
+                        cases.append(((name, batch, peer_mode), key, workers[framework], macs))
     seconds = {case[0]: [] for case in cases}
     limits = {"float32": [], "bfloat16": []}
     for repeat in range(repeats):
@@ -126,8 +152,8 @@ def run_benchmark(models, batch_sizes=(1, 16), image_size=224, modes=("float32",
         for dtype in limits:
             limits[dtype].append(matmul_flops(dtype))
         for key, function, images, _ in cases:
-            if images is None:
-                seconds[key].append(reference.seconds(function, calls))
+            if isinstance(images, ReferenceWorker):
+                seconds[key].append(images.seconds(function, calls))
                 continue
             start = time.perf_counter()
             for _ in range(calls):
@@ -135,18 +161,19 @@ def run_benchmark(models, batch_sizes=(1, 16), image_size=224, modes=("float32",
             seconds[key].append((time.perf_counter() - start) / calls)
     machine = {f"{dtype}_matmul_gflops": statistics.median(v) / 1e9 for dtype, v in limits.items()}
     machine.update(tensorflow=tf.__version__, keras=keras.__version__, cpu_count=os.cpu_count())
-    if reference:
-        machine.update({k: v for k, v in reference.info.items() if k != "ok"})
-        reference.close()
+    for worker in workers.values():
+        machine.update(worker.info)
+        worker.close()
     rows = []
-    for (name, batch, mode), _, _, macs in cases:
-        if mode.startswith("reference"):
+    for (name, batch, mode), _, images, macs in cases:
+        if isinstance(images, ReferenceWorker):
             continue
         per_call = statistics.median(seconds[name, batch, mode])
         row = {"model": name, "batch": batch, "mode": mode, "images_per_second": batch / per_call, "macs": macs}
-        reference_key = (name, batch, "reference_train" if mode.startswith("train") else "reference")
-        if reference_key in seconds:
-            row["reference_images_per_second"] = batch / statistics.median(seconds[reference_key])
+        for column, *_ in PEERS:
+            peer_key = (name, batch, f"{column}_train" if mode.startswith("train") else column)
+            if peer_key in seconds:
+                row[f"{column}_images_per_second"] = batch / statistics.median(seconds[peer_key])
         if not mode.startswith("train"):
             limit = machine["bfloat16_matmul_gflops" if mode.startswith("bfloat16") else "float32_matmul_gflops"] * 1e9
             row["fraction_of_matmul_limit"] = 2 * macs * row["images_per_second"] / limit
@@ -155,22 +182,30 @@ def run_benchmark(models, batch_sizes=(1, 16), image_size=224, modes=("float32",
 
 
 def format_table(rows, machine):
-    """The benchmark as a Markdown table, the machine's limits first."""
+    """The benchmark as a Markdown table, the machine's limits first; x = images/s over the peer's."""
+    versions = ""
+    if "torch" in machine:
+        versions += f", torch {machine['torch']} ({machine['threads']} threads), timm {machine['timm']}"
+    if "kecam" in machine:
+        versions += f", keras_cv_attention_models {machine['kecam']} (tf-keras {machine['kecam_keras']})"
     lines = [
         f"float32 matmul {machine['float32_matmul_gflops']:.0f} GFLOP/s, "
         f"bfloat16 matmul {machine['bfloat16_matmul_gflops']:.0f} GFLOP/s, {machine['cpu_count']} CPUs, "
-        f"TF {machine['tensorflow']}, Keras {machine['keras']}"
-        + (f", torch {machine['torch']} ({machine['threads']} threads), timm {machine['timm']}" if "torch" in machine else ""),
+        f"TF {machine['tensorflow']}, Keras {machine['keras']}{versions}",
         "",
-        "| model | batch | mode | images/s | reference images/s | ratio | of matmul limit |",
-        "|---|---|---|---|---|---|---|",
+        "| model | batch | mode | images/s | timm | vs timm | kecam | kecam XLA | vs best kecam | of matmul limit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        ref = row.get("reference_images_per_second")
-        ratio = f"{row['images_per_second'] / ref:.2f}x" if ref else ""
-        fraction = f"{100 * row['fraction_of_matmul_limit']:.0f}%" if "fraction_of_matmul_limit" in row else ""
-        lines.append(
-            f"| {row['model']} | {row['batch']} | {row['mode']} | {row['images_per_second']:.1f} | "
-            f"{f'{ref:.1f}' if ref else ''} | {ratio} | {fraction} |"
-        )
+        ours, timm = row["images_per_second"], row.get("timm_images_per_second")
+        kecam = [row[k] for k in ("kecam_images_per_second", "kecam_xla_images_per_second") if k in row]
+        cells = [
+            row["model"], row["batch"], row["mode"], f"{ours:.1f}",
+            f"{timm:.1f}" if timm else "", f"{ours / timm:.2f}x" if timm else "",
+            f"{row['kecam_images_per_second']:.1f}" if "kecam_images_per_second" in row else "",
+            f"{row['kecam_xla_images_per_second']:.1f}" if "kecam_xla_images_per_second" in row else "",
+            f"{ours / max(kecam):.2f}x" if kecam else "",
+            f"{100 * row['fraction_of_matmul_limit']:.0f}%" if "fraction_of_matmul_limit" in row else "",
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     return "\n".join(lines)

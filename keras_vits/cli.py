@@ -181,7 +181,7 @@ def _cmd_benchmark(args):
 
     rows, machine = run_benchmark(
         args.models, args.batch_sizes, args.image_size, args.modes, args.repeats, args.calls,
-        reference_python=args.reference_python, log=lambda message: print(message, file=sys.stderr),
+        reference_python=args.reference_python, kecam_python=args.kecam_python, log=lambda message: print(message, file=sys.stderr),
     )  # fmt: skip
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps({"rows": rows, "machine": machine}, indent=1))
@@ -282,7 +282,7 @@ def build_parser():
         description="Times each model, batch size and mode, alternating cases in every repetition, and prints "
         "medians with the fraction of this machine's matmul limit (a float32 and a bfloat16 2048^3 matmul "
         "timed in the same run). With --reference-python, the same models run in timm (HF transformers for "
-        "PVT v1) in that Python, alternating with these.",
+        "PVT v1) in that Python, and with --kecam-python in keras_cv_attention_models, alternating with these.",
     )
     benchmark.add_argument("models", nargs="+", help="Registry names (see `keras-vits list`).")
     benchmark.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="Default: 1 16.")
@@ -298,6 +298,11 @@ def build_parser():
     benchmark.add_argument(
         "--reference-python", default=None,
         help="A Python with torch and timm (pip install -e '.[reference]' in its own venv) to time the references.",
+    )  # fmt: skip
+    benchmark.add_argument(
+        "--kecam-python", default=None,
+        help="A Python with tf-keras and keras-cv-attention-models (the 'peers' extra; this venv's python "
+        "works) to time keras_cv_attention_models in graph mode and with XLA.",
     )  # fmt: skip
     benchmark.add_argument("--json", default=None, help="Also write rows and machine to this JSON file.")
     benchmark.set_defaults(func=_cmd_benchmark)

@@ -3,6 +3,8 @@
 Benchmarks are not timed here; these tests check correctness and the table's structure only.
 """
 
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -89,6 +91,22 @@ def test_benchmark_rows_and_table():
     assert "| vit_tiny_patch16_224 | 1 | float32 |" in table
     with pytest.raises(ValueError, match="Unknown modes"):
         run_benchmark(["vit_tiny_patch16_224"], modes=["fp8"])
+
+
+def test_benchmark_times_keras_cv_attention_models_beside():
+    """kecam runs in a tf-keras worker process; rows get its graph and XLA images per second."""
+    pytest.importorskip("keras_cv_attention_models")
+    rows, machine = run_benchmark(
+        ["pvt_v2_b0", "deit_tiny_distilled_patch16_224"], batch_sizes=[1], image_size=64, modes=["float32"],
+        repeats=1, calls=1, kecam_python=sys.executable, log=lambda message: None,
+    )  # fmt: skip
+    pvt, deit = rows
+    assert pvt["kecam_images_per_second"] > 0 and pvt["kecam_xla_images_per_second"] > 0
+    assert "kecam_images_per_second" not in deit  # kecam has no distilled DeiT: the row stays, without peer columns
+    assert machine["kecam"] == "1.4.3" and machine["kecam_keras"].startswith("2.")
+    table = format_table(rows, machine)
+    assert "keras_cv_attention_models 1.4.3" in table
+    assert table.splitlines()[4].count("x |") == 1  # pvt_v2_b0: "vs best kecam" only (no timm column)
 
 
 def test_matmul_flops_is_positive():
