@@ -1,6 +1,6 @@
 """The deployment table: each family trained briefly on Fashion-MNIST, then converted to TFLite in every mode.
 
-    python tools/deployment_table.py [--families vit deit swin pvt_v1 pvt_v2] [--epochs 3]
+    python tools/deployment_table.py [--families vit deit swin pvt_v1 pvt_v2] [--epochs 3] [--modes float32 int8 ...]
                                      [--test-images 10000] [--threads 1] [--json docs/deployment.json]
 
 For each family: a small model (1 input channel, 32x32: the 28x28 images
@@ -87,6 +87,10 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3, help="Training epochs per family. Default: 3.")
     parser.add_argument("--test-images", type=int, default=10000, help="Test images evaluated. Default: all 10000.")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads. Default: 1.")
+    parser.add_argument("--modes", nargs="+", default=list(TFLITE_MODES) + ["int8_io"],
+                        choices=list(TFLITE_MODES) + ["int8_io"],
+                        help="TFLite modes (int8_io: full int8 with int8 input and output). Default: all. "
+                        "float32 is always included: speeds are relative to it.")  # fmt: skip
     parser.add_argument("--json", default=None, help="Also write the rows to this JSON file.")
     args = parser.parse_args(argv)
 
@@ -104,7 +108,8 @@ def main(argv=None):
         keras_top1 = float((keras_logits.argmax(-1) == y_test).mean())
         rows.append(dict(family=family, mode="keras", top1=keras_top1, train_minutes=train_minutes))
         print(f"{family}: keras top-1 {100 * keras_top1:.2f}% after {train_minutes:.1f} min", flush=True)
-        variants = [(mode, False) for mode in TFLITE_MODES] + [("int8", True)]
+        modes = ["float32"] + [mode for mode in args.modes if mode != "float32"]
+        variants = [("int8", True) if mode == "int8_io" else (mode, False) for mode in modes]
         for mode, int8_io in variants:
             content = convert_tflite(model, mode, representative_images=calibration, int8_io=int8_io)
             runner = TFLiteModel(content, num_threads=args.threads)
