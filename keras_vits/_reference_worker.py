@@ -95,7 +95,7 @@ def kecam_case(name, batch, image_size, train, jit_compile):
 def main():
     framework = sys.argv[1] if len(sys.argv) > 1 else "timm"
     if framework == "kecam":
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # kecam 1.4 is written for tf-keras
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"  # kecam 1.4 is written for tf-keras; set before TF is imported
     cases = {}
     for line in sys.stdin:
         command = json.loads(line)

@@ -68,11 +68,9 @@ class ReferenceWorker:
 
     def __init__(self, python, framework="timm"):
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_reference_worker.py")
-        environment = dict(os.environ, TF_USE_LEGACY_KERAS="1") if framework == "kecam" else None
         self.process = subprocess.Popen(
-            [python, script, framework], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-            env=environment,
-        )  # fmt: skip
+            [python, script, framework], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
         self.info = {}
 
     def ask(self, **command):
