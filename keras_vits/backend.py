@@ -45,3 +45,17 @@ def depthwise_kernel(layer):
     """A DepthwiseConv2D's kernel variable: `kernel` in Keras 3, `depthwise_kernel` in tf-keras."""
     variable = getattr(layer, "depthwise_kernel", None)
     return layer.kernel if variable is None else variable
+
+
+def in_xla_context():
+    """True while tracing inside an XLA-compiled function (`tf.function(jit_compile=True)`,
+    `model.compile(jit_compile=True)`), also from a function nested in one.
+
+    TensorFlow exposes this only through a private module; it is the check its own
+    control-flow ops use. Without it we answer False, which only costs speed.
+    """
+    try:
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:  # pragma: no cover - a TensorFlow that moved the module
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())

@@ -15,6 +15,7 @@ from keras_vits.layers import (
     LayerScale,
     PositionEmbedding,
     PrependToken,
+    XlaFriendlyDepthwiseConv2D,
     patch_embed,
     patch_grid,
     sincos_1d_table,
@@ -37,6 +38,7 @@ LAYER_CASES = [
     (DropPath(0.25), (4, 5, 8)),
     (LayerScale(0.3), (2, 5, 8)),
     (LayerNorm(epsilon=1e-5), (2, 5, 8)),
+    (XlaFriendlyDepthwiseConv2D(3, padding="same"), (2, 5, 6, 4)),
 ]
 
 
@@ -190,3 +192,36 @@ def test_layer_norm_matches_keras_layer_normalization():
     assert isinstance(ours, keras.layers.LayerNormalization)
     half = LayerNorm(dtype="mixed_float16")
     assert half(x).dtype == tf.float16 and half.gamma.dtype == tf.float32
+
+
+def _graph_op_types(function, *args):
+    return {op.type for op in function.get_concrete_function(*args).graph.get_operations()}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(kernel_size=3), dict(kernel_size=(5, 3), activation="gelu"), dict(kernel_size=3, use_bias=False)],
+)
+def test_xla_friendly_depthwise_conv_matches_the_stock_layer_under_xla(kwargs):
+    images = tf.constant(_tokens(2, 7, 6, 5))
+    layer = XlaFriendlyDepthwiseConv2D(padding="same", bias_initializer="random_normal", **kwargs)
+    stock = keras.layers.DepthwiseConv2D.from_config(layer.get_config())
+    layer.build(images.shape)
+    stock.build(images.shape)
+    stock.set_weights(layer.get_weights())
+    plain = tf.function(lambda x: layer(x))
+    compiled = tf.function(lambda x: layer(x), jit_compile=True)
+    expected = stock(images).numpy()
+    np.testing.assert_allclose(plain(images).numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(compiled(images).numpy(), expected, atol=1e-5)
+    # The XLA trace replaces the convolution; the plain graph keeps TensorFlow's kernel (and TFLite's op).
+    assert "DepthwiseConv2dNative" in _graph_op_types(plain, images)
+    assert "DepthwiseConv2dNative" not in _graph_op_types(compiled, images)
+
+
+def test_xla_friendly_depthwise_conv_keeps_the_stock_path_where_shifts_do_not_apply():
+    images = tf.constant(_tokens(2, 8, 8, 4))
+    layer = XlaFriendlyDepthwiseConv2D(3, strides=2, padding="same")
+    compiled = tf.function(lambda x: layer(x), jit_compile=True)
+    assert compiled(images).shape == (2, 4, 4, 4)
+    assert "DepthwiseConv2dNative" in _graph_op_types(compiled, images)

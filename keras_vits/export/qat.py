@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from keras_vits import backend
 from keras_vits.export.tflite import convert_tflite
-from keras_vits.layers import CUSTOM_LAYERS
+from keras_vits.layers import CUSTOM_LAYERS, XlaFriendlyDepthwiseConv2D
 
 #: Layer classes annotated for quantization, matched exactly: subclasses such as Conv2DTranspose
 #: have other tfmot configs, or none.
@@ -60,8 +60,24 @@ def _custom_objects():
     return {cls.__name__: cls for cls in CUSTOM_LAYERS}
 
 
-def _is_quantized_type(layer):
-    return type(layer).__name__ in QUANTIZED_LAYER_TYPES
+def quantized_kind(layer):
+    """The entry of `QUANTIZED_LAYER_TYPES` that `layer` is quantized as, or None."""
+    name = "DepthwiseConv2D" if isinstance(layer, XlaFriendlyDepthwiseConv2D) else type(layer).__name__
+    return name if name in QUANTIZED_LAYER_TYPES else None
+
+
+def _as_stock_layer(layer):
+    """The Keras layer a keras_vits subclass only speeds up, with the same config and weights.
+
+    tfmot finds quantization configs by exact class, and `XlaFriendlyDepthwiseConv2D`
+    differs from `DepthwiseConv2D` only under XLA, which QAT and TFLite never use.
+    """
+    if not isinstance(layer, XlaFriendlyDepthwiseConv2D):
+        return layer
+    stock = backend.keras.layers.DepthwiseConv2D.from_config(layer.get_config())
+    stock.build(layer.input_shape)
+    stock.set_weights(layer.get_weights())
+    return stock
 
 
 def quantize_aware(model, calibration_images=None, calibration_batch_size=32):
@@ -104,7 +120,8 @@ def quantize_aware(model, calibration_images=None, calibration_batch_size=32):
 
     def annotate(layer):
         # The layer itself, not a copy: the clone shares `copy`'s layers and weights.
-        return quantize.quantize_annotate_layer(layer) if _is_quantized_type(layer) else layer
+        layer = _as_stock_layer(layer)
+        return quantize.quantize_annotate_layer(layer) if quantized_kind(layer) else layer
 
     with quantize.quantize_scope(_custom_objects()):
         # Shared layers gain inbound nodes, so share those of a throwaway copy, not `model`'s.

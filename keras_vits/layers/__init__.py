@@ -11,6 +11,7 @@ from keras_vits.layers.attention import (
     SpatialReductionAttentionCore,
     attention_block,
 )
+from keras_vits.layers.conv import XlaFriendlyDepthwiseConv2D
 from keras_vits.layers.mlp import mlp_block
 from keras_vits.layers.norm import LayerNorm
 from keras_vits.layers.patch_embed import patch_embed, patch_grid, to_2tuple
@@ -44,4 +45,5 @@ CUSTOM_LAYERS = (
     WindowAttentionCore,
     WindowPartition,
     WindowReverse,
+    XlaFriendlyDepthwiseConv2D,
 )

@@ -15,7 +15,7 @@ safetensors, through a rename table onto the same naming scheme.
 import numpy as np
 
 from keras_vits.backend import keras, register_serializable
-from keras_vits.layers import PositionEmbedding, PrependToken, mlp_block, to_2tuple
+from keras_vits.layers import PositionEmbedding, PrependToken, XlaFriendlyDepthwiseConv2D, mlp_block, to_2tuple
 from keras_vits.layers.attention import SpatialReductionAttentionCore, dense_initializer
 from keras_vits.layers.norm import LayerNorm
 from keras_vits.layers.pooling import AdaptiveAveragePooling2D
@@ -96,7 +96,7 @@ def pvt_v2_block(x, num_heads, mlp_ratio, sr_ratio, linear, qkv_bias, drop_rate,
     y = keras.layers.Dense(int(dim * mlp_ratio), kernel_initializer=dense_initializer(), name=f"{name}_mlp_fc1")(y)
     if linear:
         y = keras.layers.ReLU(name=f"{name}_mlp_relu")(y)
-    y = keras.layers.DepthwiseConv2D(3, padding="same", name=f"{name}_mlp_dwconv")(y)
+    y = XlaFriendlyDepthwiseConv2D(3, padding="same", name=f"{name}_mlp_dwconv")(y)
     y = keras.layers.Activation("gelu", name=f"{name}_mlp_act")(y)
     if drop_rate:
         y = keras.layers.Dropout(drop_rate, name=f"{name}_mlp_drop1")(y)

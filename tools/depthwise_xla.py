@@ -1,0 +1,61 @@
+"""Why PVT v2 has its own depth-wise conv layer: a 3x3 depth-wise conv in TF's graph and under XLA.
+
+    python tools/depthwise_xla.py --shapes 1x56x56x512 16x56x56x512 16x28x28x1024
+
+Times, per shape (medians over alternating repetitions, milliseconds per call):
+- graph: `keras.layers.DepthwiseConv2D` in a plain `tf.function` (TensorFlow's kernel);
+- xla_stock: the same layer under `jit_compile=True` (XLA's own depth-wise convolution);
+- xla_shift_sum: `XlaFriendlyDepthwiseConv2D` under `jit_compile=True` (shifted multiply-adds).
+"""
+
+import argparse
+import statistics
+
+import numpy as np
+import tensorflow as tf
+
+from keras_vits.backend import keras
+from keras_vits.inference import median_seconds
+from keras_vits.layers import XlaFriendlyDepthwiseConv2D
+
+
+def time_shape(shape, repeats):
+    images = tf.random.stateless_normal(shape, seed=(0, 0))
+    stock = keras.layers.DepthwiseConv2D(3, padding="same")
+    friendly = XlaFriendlyDepthwiseConv2D(3, padding="same")
+    stock.build(shape)
+    friendly.build(shape)
+    friendly.set_weights(stock.get_weights())
+    functions = {
+        "graph": tf.function(lambda x: stock(x)),
+        "xla_stock": tf.function(lambda x: stock(x), jit_compile=True),
+        "xla_shift_sum": tf.function(lambda x: friendly(x), jit_compile=True),
+    }
+    expected = functions["graph"](images).numpy()
+    for function in functions.values():
+        np.testing.assert_allclose(function(images).numpy(), expected, atol=1e-4)
+    seconds = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            seconds[name].append(median_seconds(function, images, repeats=1, calls=3))
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", nargs="+", default=["1x56x56x512", "16x56x56x512", "16x28x28x1024"])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print("| input (B, H, W, C) | graph ms | XLA stock ms | XLA shift-sum ms | shift-sum vs stock under XLA |")
+    print("|---|---|---|---|---|")
+    for text in args.shapes:
+        shape = [int(size) for size in text.split("x")]
+        ms = {name: 1e3 * value for name, value in time_shape(shape, args.repeats).items()}
+        print(
+            f"| {tuple(shape)} | {ms['graph']:.1f} | {ms['xla_stock']:.1f} | {ms['xla_shift_sum']:.1f} "
+            f"| {ms['xla_stock'] / ms['xla_shift_sum']:.1f}x faster |"
+        )
+
+
+if __name__ == "__main__":
+    main()
