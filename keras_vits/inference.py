@@ -3,8 +3,9 @@
     fast = keras_vits.compile_for_inference(model)        # measures, checks, returns the fastest correct path
     logits = fast(images)                                  # (B, num_classes) float32
 
-XLA is not always faster on CPU (it is slow at depth-wise convolutions, which PVT v2
-uses), so the choice is measured per model rather than fixed per family.
+XLA is not always faster on CPU (its strided-convolution gradients and, before
+`XlaFriendlyDepthwiseConv2D`, PVT v2's depth-wise convolutions are slow), and the
+margin depends on model and batch, so the choice is measured rather than fixed per family.
 """
 
 import pathlib

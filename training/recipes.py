@@ -57,7 +57,7 @@ class Recipe:
     alpha: float = 0.5
     tau: float = 1.0
     teacher_label_smoothing: float = 0.0
-    jit_compile: bool = False  # XLA for the training step (helps some models on CPU, hurts depth-wise convs)
+    jit_compile: bool = False  # XLA for the training step; on CPU it gains little (docs/PERFORMANCE.md)
     # bookkeeping
     seed: int = 0
     checkpoint_every: int = 500  # steps; also at every epoch end
