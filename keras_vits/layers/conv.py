@@ -10,10 +10,10 @@ class XlaFriendlyDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     """`keras.layers.DepthwiseConv2D`, computed as shifted multiply-adds under XLA.
 
     XLA's CPU backend lowers depth-wise convolutions to a naive loop: a 3x3 one on
-    a `(16, 56, 56, 512)` map took 1.59 s against 82 ms for TensorFlow's own kernel
+    a `(16, 56, 56, 512)` map took 1.67 s against 87 ms for TensorFlow's own kernel
     (`tools/depthwise_xla.py`), which made PVT v2 four times slower under XLA. Written
     as `sum_ij shift_ij(x) * w_ij`, the same convolution is one fused elementwise loop
-    for XLA (123 ms there). Outside XLA (graphs, TFLite, tfmot) it is the stock layer,
+    for XLA (113 ms there). Outside XLA (graphs, TFLite, tfmot) it is the stock layer,
     with the same weights and config.
 
     Shapes: `(B, H, W, C)` -> `(B, H, W, C * depth_multiplier)`.
