@@ -54,17 +54,30 @@ def inference_function(model, mode="float32"):
     return tf.function(forward, jit_compile=mode.endswith("xla"), reduce_retracing=True)
 
 
+def alternating_medians(functions, repeats=5, calls=3):
+    """Median seconds per call of each zero-argument callable in `{key: callable}`, timed in turns.
+
+    Each is called twice to warm up; every repetition then times `calls` calls of each
+    in turn (their mean), so machine noise falls on all alike. Outputs are converted
+    to NumPy, so work a callable leaves pending is counted.
+    """
+    for function in functions.values():
+        function()
+        function()
+    times = {key: [] for key in functions}
+    for _ in range(repeats):
+        for key, function in functions.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                for output in tf.nest.flatten(function()):
+                    np.asarray(output)
+            times[key].append((time.perf_counter() - start) / calls)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
 def median_seconds(function, images, repeats=5, calls=3):
     """Median seconds per call of `function(images)` after two warm-up calls."""
-    function(images)
-    function(images)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            np.asarray(function(images))
-        times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times)
+    return alternating_medians({"function": lambda: function(images)}, repeats, calls)["function"]
 
 
 def compile_for_inference(model, images=None, modes=None, rtol=None, verbose=False):

@@ -13,12 +13,11 @@ shows what the batched kernel costs. Medians of alternating repetitions, ms per 
 """
 
 import argparse
-import statistics
 
 import numpy as np
 import tensorflow as tf
 
-from keras_vits.inference import median_seconds
+from keras_vits.inference import alternating_medians
 from keras_vits.layers.attention import attend, merge_heads, split_fused_qkv
 
 TOKENS, HEAD_DIM = 197, 64
@@ -60,27 +59,22 @@ def main():
     for text in args.shapes:
         batch, heads = (int(part) for part in text.split("x"))
         qkv = tf.random.stateless_normal([batch, TOKENS, 3 * heads * HEAD_DIM], seed=(0, 0))
+        variants = layouts(heads)
         functions = {}
-        for name, layout in layouts(heads).items():
-            functions[name, "graph"] = tf.function(layout)
-            functions[name, "xla"] = tf.function(layout, jit_compile=True)
-        expected = functions["package", "graph"](qkv).numpy()
+        for name, layout in variants.items():
+            functions[name, "graph"] = tf.function(lambda layout=layout: layout(qkv))
+            functions[name, "xla"] = tf.function(lambda layout=layout: layout(qkv), jit_compile=True)
+        expected = functions["package", "graph"]().numpy()
         for function in functions.values():
-            np.testing.assert_allclose(function(qkv).numpy(), expected, atol=1e-4)
+            np.testing.assert_allclose(function().numpy(), expected, atol=1e-4)
         # The products alone: (B*heads) 197x64 @ 64x197, and a 2-D matmul of the same FLOPs.
         query = tf.random.stateless_normal([batch * heads, TOKENS, HEAD_DIM], seed=(1, 0))
         flat = tf.reshape(query, [-1, HEAD_DIM])
-        functions["batched q @ k^T", "graph"] = tf.function(lambda q=query: tf.matmul(q, q, transpose_b=True))
-        functions["2-D matmul, same FLOPs", "graph"] = tf.function(lambda f=flat, q=query: tf.matmul(f, q[0], transpose_b=True))
-        seconds = {key: [] for key in functions}
-        for _ in range(args.repeats):
-            for key, function in functions.items():
-                argument = qkv if key[0] in layouts(heads) else None
-                call = function if argument is not None else (lambda _, f=function: f())
-                seconds[key].append(median_seconds(call, argument, repeats=1, calls=5))
-        ms = {key: 1e3 * statistics.median(values) for key, values in seconds.items()}
+        functions["batched q @ k^T", "graph"] = tf.function(lambda: tf.matmul(query, query, transpose_b=True))
+        functions["2-D matmul, same FLOPs", "graph"] = tf.function(lambda: tf.matmul(flat, query[0], transpose_b=True))
+        ms = {key: 1e3 * value for key, value in alternating_medians(functions, args.repeats, calls=5).items()}
         base = ms["package", "graph"]
-        for name in layouts(heads):
+        for name in variants:
             print(f"| {text} | {name} | {ms[name, 'graph']:.2f} | {ms[name, 'xla']:.2f} | {base / ms[name, 'graph']:.2f}x |")
         flops = 2 * batch * heads * TOKENS * TOKENS * HEAD_DIM
         for name in ("batched q @ k^T", "2-D matmul, same FLOPs"):

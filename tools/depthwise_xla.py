@@ -9,13 +9,12 @@ Times, per shape (medians over alternating repetitions, milliseconds per call):
 """
 
 import argparse
-import statistics
 
 import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import keras
-from keras_vits.inference import median_seconds
+from keras_vits.inference import alternating_medians
 from keras_vits.layers import XlaFriendlyDepthwiseConv2D
 
 
@@ -27,18 +26,14 @@ def time_shape(shape, repeats):
     friendly.build(shape)
     friendly.set_weights(stock.get_weights())
     functions = {
-        "graph": tf.function(lambda x: stock(x)),
-        "xla_stock": tf.function(lambda x: stock(x), jit_compile=True),
-        "xla_shift_sum": tf.function(lambda x: friendly(x), jit_compile=True),
+        "graph": tf.function(lambda: stock(images)),
+        "xla_stock": tf.function(lambda: stock(images), jit_compile=True),
+        "xla_shift_sum": tf.function(lambda: friendly(images), jit_compile=True),
     }
-    expected = functions["graph"](images).numpy()
+    expected = functions["graph"]().numpy()
     for function in functions.values():
-        np.testing.assert_allclose(function(images).numpy(), expected, atol=1e-4)
-    seconds = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            seconds[name].append(median_seconds(function, images, repeats=1, calls=3))
-    return {name: statistics.median(values) for name, values in seconds.items()}
+        np.testing.assert_allclose(function().numpy(), expected, atol=1e-4)
+    return alternating_medians(functions, repeats, calls=3)
 
 
 def main():

@@ -9,14 +9,13 @@ With `--jit-compile` every part is compiled by XLA.
 """
 
 import argparse
-import statistics
-import time
 
 import tensorflow as tf
 
 import keras_vits
 from keras_vits.backend import keras
 from keras_vits.benchmark import train_step_function
+from keras_vits.inference import alternating_medians
 
 
 def main(argv=None):
@@ -58,20 +57,12 @@ def main(argv=None):
         "full step with AdamW": lambda: full_step(images),
         f"the AdamW update alone ({len(variables)} variables)": update_only,
     }
-    for part in parts.values():
-        part().numpy()
-        part().numpy()
-    seconds = {name: [] for name in parts}
-    for _ in range(args.repeats):
-        for name, part in parts.items():
-            start = time.perf_counter()
-            part().numpy()
-            seconds[name].append(time.perf_counter() - start)
+    seconds = alternating_medians(parts, args.repeats, calls=1)
     mode = "XLA" if args.jit_compile else "graph"
     print(f"{args.model}, batch {args.batch_size}, {mode}, median of {args.repeats}")
     print("| part | ms |\n|---|---|")
-    for name, values in seconds.items():
-        print(f"| {name} | {1000 * statistics.median(values):.0f} |")
+    for name, value in seconds.items():
+        print(f"| {name} | {1000 * value:.0f} |")
 
 
 if __name__ == "__main__":
