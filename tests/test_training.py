@@ -28,7 +28,9 @@ from training.train import (
     build_model,
     learning_rate_schedule,
     no_weight_decay_variables,
+    restore_checkpoint,
     train,
+    training_checkpoint,
 )
 
 pytestmark = pytest.mark.keras3_only
@@ -267,7 +269,7 @@ def test_a_killed_run_resumes_with_its_step_and_optimizer_state(tmp_path):
     latest = tf.train.latest_checkpoint(str(out / "checkpoints"))
     saved_step = int(latest.rsplit("-", 1)[1])
     saved = _checkpoint_values(latest)
-    assert int(saved["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == saved_step
+    assert int(saved["optimizer/iteration/.ATTRIBUTES/VARIABLE_VALUE"]) == saved_step
 
     # Spy on the restore: the state the resumed run starts from, written out again, equals the saved one.
     restored = {}
@@ -275,7 +277,7 @@ def test_a_killed_run_resumes_with_its_step_and_optimizer_state(tmp_path):
 
     def spy_restore(self, path, *args, **kwargs):
         status = original_restore(self, path, *args, **kwargs)
-        restored["step"] = int(self.optimizer.iterations.numpy())
+        restored["step"] = int(self.optimizer["iteration"].numpy())
         restored["values"] = _checkpoint_values(self.write(str(tmp_path / "restored" / "state")))
         return status
 
@@ -286,13 +288,38 @@ def test_a_killed_run_resumes_with_its_step_and_optimizer_state(tmp_path):
     finally:
         tf.train.Checkpoint.restore = original_restore
     assert restored["step"] == saved_step
-    moments = [k for k in saved if k.startswith("optimizer/") and "_iterations" not in k]
+    moments = [k for k in saved if k.startswith("optimizer/") and not k.startswith("optimizer/iteration/")]
     assert len(moments) > 10
     assert set(restored["values"]) >= set(saved) - {"save_counter/.ATTRIBUTES/VARIABLE_VALUE"}
     for key, value in saved.items():
         if key != "save_counter/.ATTRIBUTES/VARIABLE_VALUE":
             np.testing.assert_array_equal(restored["values"][key], value, err_msg=key)
     assert result["steps"] == 4 * 8  # all epochs, counted on from the saved step
+
+
+def _tiny_student_and_optimizer(depth):
+    recipe = tiny_recipe(model_overrides={"patch_size": 7, "embed_dim": 16, "depth": depth, "num_heads": 2})
+    student = build_model(recipe, num_classes=10, channels=1)
+    optimizer = keras.optimizers.AdamW(1e-3)
+    optimizer.build(student.trainable_variables)
+    return student, optimizer
+
+
+def test_checkpoint_keys_name_the_weights_and_a_different_model_is_refused(tmp_path):
+    student, optimizer = _tiny_student_and_optimizer(depth=1)
+    student.get_layer("head").bias.assign(np.arange(10, dtype="float32"))
+    path = training_checkpoint(student, optimizer).save(str(tmp_path / "ckpt"))
+    keys = {k for k, _ in tf.train.list_variables(path)}
+    assert "student/head/bias/.ATTRIBUTES/VARIABLE_VALUE" in keys
+    assert "optimizer/iteration/.ATTRIBUTES/VARIABLE_VALUE" in keys
+
+    same, same_optimizer = _tiny_student_and_optimizer(depth=1)
+    restore_checkpoint(training_checkpoint(same, same_optimizer), path)
+    np.testing.assert_array_equal(same.get_layer("head").bias.numpy(), np.arange(10))
+
+    deeper, deeper_optimizer = _tiny_student_and_optimizer(depth=2)
+    with pytest.raises(ValueError, match=r"does not hold exactly this run's model and optimizer variables"):
+        restore_checkpoint(training_checkpoint(deeper, deeper_optimizer), path)
 
 
 # ----------------------------------------------------------------------------- strategies

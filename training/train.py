@@ -8,8 +8,9 @@ The loop is written out rather than `Model.fit` because Keras 3.15's `fit` fails
 under MultiWorkerMirroredStrategy (keras-team/keras#20585); each step still runs
 `DistillationModel.train_step`, so the losses live in one place.
 
-`output_dir` receives: `checkpoints/` (model, optimizer and step; the newest two kept,
-written by tf.train.CheckpointManager, whose index file is replaced atomically),
+`output_dir` receives: `checkpoints/` (model weights, optimizer state and step, keyed by
+name, see `training_checkpoint`; the newest two kept, written by tf.train.CheckpointManager,
+whose index file is replaced atomically),
 `tensorboard/`, `history.json`, `curves.png`, `recipe.json`, `labels.txt` and the trained
 student as `model.keras` (`keras-vits export <run>/model.keras` reads the last three).
 """
@@ -23,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_vits
-from keras_vits.backend import keras, weight_short_name
+from keras_vits.backend import keras, layer_weights, weight_short_name
 from keras_vits.distillation import DistillationModel
 from keras_vits.layers.tokens import PositionEmbedding, PrependToken
 from training import teachers
@@ -115,6 +116,39 @@ def make_optimizer(recipe, model, steps_per_epoch, global_batch_size):
     )
     optimizer.exclude_from_weight_decay(var_list=no_weight_decay_variables(model))
     return optimizer
+
+
+def training_checkpoint(student, optimizer):
+    """A `tf.train.Checkpoint` of every student weight and optimizer variable, keyed by name.
+
+    Keys are `student/<layer>/<weight>` and `optimizer/<variable name>` rather than the
+    attribute paths `tf.train.Checkpoint(student=..., optimizer=...)` would record
+    (`student/_operations/7/_kernel`, `optimizer/_trainable_variables/3`): those name Keras
+    internals, which change between Keras versions, and a resume matched through them
+    once failed with every model weight unbound (CI, stop 11).
+    """
+    student_state = {}
+    for key, variable in layer_weights(student).items():
+        layer_name, weight_name = key.split("/")
+        student_state.setdefault(layer_name, {})[weight_name] = variable
+    optimizer_state = {}
+    for variable in optimizer.variables:
+        if variable.name in optimizer_state:
+            raise ValueError(f"Two optimizer variables share the name {variable.name!r}; cannot checkpoint them by name.")
+        optimizer_state[variable.name] = variable
+    return tf.train.Checkpoint(student=student_state, optimizer=optimizer_state)
+
+
+def restore_checkpoint(checkpoint, path):
+    """Restores every variable of `checkpoint` from `path`; raises if any is missing or left over."""
+    status = checkpoint.restore(path)
+    try:
+        status.assert_consumed()
+    except AssertionError as error:
+        raise ValueError(
+            f"The checkpoint {path} does not hold exactly this run's model and optimizer variables "
+            f"(a run of another model or optimizer setting wrote it?); choose another output folder. {error}"
+        ) from error
 
 
 def load_teacher(path, num_classes):
@@ -279,13 +313,13 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         optimizer = make_optimizer(recipe, student, steps_per_epoch, global_batch)
         model.compile(optimizer=optimizer)
         optimizer.build(student.trainable_variables)
-        checkpoint = tf.train.Checkpoint(student=student, optimizer=optimizer)
+        checkpoint = training_checkpoint(student, optimizer)
     checkpoint_dir = output_dir / "checkpoints"
     if not chief:  # every worker saves (collectives), only the chief's copy is kept
         checkpoint_dir = output_dir / f".worker-{strategy.cluster_resolver.task_id}-checkpoints"
     manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        restore_checkpoint(checkpoint, manager.latest_checkpoint)
     if chief:
         _atomic_write_text(recipe_file, recipe_json)
         _atomic_write_text(output_dir / "labels.txt", "".join(f"{name}\n" for name in source.class_names))
