@@ -219,6 +219,18 @@ def test_xla_friendly_depthwise_conv_matches_the_stock_layer_under_xla(kwargs):
     assert "DepthwiseConv2dNative" not in _graph_op_types(compiled, images)
 
 
+def test_xla_friendly_depthwise_conv_takes_any_batch_and_map_size_under_one_xla_signature():
+    layer = XlaFriendlyDepthwiseConv2D(3, padding="same", bias_initializer="random_normal")
+    layer.build((None, None, None, 5))
+    stock = keras.layers.DepthwiseConv2D.from_config(layer.get_config())
+    stock.build((None, None, None, 5))
+    stock.set_weights(layer.get_weights())
+    compiled = tf.function(lambda x: layer(x), jit_compile=True, input_signature=[tf.TensorSpec([None, None, None, 5])])
+    for shape in [(3, 9, 8, 5), (1, 4, 6, 5)]:
+        images = tf.constant(_tokens(*shape))
+        np.testing.assert_allclose(compiled(images).numpy(), stock(images).numpy(), atol=1e-5)
+
+
 def test_xla_friendly_depthwise_conv_keeps_the_stock_path_where_shifts_do_not_apply():
     images = tf.constant(_tokens(2, 8, 8, 4))
     layer = XlaFriendlyDepthwiseConv2D(3, strides=2, padding="same")
