@@ -1,4 +1,4 @@
-"""Shared pytest set-up: quiet TensorFlow, and `config_name` parametrisation for model batteries."""
+"""Shared pytest set-up: quiet TensorFlow, an environment no test can leak, `config_name` parametrisation."""
 
 import os
 
@@ -20,3 +20,19 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture
 def fixtures_dir():
     return FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def environment_restored_after_each_test():
+    """Puts `os.environ` back after every test.
+
+    A library that writes to it on import (keras_cv_attention_models sets
+    TF_USE_LEGACY_KERAS=1) would otherwise switch every later subprocess of the same
+    pytest worker, such as tests/training_worker.py, to tf-keras: that is how a
+    killed-run test once found a tf-keras checkpoint where it expected a Keras 3 one.
+    """
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)

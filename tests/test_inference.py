@@ -3,6 +3,8 @@
 Benchmarks are not timed here; these tests check correctness and the table's structure only.
 """
 
+import importlib.util
+import os
 import sys
 
 import numpy as np
@@ -95,7 +97,11 @@ def test_benchmark_rows_and_table():
 
 def test_benchmark_times_keras_cv_attention_models_beside():
     """kecam runs in a tf-keras worker process; rows get its graph and XLA images per second."""
-    pytest.importorskip("keras_cv_attention_models")
+    # Not importorskip: importing kecam sets TF_USE_LEGACY_KERAS=1 in this process's environment,
+    # which every later subprocess of this pytest worker (the training workers) would inherit.
+    if importlib.util.find_spec("keras_cv_attention_models") is None:
+        pytest.skip("keras_cv_attention_models is not installed (the 'test' extra)")
+    legacy_keras_before = os.environ.get("TF_USE_LEGACY_KERAS")
     rows, machine = run_benchmark(
         ["pvt_v2_b0", "deit_tiny_distilled_patch16_224"], batch_sizes=[1], image_size=64, modes=["float32"],
         repeats=1, calls=1, kecam_python=sys.executable, log=lambda message: None,
@@ -106,6 +112,7 @@ def test_benchmark_times_keras_cv_attention_models_beside():
     assert machine["kecam"] == "1.4.3" and machine["kecam_keras"].startswith("2.")
     table = format_table(rows, machine)
     assert "keras_cv_attention_models 1.4.3" in table
+    assert os.environ.get("TF_USE_LEGACY_KERAS") == legacy_keras_before  # kecam switched only its worker
     assert table.splitlines()[4].count("x |") == 1  # pvt_v2_b0: "vs best kecam" only (no timm column)
 
 

@@ -124,8 +124,7 @@ def training_checkpoint(student, optimizer):
     Keys are `student/<layer>/<weight>` and `optimizer/<variable name>` rather than the
     attribute paths `tf.train.Checkpoint(student=..., optimizer=...)` would record
     (`student/_operations/7/_kernel`, `optimizer/_trainable_variables/3`): those name Keras
-    internals, which change between Keras versions, and a resume matched through them
-    once failed with every model weight unbound (CI, stop 11).
+    internals, which can change between Keras versions, and say nothing to a reader.
     """
     student_state = {}
     for key, variable in layer_weights(student).items():
@@ -147,7 +146,8 @@ def restore_checkpoint(checkpoint, path):
     except AssertionError as error:
         raise ValueError(
             f"The checkpoint {path} does not hold exactly this run's model and optimizer variables "
-            f"(a run of another model or optimizer setting wrote it?); choose another output folder. {error}"
+            f"(a run of another model, optimizer setting or Keras (Keras 3 / tf-keras) wrote it?); "
+            f"choose another output folder. {error}"
         ) from error
 
 
