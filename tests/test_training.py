@@ -37,7 +37,7 @@ pytestmark = pytest.mark.keras3_only
 
 WORKER = pathlib.Path(__file__).with_name("training_worker.py")
 sys.path.insert(0, str(WORKER.parent))
-from training_worker import tiny_recipe  # noqa: E402
+from training_worker import TINY_STUDENT, tiny_recipe  # noqa: E402
 
 
 def _run_worker(*args, env=None, timeout=600):
@@ -298,7 +298,7 @@ def test_a_killed_run_resumes_with_its_step_and_optimizer_state(tmp_path):
 
 
 def _tiny_student_and_optimizer(depth):
-    recipe = tiny_recipe(model_overrides={"patch_size": 7, "embed_dim": 16, "depth": depth, "num_heads": 2})
+    recipe = tiny_recipe(model_overrides={**TINY_STUDENT, "depth": depth})
     student = build_model(recipe, num_classes=10, channels=1)
     optimizer = keras.optimizers.AdamW(1e-3)
     optimizer.build(student.trainable_variables)
