@@ -16,7 +16,12 @@ import sys
 import time
 
 # PVT v1 (not in timm): transformers' PvtConfig for each size, as in tools/pvt_param_counts.py.
-PVT_V1_DEPTHS = {"pvt_tiny": [2, 2, 2, 2], "pvt_small": [3, 4, 6, 3], "pvt_medium": [3, 4, 18, 3], "pvt_large": [3, 8, 27, 3]}
+PVT_V1_DEPTHS = {
+    "pvt_tiny": [2, 2, 2, 2],
+    "pvt_small": [3, 4, 6, 3],
+    "pvt_medium": [3, 4, 18, 3],
+    "pvt_large": [3, 8, 27, 3],
+}
 
 # keras_cv_attention_models builders for the registry names it also has: (module, function, kwargs).
 # kecam names no DeiT-S, but timm's deit_small_patch16_224 is a plain ViT-S/16, which kecam's ViT builds.

@@ -1,11 +1,11 @@
 """The `keras-vits` command line: list models, describe, export, train, evaluate, run the demo.
 
-    keras-vits list 'deit_*'
-    keras-vits info vit_small_patch16_224 --image-size 384
-    keras-vits export deit_small_patch16_224 --weights model.safetensors --format saved_model
-    keras-vits demo
-    keras-vits train --recipe fmnist_deit_hard --strategy mirrored
-    keras-vits evaluate runs/fmnist_deit_hard/model.keras
+keras-vits list 'deit_*'
+keras-vits info vit_small_patch16_224 --image-size 384
+keras-vits export deit_small_patch16_224 --weights model.safetensors --format saved_model
+keras-vits demo
+keras-vits train --recipe fmnist_deit_hard --strategy mirrored
+keras-vits evaluate runs/fmnist_deit_hard/model.keras
 """
 
 import argparse
@@ -13,7 +13,8 @@ import json
 import pathlib
 import sys
 
-REPO_FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+#: The demo's timm fixture (a 2-block ViT and timm's logits for it), shipped as package data.
+DEMO_DATA = pathlib.Path(__file__).resolve().parent / "demo_data"
 
 
 def _cmd_list(args):
@@ -41,22 +42,26 @@ def _cmd_info(args):
     return 0
 
 
+DEMO_TOLERANCE = 1e-4
+
+
 def _cmd_demo(args):
-    """Builds a small ViT, loads a timm checkpoint from tests/fixtures, and predicts."""
+    """Builds a small ViT, loads a timm checkpoint shipped with the package, and checks timm's logits."""
     import numpy as np
     from safetensors.numpy import load_file
 
     import keras_vits
-    from keras_vits.models.vit import VIT_WEIGHT_MAP
 
     fixtures = pathlib.Path(args.fixtures)
     cases_file = fixtures / "cases.json"
     if not cases_file.is_file():
-        print(f"No fixtures at {fixtures}: run the demo from a clone of the repository.", file=sys.stderr)
-        return 1
-    case = json.loads(cases_file.read_text())[args.case]
+        raise FileNotFoundError(f"No demo fixtures at {fixtures} (expected cases.json there).")
+    cases = json.loads(cases_file.read_text())
+    if args.case not in cases:
+        raise ValueError(f"--case {args.case!r} is not in {cases_file}; it holds {sorted(cases)}.")
+    case = cases[args.case]
     model = keras_vits.VisionTransformer(name=f"demo_{args.case}", **case["config"])
-    keras_vits.load_timm_weights(model, fixtures / case["checkpoint"], VIT_WEIGHT_MAP)
+    keras_vits.load_timm_weights(model, fixtures / case["checkpoint"])
     model.summary(line_length=110)
     io = load_file(str(fixtures / f"{args.case}_io.safetensors"))
     logits = model.predict(io["images"], verbose=0)
@@ -69,32 +74,34 @@ def _cmd_demo(args):
         top = np.argsort(row)[::-1][:3]
         ranked = ", ".join(f"class {c}: {row[c]:.3f}" for c in top)
         print(f"image {index}: top-3 {ranked}")
-    print(f"max |logits - timm logits| = {np.abs(logits - io['logits']).max():.2e}")
+    error = float(np.abs(logits - io["logits"]).max())
+    print(f"max |logits - timm logits| = {error:.2e}")
+    if error > DEMO_TOLERANCE:
+        print(f"keras-vits demo: error: logits differ from timm's by {error:.2e} > {DEMO_TOLERANCE}.", file=sys.stderr)
+        return 1
     return 0
 
 
 def _trained_model(args):
     """A `.keras` model (safe mode) with the normalisation and labels its training run wrote beside it."""
     from keras_vits.backend import keras
+    from keras_vits.training import run_folder
 
     path = pathlib.Path(args.name)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist.")
     model = keras.models.load_model(path, safe_mode=True, compile=False)
-    recipe_file, labels_file = path.with_name("recipe.json"), path.with_name("labels.txt")
+    recipe, labels = run_folder.run_metadata(path)
     if args.mean and args.std:
         cfg = {"mean": args.mean, "std": args.std}
-    elif recipe_file.is_file():
-        recipe = json.loads(recipe_file.read_text())
+    elif recipe is not None:
         cfg = {"mean": recipe["mean"], "std": recipe["std"]}
     else:
-        raise ValueError(f"No recipe.json beside {path}: pass --mean and --std (per channel, on [0, 1] pixels).")
+        raise ValueError(
+            f"No {run_folder.RECIPE_FILE} beside {path}: pass --mean and --std (per channel, on [0, 1] pixels)."
+        )
     num_classes = int(model.outputs[0].shape[-1])
-    if labels_file.is_file():
-        labels = [line.strip() for line in labels_file.read_text().splitlines() if line.strip()]
-    else:
-        labels = [f"class_{i}" for i in range(num_classes)]
-    return model, cfg, labels
+    return model, cfg, labels or [f"class_{i}" for i in range(num_classes)]
 
 
 def _cmd_export(args):
@@ -114,7 +121,9 @@ def _cmd_export(args):
         cfg = keras_vits.get_pretrained_cfg(args.name)
         labels = [f"class_{i}" for i in range(args.num_classes)]
     if args.labels:
-        labels = [line.strip() for line in open(args.labels) if line.strip()]
+        from keras_vits.training.run_folder import read_labels
+
+        labels = read_labels(args.labels)
     if args.format == "saved_model":
         path = export_saved_model(
             model, labels, cfg["mean"], cfg["std"], base_dir=args.output, name=args.export_name, version=args.version
@@ -137,8 +146,7 @@ def _cmd_export(args):
 
 def _cmd_train(args):
     """Trains a recipe (with overrides) under a tf.distribute strategy; resumes from --output."""
-    from training.recipes import RECIPES, get_recipe, parse_overrides
-    from training.train import NaNLossError, train
+    from keras_vits.training import RECIPES, get_recipe, load_recipe_file, parse_overrides
 
     if args.list_recipes:
         for name, recipe in RECIPES.items():
@@ -148,20 +156,27 @@ def _cmd_train(args):
     for flag in ("epochs", "batch_size", "dataset", "data_dir", "teacher", "distillation"):
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
-    recipe = get_recipe(args.recipe, **overrides)
+    if args.config:
+        recipe = load_recipe_file(args.config)
+        recipe = recipe.replace(**overrides) if overrides else recipe
+    else:
+        recipe = get_recipe(args.recipe, **overrides)
+
+    from keras_vits.training import NaNLossError, run_folder, train
+
     output = args.output or str(pathlib.Path("runs") / recipe.name)
     try:
         result = train(recipe, output, strategy=args.strategy, tpu=args.tpu, max_steps=args.max_steps)
     except NaNLossError as error:
         print(f"keras-vits train: stopped: {error}", file=sys.stderr)
         return 3
-    print(f"Trained model: {pathlib.Path(output) / 'model.keras'} ({result['steps']} steps)")
+    print(f"Trained model: {pathlib.Path(output) / run_folder.MODEL_FILE} ({result['steps']} steps)")
     return 0
 
 
 def _cmd_evaluate(args):
     """Prints top-1 of a saved student: cls, dist and average heads for DeiT."""
-    from training.train import evaluate
+    from keras_vits.training import evaluate
 
     logs = evaluate(
         args.model, dataset=args.dataset, split=args.split, batch_size=args.batch_size, data_dir=args.data_dir,
@@ -202,7 +217,9 @@ def build_parser():
     info = commands.add_parser("info", help="Build a model and print its parameters, MACs and pretrained config.")
     info.add_argument("name", help="Registered model name (see `keras-vits list`).")
     info.add_argument("--image-size", type=int, default=None, help="Input size; default: the variant's own.")
-    info.add_argument("--num-classes", type=int, default=1000, help="Classes of the head; 0 for features. Default: 1000.")
+    info.add_argument(
+        "--num-classes", type=int, default=1000, help="Classes of the head; 0 for features. Default: 1000."
+    )
     info.add_argument("--summary", action="store_true", help="Also print the Keras layer summary.")
     info.set_defaults(func=_cmd_info)
 
@@ -214,7 +231,9 @@ def build_parser():
         "(its run folder's recipe.json and labels.txt give normalisation and labels).",
     )  # fmt: skip
     export.add_argument("--weights", default=None, help="A .safetensors path or 'timm/<repo>'. Default: random init.")
-    export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model", help="Default: saved_model.")
+    export.add_argument(
+        "--format", choices=("saved_model", "tflite"), default="saved_model", help="Default: saved_model."
+    )
     export.add_argument("--output", default="saved_models", help="Base folder. Default: saved_models.")
     export.add_argument("--export-name", default=None, help="Name in the path. Default: the model name.")
     export.add_argument("--version", type=int, default=None, help="SavedModel version. Default: the next free one.")
@@ -225,29 +244,39 @@ def build_parser():
         "--mode", default="float32", choices=("float32", "float16", "dynamic_int8", "int8", "int16x8", "int8_dense"),
         help="TFLite quantization mode. Default: float32.",
     )  # fmt: skip
-    export.add_argument("--calibration", default=None, help="int8/int16x8/int8_dense: .npy of normalised (N, H, W, C) images.")
+    export.add_argument(
+        "--calibration", default=None, help="int8/int16x8/int8_dense: .npy of normalised (N, H, W, C) images."
+    )
     export.add_argument("--int8-io", action="store_true", help="int8: int8 input and output tensors.")
     export.add_argument("--mean", type=float, nargs="+", default=None, help="Per-channel mean for a .keras model.")
     export.add_argument("--std", type=float, nargs="+", default=None, help="Per-channel std for a .keras model.")
     export.set_defaults(func=_cmd_export)
 
     demo = commands.add_parser(
-        "demo", help="Load a timm checkpoint from tests/fixtures into a small ViT; print summary, MACs, prediction."
+        "demo",
+        help="Load a timm checkpoint shipped with the package into a small ViT; check its logits against timm's.",
     )
-    demo.add_argument("--fixtures", default=str(REPO_FIXTURES), help="Fixture folder. Default: the repo's tests/fixtures.")
+    demo.add_argument("--fixtures", default=str(DEMO_DATA), help="Fixture folder. Default: the package's demo_data.")
     demo.add_argument("--case", default="vit_token", help="Fixture case to load. Default: vit_token.")
     demo.set_defaults(func=_cmd_demo)
 
     train = commands.add_parser(
         "train",
         help="Train or distil a model from a named recipe; resumes from the output folder's last checkpoint.",
-        description="Train a recipe from training/recipes.py. Every recipe field can be overridden with --set; "
+        description="Train a recipe shipped with the package (--list-recipes) or a recipe file (--config). Every recipe field can be overridden with --set; "
         "the common ones also have their own flags. Checkpoints, TensorBoard logs, history.json, curves.png and "
         "the final model.keras go to --output.",
     )
-    train.add_argument("--recipe", default="fmnist_deit_hard", help="Recipe name (--list-recipes). Default: fmnist_deit_hard.")
+    train.add_argument(
+        "--recipe", default="fmnist_deit_hard", help="Recipe name (--list-recipes). Default: fmnist_deit_hard."
+    )
+    train.add_argument(
+        "--config", default=None, help="A recipe file: .py defining RECIPE, or .json of fields. Replaces --recipe."
+    )
     train.add_argument("--list-recipes", action="store_true", help="Print the recipes and exit.")
-    train.add_argument("--output", default=None, help="Run folder; an existing run there is resumed. Default: runs/<recipe>.")
+    train.add_argument(
+        "--output", default=None, help="Run folder; an existing run there is resumed. Default: runs/<recipe>."
+    )
     train.add_argument(
         "--strategy", default="default", choices=("default", "mirrored", "multi_worker", "tpu"),
         help="tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
@@ -260,10 +289,20 @@ def build_parser():
     train.add_argument("--dataset", default=None, help="fashion_mnist, a tensorflow-datasets name, or folder:<path>.")
     train.add_argument("--data-dir", dest="data_dir", default=None, help="tensorflow-datasets data_dir.")
     train.add_argument("--teacher", default=None, help="Teacher model (.keras) for distillation.")
-    train.add_argument("--distillation", default=None, choices=("none", "soft", "hard"), help="Override the distillation mode.")
-    train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                       help="Override any recipe field, e.g. --set teacher_label_smoothing=0.1 randaugment=[2,0.9].")  # fmt: skip
-    train.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="Stop after this many steps in total.")
+    train.add_argument(
+        "--distillation", default=None, choices=("none", "soft", "hard"), help="Override the distillation mode."
+    )
+    train.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override any recipe field; may be repeated, e.g. --set epochs=2 --set randaugment=[2,0.9].",
+    )
+    train.add_argument(
+        "--max-steps", dest="max_steps", type=int, default=None, help="Stop after this many steps in total."
+    )
     train.set_defaults(func=_cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="Top-1 of a saved model: class head, distillation head, average.")
@@ -272,8 +311,12 @@ def build_parser():
     evaluate.add_argument("--split", default="test", help="Split to evaluate. Default: test.")
     evaluate.add_argument("--data-dir", dest="data_dir", default=None, help="tensorflow-datasets data_dir.")
     evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=256, help="Default: 256.")
-    evaluate.add_argument("--mean", type=float, nargs="+", default=None, help="Per-channel mean. Default: Fashion-MNIST's.")
-    evaluate.add_argument("--std", type=float, nargs="+", default=None, help="Per-channel std. Default: Fashion-MNIST's.")
+    evaluate.add_argument(
+        "--mean", type=float, nargs="+", default=None, help="Per-channel mean. Default: Fashion-MNIST's."
+    )
+    evaluate.add_argument(
+        "--std", type=float, nargs="+", default=None, help="Per-channel std. Default: Fashion-MNIST's."
+    )
     evaluate.set_defaults(func=_cmd_evaluate)
 
     benchmark = commands.add_parser(

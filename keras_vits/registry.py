@@ -68,9 +68,7 @@ def resolve_checkpoint(weights):
                 f"or pass the path of a downloaded model.safetensors."
             ) from error
         return hf_hub_download(repo, "model.safetensors")
-    raise FileNotFoundError(
-        f"weights={weights!r} is neither an existing .safetensors file nor a 'timm/<repo>' Hub id."
-    )
+    raise FileNotFoundError(f"weights={weights!r} is neither an existing .safetensors file nor a 'timm/<repo>' Hub id.")
 
 
 def create_model(name, weights=None, num_classes=1000, image_size=None, **overrides):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training import data
+from keras_vits.training import data
 
 
 def test_missing_fashion_mnist_says_how_to_install_it(tmp_path, monkeypatch):
@@ -13,7 +13,10 @@ def test_missing_fashion_mnist_says_how_to_install_it(tmp_path, monkeypatch):
         data.load_fashion_mnist()
 
 
-@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.is_dir(), reason="dataset-fashion-mnist is not installed (make setup installs it as root)")
+@pytest.mark.skipif(
+    not data.DEBIAN_FASHION_MNIST.is_dir(),
+    reason="dataset-fashion-mnist is not installed (make setup installs it as root)",
+)
 def test_fashion_mnist_loads_from_the_debian_package(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist()

@@ -54,9 +54,7 @@ def test_soft_distillation_matches_the_paper(batch, alpha, tau):
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_hard_distillation_matches_the_paper(batch, smoothing):
     cls_logits, dist_logits, teacher, y = batch
-    losses = distillation_losses(
-        (cls_logits, dist_logits), y, teacher, mode="hard", teacher_label_smoothing=smoothing
-    )
+    losses = distillation_losses((cls_logits, dist_logits), y, teacher, mode="hard", teacher_label_smoothing=smoothing)
     y_teacher = np.eye(NUM_CLASSES)[teacher.argmax(-1)] * (1 - smoothing) + smoothing / NUM_CLASSES
     expected = 0.5 * _ce(y, cls_logits) + 0.5 * _ce(y_teacher, dist_logits)
     np.testing.assert_allclose(losses["loss"], expected, rtol=1e-5)

@@ -123,7 +123,9 @@ def test_bad_requests_fail_alone_and_the_model_keeps_answering(exported, signatu
     if isinstance(value, str):  # a PNG cut short
         value = [tf.io.encode_png(tf.zeros((32, 32, 1), tf.uint8)).numpy()[:40]]
     with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError)) as info:
-        loaded.signatures[signature](**{"images" if signature != "serving_bytes" else "image_bytes": tf.constant(value)})
+        loaded.signatures[signature](
+            **{"images" if signature != "serving_bytes" else "image_bytes": tf.constant(value)}
+        )
     assert message in str(info.value).lower() or "shape" in str(info.value).lower()
     pixels = _pixels((1, 32, 32, 1))
     answer = loaded.signatures["serving_default"](images=tf.constant(pixels))
@@ -133,7 +135,9 @@ def test_bad_requests_fail_alone_and_the_model_keeps_answering(exported, signatu
 def test_export_rejects_wrong_labels_and_feature_models(tmp_path):
     with pytest.raises(ValueError, match="10 single-line names"):
         export_saved_model(TINY_MODELS["vit"](), LABELS[:3], MEAN, STD, base_dir=tmp_path)
-    features = keras_vits.SwinTransformer(image_size=32, embed_dim=8, depths=(1,), num_heads=(1,), window_size=4, features_only=True)
+    features = keras_vits.SwinTransformer(
+        image_size=32, embed_dim=8, depths=(1,), num_heads=(1,), window_size=4, features_only=True
+    )
     with pytest.raises(ValueError, match="features_only"):
         export_saved_model(features, LABELS, MEAN, STD, base_dir=tmp_path)
 

@@ -18,10 +18,17 @@ from keras_vits.inference import MODES, bfloat16_copy, compile_for_inference, in
 pytestmark = pytest.mark.keras3_only
 
 PVT_TINY = dict(
-    image_size=32, embed_dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_heads=(1, 2, 1, 2), mlp_ratios=(2, 2, 2, 2), num_classes=10
+    image_size=32,
+    embed_dims=(8, 16, 24, 32),
+    depths=(1, 1, 1, 1),
+    num_heads=(1, 2, 1, 2),
+    mlp_ratios=(2, 2, 2, 2),
+    num_classes=10,
 )
 FAMILIES = {
-    "vit": lambda: keras_vits.VisionTransformer(image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=10),
+    "vit": lambda: keras_vits.VisionTransformer(
+        image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=10
+    ),
     "deit": lambda: keras_vits.DeiT(image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=10),
     "swin": lambda: keras_vits.SwinTransformer(
         image_size=32, patch_size=4, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=4, num_classes=10

@@ -42,7 +42,9 @@ LAYER_CASES = [
 ]
 
 
-@pytest.mark.parametrize("layer, shape", LAYER_CASES, ids=lambda c: type(c).__name__ if not isinstance(c, tuple) else "")
+@pytest.mark.parametrize(
+    "layer, shape", LAYER_CASES, ids=lambda c: type(c).__name__ if not isinstance(c, tuple) else ""
+)
 def test_config_round_trip_through_keras_serialization(layer, shape):
     inputs = _tokens(*shape)
     expected = layer(inputs)

@@ -16,7 +16,14 @@ from keras_vits.layers import AdaptiveAveragePooling2D, SpatialReductionAttentio
 from keras_vits.layers.pooling import adaptive_pool_matrix
 from keras_vits.models.pvt import PVT_V1_WEIGHT_MAP, PVT_V2_WEIGHT_MAP
 
-TINY = dict(image_size=64, embed_dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_heads=(1, 2, 1, 2), mlp_ratios=(2, 2, 2, 2), num_classes=10)
+TINY = dict(
+    image_size=64,
+    embed_dims=(8, 16, 24, 32),
+    depths=(1, 1, 1, 1),
+    num_heads=(1, 2, 1, 2),
+    mlp_ratios=(2, 2, 2, 2),
+    num_classes=10,
+)
 
 
 class TestPyramidVisionTransformerV2(ModelBattery):
@@ -110,7 +117,16 @@ def _model_and_map(case, **overrides):
     return PyramidVisionTransformer(**case["config"], **overrides), PVT_V1_WEIGHT_MAP
 
 
-PARITY_CASES = ["v2_tiny", "v2_linear", "v2_nonsquare", "v2_linear_nonsquare", "v2_features", "v1_tiny", "v1_resize", "v1_features"]
+PARITY_CASES = [
+    "v2_tiny",
+    "v2_linear",
+    "v2_nonsquare",
+    "v2_linear_nonsquare",
+    "v2_features",
+    "v1_tiny",
+    "v1_resize",
+    "v1_features",
+]
 
 
 @pytest.mark.parametrize("case_name", PARITY_CASES)

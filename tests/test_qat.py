@@ -71,7 +71,11 @@ def _quantizable(model):
 
 def test_every_dense_and_conv_is_wrapped_and_nothing_custom(family):
     _, model, qat_model, _, _ = family
-    wrappers = {layer.layer.name: layer for layer in qat_model.layers if isinstance(layer, tfmot.quantization.keras.QuantizeWrapper)}
+    wrappers = {
+        layer.layer.name: layer
+        for layer in qat_model.layers
+        if isinstance(layer, tfmot.quantization.keras.QuantizeWrapper)
+    }
     expected = _quantizable(model)
     assert expected, "every family has Dense and Conv layers"
     for layer in expected:
@@ -83,7 +87,9 @@ def test_every_dense_and_conv_is_wrapped_and_nothing_custom(family):
     for kind in qat.QUANTIZED_LAYER_TYPES:
         assert counts.get(kind, 0) == sum(qat.quantized_kind(layer) == kind for layer in model.layers), kind
     # Custom layers and LayerNormalization have no tfmot config: they stay float, unwrapped.
-    assert not [name for name, w in wrappers.items() if isinstance(w.layer, (*CUSTOM_LAYERS, keras.layers.LayerNormalization))]
+    assert not [
+        name for name, w in wrappers.items() if isinstance(w.layer, (*CUSTOM_LAYERS, keras.layers.LayerNormalization))
+    ]
     assert [layer for layer in qat_model.layers if isinstance(layer, CUSTOM_LAYERS)]
 
 
@@ -163,7 +169,9 @@ def test_uncalibrated_copy_sets_weight_ranges_from_the_weights():
 
 
 def test_multi_output_models_are_refused_with_a_hint():
-    model = keras_vits.SwinTransformer(image_size=32, embed_dim=8, depths=(1, 1), num_heads=(1, 1), window_size=4, in_chans=1, features_only=True)
+    model = keras_vits.SwinTransformer(
+        image_size=32, embed_dim=8, depths=(1, 1), num_heads=(1, 1), window_size=4, in_chans=1, features_only=True
+    )
     with pytest.raises(ValueError, match="one output"):
         qat.quantize_aware(model)
 
@@ -199,7 +207,9 @@ def test_transfer_round_trip_then_quantize():
     qat.transfer_weights(_saved(source), target)
     np.testing.assert_array_equal(target(images).numpy(), source(images).numpy())
     qat_model = qat.quantize_aware(target, calibration_images=images)
-    assert np.abs(qat_model(images).numpy() - source(images).numpy()).max() < INIT_TOLERANCE * np.abs(source(images)).max()
+    assert (
+        np.abs(qat_model(images).numpy() - source(images).numpy()).max() < INIT_TOLERANCE * np.abs(source(images)).max()
+    )
 
 
 def test_transfer_names_missing_unexpected_and_misshapen_weights():
@@ -209,7 +219,9 @@ def test_transfer_names_missing_unexpected_and_misshapen_weights():
     broken = dict(weights)
     del broken["head/bias"], broken["blocks_0_norm1/gamma"]
     broken["head_dist/kernel"] = weights["head/kernel"]
-    with pytest.raises(ValueError, match=r"missing 2 \['blocks_0_norm1/gamma', 'head/bias'\].*unexpected 1 \['head_dist/kernel'\]"):
+    with pytest.raises(
+        ValueError, match=r"missing 2 \['blocks_0_norm1/gamma', 'head/bias'\].*unexpected 1 \['head_dist/kernel'\]"
+    ):
         qat.transfer_weights(broken, model)
     wrong = dict(weights, **{"head/kernel": np.zeros((32, 7), np.float32)})
     with pytest.raises(ValueError, match=r"head/kernel has shape \(32, 7\).*\(32, 10\)"):

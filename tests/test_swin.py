@@ -37,7 +37,7 @@ class TestSwinTransformer(ModelBattery):
         "pos_absolute_relative_features": dict(TINY, pos_embed="absolute+relative", num_classes=0),
         "timm_padding_order": dict(TINY, image_size=(36, 44), pad_before_shift=False),
     }
-    second_image_sizes = {name: (48, 40) for name in configs}
+    second_image_sizes = dict.fromkeys(configs, (48, 40))
 
     def feature_width(self, config):
         return config["embed_dim"] * 2 ** (len(config["depths"]) - 1)
@@ -143,11 +143,15 @@ def test_no_shift_makes_every_block_regular_and_changes_the_output():
 
 def test_position_switches_add_and_remove_exactly_their_weights():
     images = random_images((2, 32, 32, 3))
-    models = {kind: SwinTransformer(**TINY, pos_embed=kind) for kind in ("relative", "absolute", "absolute+relative", "none")}
+    models = {
+        kind: SwinTransformer(**TINY, pos_embed=kind) for kind in ("relative", "absolute", "absolute+relative", "none")
+    }
     _randomize(models["absolute+relative"])
     for model in models.values():
         _transfer(models["absolute+relative"], model)
-    has_table = {kind: any("relative_position_bias_table" in k for k in _weights_by_name(m)) for kind, m in models.items()}
+    has_table = {
+        kind: any("relative_position_bias_table" in k for k in _weights_by_name(m)) for kind, m in models.items()
+    }
     has_absolute = {kind: "absolute_pos_embed/embedding" in _weights_by_name(m) for kind, m in models.items()}
     assert has_table == {"relative": True, "absolute": False, "absolute+relative": True, "none": False}
     assert has_absolute == {"relative": False, "absolute": True, "absolute+relative": True, "none": False}
@@ -159,7 +163,9 @@ def test_position_switches_add_and_remove_exactly_their_weights():
     both.get_layer("absolute_pos_embed").embedding.assign(np.zeros_like(both.get_layer("absolute_pos_embed").embedding))
     np.testing.assert_allclose(both(images).numpy(), outputs["relative"], atol=1e-5)
     absolute = models["absolute"]
-    absolute.get_layer("absolute_pos_embed").embedding.assign(np.zeros_like(absolute.get_layer("absolute_pos_embed").embedding))
+    absolute.get_layer("absolute_pos_embed").embedding.assign(
+        np.zeros_like(absolute.get_layer("absolute_pos_embed").embedding)
+    )
     np.testing.assert_allclose(absolute(images).numpy(), outputs["none"], atol=1e-5)
 
 
@@ -176,7 +182,9 @@ def test_bad_arguments_are_rejected():
 
 
 def test_features_only_returns_stage_maps_at_strides_4_8_16_32():
-    model = SwinTransformer(image_size=(64, 96), embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), window_size=4, features_only=True)
+    model = SwinTransformer(
+        image_size=(64, 96), embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), window_size=4, features_only=True
+    )
     outputs = model(random_images((2, 64, 96, 3)))
     assert [tuple(o.shape) for o in outputs] == [(2, 16, 24, 8), (2, 8, 12, 16), (2, 4, 6, 32), (2, 2, 3, 64)]
     assert [info["reduction"] for info in model.feature_info] == [4, 8, 16, 32]

@@ -1,4 +1,4 @@
-"""training/: recipes, data sources and pipelines, optimizer, the loop, resume after SIGKILL, strategies, CLI.
+"""keras_vits.training: recipes, data sources and pipelines, optimizer, the loop, resume after SIGKILL, strategies, CLI.
 
 Data comes from `tfds.testing.mock_data` and generated image folders, never the network.
 The strategy and kill tests run `tests/training_worker.py` in their own processes.
@@ -20,10 +20,8 @@ import tensorflow_datasets as tfds
 
 from keras_vits.backend import keras
 from keras_vits.cli import main as cli_main
-from training.data import check_labels, load_source
-from training.pipeline import make_dataset
-from training.recipes import RECIPES, Recipe, get_recipe, parse_overrides
-from training.train import (
+from keras_vits.training.data import check_labels, load_source
+from keras_vits.training.loop import (
     NaNLossError,
     build_model,
     learning_rate_schedule,
@@ -32,6 +30,8 @@ from training.train import (
     train,
     training_checkpoint,
 )
+from keras_vits.training.pipeline import make_dataset
+from keras_vits.training.recipes import RECIPES, Recipe, get_recipe, parse_overrides
 
 pytestmark = pytest.mark.keras3_only
 
@@ -212,9 +212,8 @@ def test_train_writes_everything_and_resumes(tmp_path):
     assert second["steps"] == 8  # 2 epochs x 4 steps, counting on from 5
     assert [h["epoch"] for h in second["history"]] == [1, 2]
     assert {"top1_cls", "top1_dist", "top1_avg", "train_loss", "eval_loss"} <= set(second["history"][-1])
-    with pytest.raises(ValueError, match="different recipe"):
-        with tfds.testing.mock_data(num_examples=32):
-            train(tiny_recipe(epochs=3, base_lr=0.1), out, verbose=0)
+    with pytest.raises(ValueError, match="different recipe"), tfds.testing.mock_data(num_examples=32):
+        train(tiny_recipe(epochs=3, base_lr=0.1), out, verbose=0)
 
 
 def test_ema_weights_are_checkpointed(tmp_path):
@@ -347,9 +346,22 @@ def test_multi_worker_mirrored_two_processes_agree(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = []
     for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
-        args = [sys.executable, str(WORKER), tmp_path / f"worker{index}", "--strategy", "multi_worker", "--max-steps", 5]
-        processes.append(subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}),
+        )
+        args = [
+            sys.executable,
+            str(WORKER),
+            tmp_path / f"worker{index}",
+            "--strategy",
+            "multi_worker",
+            "--max-steps",
+            5,
+        ]
+        processes.append(
+            subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        )
     results = []
     for process in processes:
         stdout, stderr = process.communicate(timeout=600)

@@ -21,7 +21,9 @@ class TestVisionTransformer(ModelBattery):
             TINY, image_size=(32, 48), in_chans=1, global_pool="avg", init_values=0.1, qkv_bias=False
         ),
         "features_sincos2d": dict(TINY, num_classes=0, pos_embed="sincos2d"),
-        "no_class_token_sincos1d_4ch": dict(TINY, class_token=False, global_pool="avg", pos_embed="sincos1d", in_chans=4),
+        "no_class_token_sincos1d_4ch": dict(
+            TINY, class_token=False, global_pool="avg", pos_embed="sincos1d", in_chans=4
+        ),
         "no_pos_embed": dict(TINY, pos_embed="none", patch_size=(8, 4)),
     }
     second_image_sizes = {

@@ -63,7 +63,9 @@ def test_head_is_reinitialised_when_num_classes_differs(vit_case):
     assert sorted(skipped) == ["head.bias", "head.weight"]
     for before, after in zip(head_before, model.get_layer("head").get_weights()):
         np.testing.assert_array_equal(before, after)
-    np.testing.assert_array_equal(model.get_layer("norm").get_weights()[0], reference.get_layer("norm").get_weights()[0])
+    np.testing.assert_array_equal(
+        model.get_layer("norm").get_weights()[0], reference.get_layer("norm").get_weights()[0]
+    )
 
 
 def test_headless_model_gives_the_pooled_features_of_the_checkpoint(vit_case):
@@ -92,7 +94,10 @@ def test_hub_ids_download_through_huggingface_hub(vit_case, monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", fake_hub)
     assert resolve_checkpoint("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k") == str(checkpoint)
     assert resolve_checkpoint("hf-hub:timm/x") == str(checkpoint)
-    assert calls == [("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k", "model.safetensors"), ("timm/x", "model.safetensors")]
+    assert calls == [
+        ("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k", "model.safetensors"),
+        ("timm/x", "model.safetensors"),
+    ]
 
 
 def test_hub_ids_without_huggingface_hub_say_how_to_install(monkeypatch):

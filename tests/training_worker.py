@@ -1,4 +1,4 @@
-"""Runs `training.train.train` on tfds mock data in its own process, for the strategy and resume tests.
+"""Runs `keras_vits.training.train` on tfds mock data in its own process, for the strategy and resume tests.
 
     python tests/training_worker.py OUTPUT_DIR [--strategy S] [--devices N] [--max-steps N] [--slow]
                                               [--compare-mirrored] [--set key=value ...]
@@ -17,7 +17,7 @@ TINY_STUDENT = {"patch_size": 7, "embed_dim": 16, "depth": 1, "num_heads": 2}
 
 
 def tiny_recipe(**overrides):
-    from training.recipes import Recipe
+    from keras_vits.training.recipes import Recipe
 
     base = dict(
         name="tiny_mock",
@@ -59,8 +59,8 @@ def main():
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.devices)
     import tensorflow_datasets as tfds
 
-    from training import train as train_module
-    from training.recipes import parse_overrides
+    from keras_vits.training import loop as train_module
+    from keras_vits.training.recipes import parse_overrides
 
     recipe = tiny_recipe(**parse_overrides(args.set))
     if args.slow:

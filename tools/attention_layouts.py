@@ -75,7 +75,9 @@ def main():
         ms = {key: 1e3 * value for key, value in alternating_medians(functions, args.repeats, calls=5).items()}
         base = ms["package", "graph"]
         for name in variants:
-            print(f"| {text} | {name} | {ms[name, 'graph']:.2f} | {ms[name, 'xla']:.2f} | {base / ms[name, 'graph']:.2f}x |")
+            print(
+                f"| {text} | {name} | {ms[name, 'graph']:.2f} | {ms[name, 'xla']:.2f} | {base / ms[name, 'graph']:.2f}x |"
+            )
         flops = 2 * batch * heads * TOKENS * TOKENS * HEAD_DIM
         for name in ("batched q @ k^T", "2-D matmul, same FLOPs"):
             print(f"| {text} | {name} | {ms[name, 'graph']:.2f} ({flops / ms[name, 'graph'] / 1e6:.0f} GFLOP/s) | | |")

@@ -23,9 +23,15 @@ import keras_vits
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["swin_tiny_patch4_window7_224", "deit_small_patch16_224"],
-                        help="Registry names. Default: Swin-T and DeiT-S (same width as ViT-S).")
-    parser.add_argument("--sizes", nargs="+", type=int, default=[224, 448], help="Square image sizes. Default: 224 448.")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["swin_tiny_patch4_window7_224", "deit_small_patch16_224"],
+        help="Registry names. Default: Swin-T and DeiT-S (same width as ViT-S).",
+    )
+    parser.add_argument(
+        "--sizes", nargs="+", type=int, default=[224, 448], help="Square image sizes. Default: 224 448."
+    )
     parser.add_argument("--batch-size", type=int, default=1, help="Images per call. Default: 1.")
     parser.add_argument("--repeats", type=int, default=7, help="Timed repetitions (median reported). Default: 7.")
     parser.add_argument("--calls", type=int, default=3, help="Calls per repetition. Default: 3.")

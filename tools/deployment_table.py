@@ -22,7 +22,7 @@ import numpy as np
 import keras_vits
 from keras_vits.backend import keras
 from keras_vits.export import TFLITE_MODES, TFLiteModel, convert_tflite
-from training.data import load_fashion_mnist
+from keras_vits.training.data import load_fashion_mnist
 
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training-set statistics on [0, 1] pixels
 
@@ -65,7 +65,9 @@ def train(model, x_train, y_train, epochs, batch_size=128):
     schedule = keras.optimizers.schedules.CosineDecay(1e-3, steps)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     heads = len(model.outputs)
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.05), loss=[loss] * heads if heads > 1 else loss)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.05), loss=[loss] * heads if heads > 1 else loss
+    )
     targets = (y_train,) * heads if heads > 1 else y_train
     model.fit(x_train, targets, batch_size=batch_size, epochs=epochs, verbose=2, shuffle=True)
 
@@ -128,7 +130,9 @@ def main(argv=None):
             ))  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
     print(f"\nLiteRT {args.threads} thread(s), XNNPACK, batch 1; {len(y_test)} test images")
-    print("| family | mode | top-1 | vs Keras | agreement | max logit error | size KB | latency ms | speed vs float32 | XNNPACK ops |")
+    print(
+        "| family | mode | top-1 | vs Keras | agreement | max logit error | size KB | latency ms | speed vs float32 | XNNPACK ops |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for family in args.families:
         family_rows = [r for r in rows if r["family"] == family]

@@ -209,8 +209,11 @@ def v2_io(model, cfg, seed):
 
     # cross-check the stage maps against timm's features_only wrapper
     feat = timm.create_model("pvt_v2_b0", pretrained=False, features_only=True, **v2_kwargs(cfg)).eval()
-    sd = {(k.replace("stages.", "stages_", 1) if k.startswith("stages.") else k): v
-          for k, v in model.state_dict().items() if not k.startswith("head.")}
+    sd = {
+        (k.replace("stages.", "stages_", 1) if k.startswith("stages.") else k): v
+        for k, v in model.state_dict().items()
+        if not k.startswith("head.")
+    }
     feat.load_state_dict(sd, strict=True)
     for a, b in zip(feat(nchw), inter):
         assert torch.equal(a, b)
@@ -350,7 +353,7 @@ def v1_functional(sd, cfg, nchw, pe_eps=1e-6, sr_eps=1e-6, block_eps=1e-6, mode=
         cls_pos = None
         if i == 3:
             cls_pos, pos = pos[:, :1], pos[:, 1:]
-        if (H, W) != (g0, g0):
+        if (g0, g0) != (H, W):
             grid = pos.reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
             kw = {} if mode == "nearest" else {"align_corners": align_corners}
             pos = F.interpolate(grid, size=(H, W), mode=mode, **kw).flatten(2).transpose(1, 2)
@@ -411,8 +414,7 @@ def main():
     notes = {}
 
     def entry(family, cfg, ckpt, ref, io_name, **extra):
-        d = {"family": family, "config": copy.deepcopy(cfg), "checkpoint": ckpt, "reference_model": ref,
-             "io": io_name}
+        d = {"family": family, "config": copy.deepcopy(cfg), "checkpoint": ckpt, "reference_model": ref, "io": io_name}
         d.update(extra)
         return d
 
@@ -428,8 +430,14 @@ def main():
         save(f"{PREFIX}{name}_io.safetensors", io)
         v2_replay(cfg, ckpt, io)
         v2_src[name] = (model, ckpt)
-        cases[name] = entry("pvt_v2", cfg, ckpt.name, desc, f"{PREFIX}{name}_io.safetensors",
-                            stage_grids=[list(g) for g in v2_grids(cfg["image_size"])])
+        cases[name] = entry(
+            "pvt_v2",
+            cfg,
+            ckpt.name,
+            desc,
+            f"{PREFIX}{name}_io.safetensors",
+            stage_grids=[list(g) for g in v2_grids(cfg["image_size"])],
+        )
         return io
 
     def v2_reuse(name, src, cfg, seed, what):
@@ -438,9 +446,14 @@ def main():
         io = v2_io(model, cfg, seed + 2000)
         save(f"{PREFIX}{name}_io.safetensors", io)
         v2_replay(cfg, ckpt, io)
-        cases[name] = entry("pvt_v2", cfg, ckpt.name, f"{desc}; weights = <{ckpt.name}>; {what}",
-                            f"{PREFIX}{name}_io.safetensors",
-                            stage_grids=[list(g) for g in v2_grids(cfg["image_size"])])
+        cases[name] = entry(
+            "pvt_v2",
+            cfg,
+            ckpt.name,
+            f"{desc}; weights = <{ckpt.name}>; {what}",
+            f"{PREFIX}{name}_io.safetensors",
+            stage_grids=[list(g) for g in v2_grids(cfg["image_size"])],
+        )
         return io
 
     # a. plain v2 (spatial-reduction conv attention), 2 blocks in stage 0.
@@ -449,15 +462,30 @@ def main():
     v2_plain("v2_linear", dict(V2_BASE, linear=True), seed=32)
     # c. case a's weights at a non-square input (grids 20x24, 10x12, 5x6, 3x3;
     #    the sr convs then drop remainders: 20x24/8 -> 2x3, 5x6/2 -> 2x3).
-    v2_reuse("v2_nonsquare", "v2_tiny", dict(V2_BASE, image_size=[80, 96]), seed=33,
-             what="evaluated at a non-square 80x96 input (no position embedding, nothing to resample)")
+    v2_reuse(
+        "v2_nonsquare",
+        "v2_tiny",
+        dict(V2_BASE, image_size=[80, 96]),
+        seed=33,
+        what="evaluated at a non-square 80x96 input (no position embedding, nothing to resample)",
+    )
     # d. case a's stage maps.
-    v2_reuse("v2_features", "v2_tiny", dict(V2_BASE), seed=34,
-             what="stage_0..3 = forward_intermediates(x, intermediates_only=True) (after each stage's LayerNorm), "
-                  "NCHW -> NHWC; equal to timm.create_model(..., features_only=True) outputs")
+    v2_reuse(
+        "v2_features",
+        "v2_tiny",
+        dict(V2_BASE),
+        seed=34,
+        what="stage_0..3 = forward_intermediates(x, intermediates_only=True) (after each stage's LayerNorm), "
+        "NCHW -> NHWC; equal to timm.create_model(..., features_only=True) outputs",
+    )
     # extra: case b's weights at 80x96 (adaptive pooling 20x24 -> 7x7, 10x12 / 5x6 / 3x3 -> 7x7).
-    v2_reuse("v2_linear_nonsquare", "v2_linear", dict(V2_BASE, linear=True, image_size=[80, 96]), seed=35,
-             what="evaluated at a non-square 80x96 input (AdaptiveAvgPool2d(7) on 20x24, 10x12, 5x6, 3x3 grids)")
+    v2_reuse(
+        "v2_linear_nonsquare",
+        "v2_linear",
+        dict(V2_BASE, linear=True, image_size=[80, 96]),
+        seed=35,
+        what="evaluated at a non-square 80x96 input (AdaptiveAvgPool2d(7) on 20x24, 10x12, 5x6, 3x3 grids)",
+    )
 
     # ---------------- PVT v1 ----------------
     v1_cfg = dict(V1_BASE)
@@ -507,7 +535,9 @@ def main():
         sens[label] = max_abs(alt, io_rs["logits"])
     notes["v1_resize_logit_max_abs_diff_if_interpolation_were"] = sens
     cases["v1_resize"] = entry(
-        "pvt_v1", rs_cfg, v1_ckpt.name,
+        "pvt_v1",
+        rs_cfg,
+        v1_ckpt.name,
         f"{desc} (built for 64x64) with every encoder.patch_embeddings[i].interpolate_pos_encoding replaced by the "
         "official PVT v1 rule: stored table reshaped to its own grid (16x16, 8x8, 4x4, 2x2 = image_size//2**(i+1)"
         "//patch), F.interpolate(mode='bilinear', align_corners=False, antialias=False) to the new grid (24x32, "
@@ -515,10 +545,16 @@ def main():
         "weights = <pvt_v1_tiny.safetensors>. Stock HF raises at this size (see _meta.notes).",
         f"{PREFIX}v1_resize_io.safetensors",
         checkpoint_image_size=64,
-        pos_embed_resize=dict(function="torch.nn.functional.interpolate", mode="bilinear", align_corners=False,
-                              antialias=False, stages=[0, 1, 2, 3], class_token_slot="stage 3 index 0, kept as is",
-                              source_grids=[[16, 16], [8, 8], [4, 4], [2, 2]],
-                              target_grids=[[24, 32], [12, 16], [6, 8], [3, 4]]),
+        pos_embed_resize=dict(
+            function="torch.nn.functional.interpolate",
+            mode="bilinear",
+            align_corners=False,
+            antialias=False,
+            stages=[0, 1, 2, 3],
+            class_token_slot="stage 3 index 0, kept as is",
+            source_grids=[[16, 16], [8, 8], [4, 4], [2, 2]],
+            target_grids=[[24, 32], [12, 16], [6, 8], [3, 4]],
+        ),
     )
 
     # g. case e's hidden states.
@@ -526,7 +562,9 @@ def main():
     save(f"{PREFIX}v1_features_io.safetensors", io_f)
     v1_replay(v1_cfg, v1_ckpt, io_f, official_resize=False)
     cases["v1_features"] = entry(
-        "pvt_v1", v1_cfg, v1_ckpt.name,
+        "pvt_v1",
+        v1_cfg,
+        v1_ckpt.name,
         f"{desc}; weights = <pvt_v1_tiny.safetensors>; model(x, output_hidden_states=True).hidden_states: one "
         "(B, N, C) entry per layer + the final LayerNorm output; stage_i = entry sum(depths[:i+1])-1 (pre-norm, "
         "no per-stage norm in PVT v1) reshaped row-major to NHWC; stage_3 excludes the class token "
@@ -555,10 +593,10 @@ def main():
             "pvt_v1_only": ["stage_3_cls", "last_hidden_state"],
         },
         "pvt_v2_stage_maps": "timm forward_intermediates(x, intermediates_only=True): output of stages.i incl. "
-                             "stages.i.norm (LayerNorm eps 1e-6), NCHW -> NHWC; pre_logits = mean over H, W of "
-                             "stage_3",
+        "stages.i.norm (LayerNorm eps 1e-6), NCHW -> NHWC; pre_logits = mean over H, W of "
+        "stage_3",
         "pvt_v1_stage_maps": "HF hidden_states[sum(depths[:i+1]) - 1], no norm, tokens reshaped row-major to NHWC; "
-                             "stage_3 without class token; pre_logits = last_hidden_state[:, 0] (normed class token)",
+        "stage_3 without class token; pre_logits = last_hidden_state[:, 0] (normed class token)",
         "pvt_v1_fixed_patch_sizes": V1_PATCH_SIZES,
         "notes": notes,
     }

@@ -287,6 +287,7 @@ def hf_layout(model, image_hw):
 
 def shift_mask(hp, wp, ws, shift):
     """(nW, ws*ws, ws*ws) mask over a padded hp x wp map: 0 inside a region, -100 across."""
+
     def region(n):
         idx = torch.arange(n)
         return (idx >= n - ws).long() + (idx >= n - shift).long()
@@ -341,8 +342,11 @@ def block(x, sd, prefix, heads, ws, shift, order):
         raise ValueError(order)
     x = x + y
     z = F.layer_norm(x, (c,), sd[prefix + "norm2.weight"], sd[prefix + "norm2.bias"], 1e-5)
-    z = F.linear(F.gelu(F.linear(z, sd[prefix + "mlp.fc1.weight"], sd[prefix + "mlp.fc1.bias"])),
-                 sd[prefix + "mlp.fc2.weight"], sd[prefix + "mlp.fc2.bias"])
+    z = F.linear(
+        F.gelu(F.linear(z, sd[prefix + "mlp.fc1.weight"], sd[prefix + "mlp.fc1.bias"])),
+        sd[prefix + "mlp.fc2.weight"],
+        sd[prefix + "mlp.fc2.bias"],
+    )
     return x + z
 
 
@@ -479,7 +483,8 @@ def main():
     with torch.no_grad():
         timm_logits = tmodel(x_padded).float()
     checks["reference_roll_then_pad_vs_timm_56x76"] = assert_close(
-        "reference(roll_then_pad) vs timm (zero-padded 56x76)", reference_forward(sd, x_padded, "roll_then_pad"),
+        "reference(roll_then_pad) vs timm (zero-padded 56x76)",
+        reference_forward(sd, x_padded, "roll_then_pad"),
         timm_logits,
     )
     hf_vs_timm = max_abs(logits, timm_logits)

@@ -61,8 +61,12 @@ def main():
                 features = model_cls(**_config(case, model_cls), **extra, features_only=True)
                 keras_vits.load_timm_weights(features, FIXTURES / case["checkpoint"], weight_map)
                 maps = features(io["images"])
-                stage_error = f"{max(float(np.abs(m.numpy() - io[f'stage_{i}']).max()) for i, m in enumerate(maps)):.1e}"
-            rows.append((f"{prefix}{name}", model_cls.__name__, reference, tuple(io["images"].shape[1:3]), error, stage_error))
+                stage_error = (
+                    f"{max(float(np.abs(m.numpy() - io[f'stage_{i}']).max()) for i, m in enumerate(maps)):.1e}"
+                )
+            rows.append(
+                (f"{prefix}{name}", model_cls.__name__, reference, tuple(io["images"].shape[1:3]), error, stage_error)
+            )
     print("| fixture | model | reference | input HxW | max abs logit error | max abs stage-map error |")
     print("|---|---|---|---|---|---|")
     for fixture, model_name, reference, size, error, stage_error in rows:

@@ -96,7 +96,8 @@ def v2_derived(model):
             "patch_embed.norm (stem + stages.i.downsample.norm, nn.LayerNorm)": model.patch_embed.norm.eps,
             "stages.i.blocks.j.norm1/norm2 (timm LayerNorm)": blk0.norm1.eps,
             "stages.i.blocks.j.attn.norm (spatial reduction, nn.LayerNorm)": next(
-                (a.norm.eps for a in attn if a.norm is not None), None),
+                (a.norm.eps for a in attn if a.norm is not None), None
+            ),
             "stages.i.norm (timm LayerNorm)": stages[0].norm.eps,
         },
         "norm_classes": {

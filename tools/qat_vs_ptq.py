@@ -33,7 +33,7 @@ import keras_vits  # noqa: E402
 from keras_vits.backend import keras  # noqa: E402
 from keras_vits.export.qat import convert_qat_tflite, quantize_aware  # noqa: E402
 from keras_vits.export.tflite import TFLiteModel, convert_tflite  # noqa: E402
-from training.data import load_fashion_mnist  # noqa: E402
+from keras_vits.training.data import load_fashion_mnist  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,7 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=128, help="Default: 128.")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam rate of float training. Default: 1e-3.")
     parser.add_argument("--qat-lr", type=float, default=1e-4, help="Adam rate of QAT and control. Default: 1e-4.")
-    parser.add_argument("--calibration", type=int, default=256, help="Training images for int8 calibration. Default: 256.")
+    parser.add_argument(
+        "--calibration", type=int, default=256, help="Training images for int8 calibration. Default: 256."
+    )
     parser.add_argument("--no-control", action="store_true", help="Skip the float fine-tuning control.")
     parser.add_argument("--json", default=None, help="Also write the results to this JSON file.")
     return parser.parse_args(argv)
@@ -93,21 +95,37 @@ def main(argv=None):
     timed("float training", model.fit, x_train, y_train, batch_size=args.batch_size, epochs=args.epochs, verbose=2)
     results["float"] = keras_top1(model, x_test, y_test)
     weights = model.get_weights()
-    results["ptq_int8"] = tflite_top1(timed("ptq conversion", convert_tflite, model, "int8", calibration), x_test, y_test)
+    results["ptq_int8"] = tflite_top1(
+        timed("ptq conversion", convert_tflite, model, "int8", calibration), x_test, y_test
+    )
     print(f"float {results['float']:.4f}  ptq int8 {results['ptq_int8']:.4f}", flush=True)
 
     qat_model = quantize_aware(model, calibration_images=calibration)
     results["qat_keras_before"] = keras_top1(qat_model, x_test, y_test)
     compile_for_training(qat_model, args.qat_lr)
-    timed("qat training", qat_model.fit, x_train, y_train, batch_size=args.batch_size, epochs=args.qat_epochs, verbose=2)
+    timed(
+        "qat training", qat_model.fit, x_train, y_train, batch_size=args.batch_size, epochs=args.qat_epochs, verbose=2
+    )
     results["qat_keras"] = keras_top1(qat_model, x_test, y_test)
-    results["qat_int8"] = tflite_top1(timed("qat conversion", convert_qat_tflite, qat_model, calibration), x_test, y_test)
-    print(f"qat keras {results['qat_keras_before']:.4f} -> {results['qat_keras']:.4f}  qat int8 {results['qat_int8']:.4f}")
+    results["qat_int8"] = tflite_top1(
+        timed("qat conversion", convert_qat_tflite, qat_model, calibration), x_test, y_test
+    )
+    print(
+        f"qat keras {results['qat_keras_before']:.4f} -> {results['qat_keras']:.4f}  qat int8 {results['qat_int8']:.4f}"
+    )
 
     if not args.no_control:
         model.set_weights(weights)
         compile_for_training(model, args.qat_lr)
-        timed("control training", model.fit, x_train, y_train, batch_size=args.batch_size, epochs=args.qat_epochs, verbose=2)
+        timed(
+            "control training",
+            model.fit,
+            x_train,
+            y_train,
+            batch_size=args.batch_size,
+            epochs=args.qat_epochs,
+            verbose=2,
+        )
         results["control_float"] = keras_top1(model, x_test, y_test)
         results["control_ptq_int8"] = tflite_top1(convert_tflite(model, "int8", calibration), x_test, y_test)
         print(f"control float {results['control_float']:.4f}  control ptq int8 {results['control_ptq_int8']:.4f}")
@@ -116,7 +134,9 @@ def main(argv=None):
     for name, value in results.items():
         print(f"  {name:<18} {value:.4f}")
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps({"args": vars(args), "top1": results, "seconds": seconds}, indent=2))
+        pathlib.Path(args.json).write_text(
+            json.dumps({"args": vars(args), "top1": results, "seconds": seconds}, indent=2)
+        )
 
 
 if __name__ == "__main__":

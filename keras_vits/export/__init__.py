@@ -1,5 +1,6 @@
 """Deployment: SavedModel for TF Serving, TFLite in five quantization modes, QAT (under tf-keras)."""
 
+from keras_vits.export.qat import convert_qat_tflite, quantize_aware, transfer_weights
 from keras_vits.export.saved_model import (
     SIGNATURES,
     ServingModule,
@@ -12,4 +13,3 @@ from keras_vits.export.tflite import (
     convert_tflite,
     delegation_report,
 )
-from keras_vits.export.qat import convert_qat_tflite, quantize_aware, transfer_weights

@@ -222,8 +222,8 @@ def calibrate(qat, model, images, batch_size=32):
             )
     names = list(tensors)
     probe = keras.Model(model.inputs, [tensors[n] for n in names])
-    low = {n: np.inf for n in names}
-    high = {n: -np.inf for n in names}
+    low = dict.fromkeys(names, np.inf)
+    high = dict.fromkeys(names, -np.inf)
     for start in range(0, len(images), batch_size):
         values = probe(images[start : start + batch_size], training=False)
         values = values if isinstance(values, (list, tuple)) else [values]

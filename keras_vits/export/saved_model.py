@@ -120,7 +120,11 @@ class ServingModule(tf.Module):
             image = tf.image.resize(tf.cast(image, tf.float32), (self.height, self.width), antialias=True)
             return image
 
-        images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([self.height, self.width, decode_channels], tf.float32))
+        images = tf.map_fn(
+            decode,
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([self.height, self.width, decode_channels], tf.float32),
+        )
         return self._predict(images)
 
 

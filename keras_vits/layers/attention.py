@@ -185,7 +185,9 @@ def attention_block(tokens, num_heads, qkv_bias=True, attn_drop_rate=0.0, proj_d
     dim = tokens.shape[-1]
     if dim % num_heads:
         raise ValueError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads}).")
-    qkv = keras.layers.Dense(3 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_qkv")(tokens)
+    qkv = keras.layers.Dense(3 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_qkv")(
+        tokens
+    )
     context = AttentionCore(num_heads, attn_drop_rate, name=f"{name}_core")(qkv)
     out = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name=f"{name}_proj")(context)
     if proj_drop_rate:

@@ -50,7 +50,5 @@ def patch_embed(images, patch_size, embed_dim, use_bias=True, name="patch_embed"
     """
     patch_size = to_2tuple(patch_size, "patch_size")
     grid = patch_grid(tuple(images.shape[1:3]), patch_size)
-    x = keras.layers.Conv2D(
-        embed_dim, patch_size, strides=patch_size, use_bias=use_bias, name=f"{name}_proj"
-    )(images)
+    x = keras.layers.Conv2D(embed_dim, patch_size, strides=patch_size, use_bias=use_bias, name=f"{name}_proj")(images)
     return keras.layers.Reshape((grid[0] * grid[1], embed_dim), name=f"{name}_flatten")(x)

@@ -30,12 +30,8 @@ def check_images(images, expected_shape, model_name):
     for axis, (got, want) in enumerate(zip(shape, expected_shape)):
         if want is not None and got is not None and got != want:
             what = "channels" if axis == len(shape) - 1 else "height and width"
-            hint = (
-                "" if axis == len(shape) - 1 else "; build the model with image_size=(H, W) for other sizes"
-            )
-            raise ValueError(
-                f"{model_name} expects images of shape {expected_shape}, got {shape}: wrong {what}{hint}."
-            )
+            hint = "" if axis == len(shape) - 1 else "; build the model with image_size=(H, W) for other sizes"
+            raise ValueError(f"{model_name} expects images of shape {expected_shape}, got {shape}: wrong {what}{hint}.")
     if not tf.as_dtype(dtype).is_floating:
         raise TypeError(
             f"{model_name} expects float images, already normalised (timm's input in NHWC), "

@@ -106,7 +106,9 @@ def pvt_v2_block(x, num_heads, mlp_ratio, sr_ratio, linear, qkv_bias, drop_rate,
     return residual_branch(x, y, None, drop_path_rate, name, 2)
 
 
-def pvt_v1_block(tokens, grid, num_heads, mlp_ratio, sr_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, name):
+def pvt_v1_block(
+    tokens, grid, num_heads, mlp_ratio, sr_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, name
+):
     """PVT v1 block on `(B, P + H * W, C)` tokens: SRA and a plain MLP, both pre-norm."""
     dim = tokens.shape[-1]
     y = LayerNorm(epsilon=1e-6, name=f"{name}_norm1")(tokens)
@@ -138,12 +140,19 @@ def _head(x, num_classes, drop_rate, name="head"):
 class _PyramidBase(VitsModel):
     """Arguments and checks PVT v1 and v2 share."""
 
-    def _check(self, in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices):
+    def _check(
+        self, in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices
+    ):
         validate_head_and_input(num_classes, in_chans)
         if global_pool not in self.GLOBAL_POOLS:
             raise ValueError(f"global_pool must be one of {self.GLOBAL_POOLS}, got {global_pool!r}.")
         out_indices = validate_stages(
-            len(depths), out_indices, embed_dims=embed_dims, num_heads=num_heads, mlp_ratios=mlp_ratios, sr_ratios=sr_ratios
+            len(depths),
+            out_indices,
+            embed_dims=embed_dims,
+            num_heads=num_heads,
+            mlp_ratios=mlp_ratios,
+            sr_ratios=sr_ratios,
         )
         for dim, heads in zip(embed_dims, num_heads):
             if dim % heads:
@@ -299,7 +308,12 @@ class PyramidVisionTransformer(_PyramidBase):
         name="pvt",
         **kwargs,
     ):
-        embed_dims, depths, num_heads, patch_sizes = tuple(embed_dims), tuple(depths), tuple(num_heads), tuple(patch_sizes)
+        embed_dims, depths, num_heads, patch_sizes = (
+            tuple(embed_dims),
+            tuple(depths),
+            tuple(num_heads),
+            tuple(patch_sizes),
+        )
         mlp_ratios, sr_ratios = tuple(mlp_ratios), tuple(sr_ratios)
         out_indices = self._check(
             in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices
@@ -354,7 +368,9 @@ def resample_pos_embed_bilinear(value, layer):
     """Resizes a v1 position embedding to `layer`'s grid, bilinearly as the official PVT v1 does."""
     if value.shape[1] == layer.num_prefix_tokens + layer.grid_size[0] * layer.grid_size[1]:
         return value
-    return resample_abs_pos_embed(np.asarray(value, np.float32), layer.grid_size, layer.num_prefix_tokens, method="bilinear")
+    return resample_abs_pos_embed(
+        np.asarray(value, np.float32), layer.grid_size, layer.num_prefix_tokens, method="bilinear"
+    )
 
 
 PVT_V2_WEIGHT_MAP = WeightMap(family="pvt_v2", head_modules=("head",), unused_by_features=(r"^head\.",))
@@ -385,6 +401,8 @@ PVT_V1_WEIGHT_MAP = WeightMap(
     head_modules=("classifier",),
     unused_by_features=(r"^pvt\.encoder\.layer_norm\.", r"^classifier\."),
 )
+PyramidVisionTransformerV2.weight_map = PVT_V2_WEIGHT_MAP
+PyramidVisionTransformer.weight_map = PVT_V1_WEIGHT_MAP
 
 # ----------------------------------------------------------------------------- variants
 
@@ -410,7 +428,10 @@ _PVT_V1_TABLE = {
 
 VARIANTS = {
     name: Variant(
-        PyramidVisionTransformerV2, dict(image_size=224, **args), PVT_V2_WEIGHT_MAP, dict(_IMAGENET, hf_hub_id=f"timm/{name}.in1k")
+        PyramidVisionTransformerV2,
+        dict(image_size=224, **args),
+        PVT_V2_WEIGHT_MAP,
+        dict(_IMAGENET, hf_hub_id=f"timm/{name}.in1k"),
     )
     for name, args in _PVT_V2_TABLE.items()
 }

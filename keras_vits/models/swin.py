@@ -71,7 +71,9 @@ def swin_block(
     pad = window_padding((height, width), window_size)
     y = LayerNorm(epsilon=1e-5, name=f"{name}_norm1")(x)
     y = WindowPartition(window_size, shift_size, pad_before_shift, name=f"{name}_window_partition")(y)
-    y = keras.layers.Dense(3 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_attn_qkv")(y)
+    y = keras.layers.Dense(3 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_attn_qkv")(
+        y
+    )
     y = WindowAttentionCore(
         num_heads,
         window_size,
@@ -99,7 +101,9 @@ def patch_merging(x, name):
     dim = x.shape[-1]
     x = PatchMerging2x2(name=f"{name}_merge")(x)
     x = LayerNorm(epsilon=1e-5, name=f"{name}_norm")(x)
-    return keras.layers.Dense(2 * dim, use_bias=False, kernel_initializer=dense_initializer(), name=f"{name}_reduction")(x)
+    return keras.layers.Dense(
+        2 * dim, use_bias=False, kernel_initializer=dense_initializer(), name=f"{name}_reduction"
+    )(x)
 
 
 # ----------------------------------------------------------------------------- model
@@ -292,6 +296,7 @@ SWIN_WEIGHT_MAP = WeightMap(
     head_modules=("head.fc",),
     unused_by_features=(r"^norm\.", r"^head\."),
 )
+SwinTransformer.weight_map = SWIN_WEIGHT_MAP
 
 # ----------------------------------------------------------------------------- variants
 

@@ -106,9 +106,7 @@ def _head(features, num_classes, drop_rate, name):
         return features
     if drop_rate:
         features = keras.layers.Dropout(drop_rate, name=f"{name}_drop")(features)
-    return keras.layers.Dense(num_classes, kernel_initializer=dense_initializer(), dtype="float32", name=name)(
-        features
-    )
+    return keras.layers.Dense(num_classes, kernel_initializer=dense_initializer(), dtype="float32", name=name)(features)
 
 
 def _image_input(image_size, in_chans):
@@ -316,6 +314,8 @@ VIT_WEIGHT_MAP = WeightMap(
     resamplers={r"^pos_embed$": resample_pos_embed_value},
     head_modules=("head", "head_dist"),
 )
+VisionTransformer.weight_map = VIT_WEIGHT_MAP
+DeiT.weight_map = VIT_WEIGHT_MAP
 
 # ----------------------------------------------------------------------------- variants
 
@@ -352,22 +352,120 @@ def _variant(model_cls, size, patch, image, hub_tag, norm, pretrained_classes=10
 # normalisation of those weights, and their number of classes (0: a headless checkpoint).
 # Read from timm 1.0.31 by tools/param_counts.py.
 _VIT_TABLE = {
-    "vit_tiny_patch16_224": (VisionTransformer, "tiny", 16, 224, "vit_tiny_patch16_224.augreg_in21k_ft_in1k", "inception"),
-    "vit_tiny_patch16_384": (VisionTransformer, "tiny", 16, 384, "vit_tiny_patch16_384.augreg_in21k_ft_in1k", "inception"),
-    "vit_small_patch32_224": (VisionTransformer, "small", 32, 224, "vit_small_patch32_224.augreg_in21k_ft_in1k", "inception"),
-    "vit_small_patch32_384": (VisionTransformer, "small", 32, 384, "vit_small_patch32_384.augreg_in21k_ft_in1k", "inception"),
-    "vit_small_patch16_224": (VisionTransformer, "small", 16, 224, "vit_small_patch16_224.augreg_in21k_ft_in1k", "inception"),
-    "vit_small_patch16_384": (VisionTransformer, "small", 16, 384, "vit_small_patch16_384.augreg_in21k_ft_in1k", "inception"),
+    "vit_tiny_patch16_224": (
+        VisionTransformer,
+        "tiny",
+        16,
+        224,
+        "vit_tiny_patch16_224.augreg_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_tiny_patch16_384": (
+        VisionTransformer,
+        "tiny",
+        16,
+        384,
+        "vit_tiny_patch16_384.augreg_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_small_patch32_224": (
+        VisionTransformer,
+        "small",
+        32,
+        224,
+        "vit_small_patch32_224.augreg_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_small_patch32_384": (
+        VisionTransformer,
+        "small",
+        32,
+        384,
+        "vit_small_patch32_384.augreg_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_small_patch16_224": (
+        VisionTransformer,
+        "small",
+        16,
+        224,
+        "vit_small_patch16_224.augreg_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_small_patch16_384": (
+        VisionTransformer,
+        "small",
+        16,
+        384,
+        "vit_small_patch16_384.augreg_in21k_ft_in1k",
+        "inception",
+    ),
     "vit_small_patch8_224": (VisionTransformer, "small", 8, 224, "vit_small_patch8_224.dino", "imagenet", 0),
-    "vit_base_patch32_224": (VisionTransformer, "base", 32, 224, "vit_base_patch32_224.augreg_in21k_ft_in1k", "inception"),
-    "vit_base_patch32_384": (VisionTransformer, "base", 32, 384, "vit_base_patch32_384.augreg_in21k_ft_in1k", "inception"),
-    "vit_base_patch16_224": (VisionTransformer, "base", 16, 224, "vit_base_patch16_224.augreg2_in21k_ft_in1k", "inception"),
-    "vit_base_patch16_384": (VisionTransformer, "base", 16, 384, "vit_base_patch16_384.augreg_in21k_ft_in1k", "inception"),
-    "vit_base_patch8_224": (VisionTransformer, "base", 8, 224, "vit_base_patch8_224.augreg2_in21k_ft_in1k", "inception"),
+    "vit_base_patch32_224": (
+        VisionTransformer,
+        "base",
+        32,
+        224,
+        "vit_base_patch32_224.augreg_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_base_patch32_384": (
+        VisionTransformer,
+        "base",
+        32,
+        384,
+        "vit_base_patch32_384.augreg_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_base_patch16_224": (
+        VisionTransformer,
+        "base",
+        16,
+        224,
+        "vit_base_patch16_224.augreg2_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_base_patch16_384": (
+        VisionTransformer,
+        "base",
+        16,
+        384,
+        "vit_base_patch16_384.augreg_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_base_patch8_224": (
+        VisionTransformer,
+        "base",
+        8,
+        224,
+        "vit_base_patch8_224.augreg2_in21k_ft_in1k",
+        "inception",
+    ),
     "vit_large_patch32_224": (VisionTransformer, "large", 32, 224, "vit_large_patch32_224.orig_in21k", "inception", 0),
-    "vit_large_patch32_384": (VisionTransformer, "large", 32, 384, "vit_large_patch32_384.orig_in21k_ft_in1k", "inception"),
-    "vit_large_patch16_224": (VisionTransformer, "large", 16, 224, "vit_large_patch16_224.augreg_in21k_ft_in1k", "inception"),
-    "vit_large_patch16_384": (VisionTransformer, "large", 16, 384, "vit_large_patch16_384.augreg_in21k_ft_in1k", "inception"),
+    "vit_large_patch32_384": (
+        VisionTransformer,
+        "large",
+        32,
+        384,
+        "vit_large_patch32_384.orig_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_large_patch16_224": (
+        VisionTransformer,
+        "large",
+        16,
+        224,
+        "vit_large_patch16_224.augreg_in21k_ft_in1k",
+        "inception",
+    ),
+    "vit_large_patch16_384": (
+        VisionTransformer,
+        "large",
+        16,
+        384,
+        "vit_large_patch16_384.augreg_in21k_ft_in1k",
+        "inception",
+    ),
     "vit_large_patch14_224": (VisionTransformer, "large", 14, 224, None, "inception"),
     "vit_huge_patch14_224": (VisionTransformer, "huge", 14, 224, "vit_huge_patch14_224.orig_in21k", "inception", 0),
     "deit_tiny_patch16_224": (VisionTransformer, "tiny", 16, 224, "deit_tiny_patch16_224.fb_in1k", "imagenet"),
@@ -375,7 +473,14 @@ _VIT_TABLE = {
     "deit_base_patch16_224": (VisionTransformer, "base", 16, 224, "deit_base_patch16_224.fb_in1k", "imagenet"),
     "deit_base_patch16_384": (VisionTransformer, "base", 16, 384, "deit_base_patch16_384.fb_in1k", "imagenet"),
     "deit_tiny_distilled_patch16_224": (DeiT, "tiny", 16, 224, "deit_tiny_distilled_patch16_224.fb_in1k", "imagenet"),
-    "deit_small_distilled_patch16_224": (DeiT, "small", 16, 224, "deit_small_distilled_patch16_224.fb_in1k", "imagenet"),
+    "deit_small_distilled_patch16_224": (
+        DeiT,
+        "small",
+        16,
+        224,
+        "deit_small_distilled_patch16_224.fb_in1k",
+        "imagenet",
+    ),
     "deit_base_distilled_patch16_224": (DeiT, "base", 16, 224, "deit_base_distilled_patch16_224.fb_in1k", "imagenet"),
     "deit_base_distilled_patch16_384": (DeiT, "base", 16, 384, "deit_base_distilled_patch16_384.fb_in1k", "imagenet"),
 }

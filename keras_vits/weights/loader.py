@@ -125,18 +125,22 @@ def map_state_dict(model, state_dict, weight_map):
     return values, skipped
 
 
-def load_timm_weights(model, checkpoint, weight_map):
+def load_timm_weights(model, checkpoint, weight_map=None):
     """Loads a timm-format checkpoint into `model`, strictly.
 
     Args:
         model: a keras_vits model.
         checkpoint: path to a `.safetensors` file, or a `{key: array}` state dict.
-        weight_map: the family's `WeightMap`.
+        weight_map: a `WeightMap`. Defaults to the model's own (`model.weight_map`).
 
     Returns: the checkpoint keys left unused on purpose: the head's when
     `num_classes` differs (the head keeps its fresh initialisation), and the
     final norm's and head's for a `features_only` model.
     """
+    if weight_map is None:
+        weight_map = getattr(model, "weight_map", None)
+        if weight_map is None:
+            raise TypeError(f"{type(model).__name__} has no weight_map; pass weight_map= or use a keras_vits model.")
     state_dict = read_safetensors(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
     values, skipped = map_state_dict(model, state_dict, weight_map)
     weights = layer_weights(model)

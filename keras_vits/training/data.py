@@ -1,7 +1,7 @@
 """Image sources for training and evaluation.
 
 Sources: Fashion-MNIST (embedded default), a folder of class sub-folders, or
-any tensorflow-datasets name (`load_source`); `training/pipeline.py` batches and augments them.
+any tensorflow-datasets name (`load_source`); `pipeline.py` batches and augments them.
 
 Fashion-MNIST is read with `keras.datasets.fashion_mnist`, from Debian's
 `dataset-fashion-mnist` package when it is installed (its files are the ones
@@ -15,9 +15,11 @@ import pathlib
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_datasets as tfds
 
+from keras_vits._extras import require
 from keras_vits.backend import keras
+
+tfds = require("tensorflow_datasets", "keras_vits.training (data sets)")
 
 DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = (
@@ -171,6 +173,4 @@ def check_labels(labels, num_classes, name):
     """Raises ValueError unless every label is in [0, num_classes)."""
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"Labels of {name} must lie in [0, {num_classes}); found {labels.min()} to {labels.max()}."
-        )
+        raise ValueError(f"Labels of {name} must lie in [0, {num_classes}); found {labels.min()} to {labels.max()}.")

@@ -1,6 +1,7 @@
-"""Training recipes: one small named config per experiment, overridable from the command line.
+"""Training recipes: the `Recipe` type, the recipes shipped with the package, and recipe files.
 
-    keras-vits train --recipe fmnist_deit_hard --set epochs=2 batch_size=128
+    keras-vits train --recipe fmnist_deit_hard --set epochs=2 --set batch_size=128
+    keras-vits train --config my_recipe.py      # a file that defines RECIPE (or a .json of fields)
 
 Each recipe states its data, model, optimizer, schedule, augmentation and
 distillation, and what it is expected to reach (measured numbers are in
@@ -8,7 +9,9 @@ docs/RESULTS.md with their commands).
 """
 
 import dataclasses
+import importlib.util
 import json
+import pathlib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +31,7 @@ class Recipe:
     mean: tuple = (0.2860,)  # per-channel, images scaled to [0, 1] first
     std: tuple = (0.3530,)
     eval_crop_fraction: float = 1.0  # evaluation: resize to image_size / fraction, centre-crop (0.875 on ImageNet)
-    # model: a registry name (with overrides) or a teacher from training.teachers
+    # model: a registry name (with overrides) or a teacher from keras_vits.training.teachers
     model: str = "deit_tiny_distilled_patch16_224"
     model_overrides: dict = dataclasses.field(default_factory=dict)
     drop_path_rate: float = 0.0
@@ -67,7 +70,9 @@ class Recipe:
         """A copy with `changes`, checked against the fields."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
-            raise ValueError(f"Unknown recipe fields {unknown}; known: {sorted(f.name for f in dataclasses.fields(self))}.")
+            raise ValueError(
+                f"Unknown recipe fields {unknown}; known: {sorted(f.name for f in dataclasses.fields(self))}."
+            )
         return dataclasses.replace(self, **changes)
 
     def to_dict(self):
@@ -208,3 +213,36 @@ def parse_overrides(assignments):
             parsed = value
         overrides[key.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
     return overrides
+
+
+def load_recipe_file(path):
+    """The `Recipe` in a recipe file: a `.py` file that defines `RECIPE`, or a `.json` object of fields.
+
+    A `.py` file is the user's own code and is executed, as big_vision's configs are;
+    a `.json` file is only parsed. A `.json` without `name` is named after the file.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: another suffix, no `RECIPE`, or unknown fields.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No recipe file at {path}; expected a .py file defining RECIPE or a .json file.")
+    if path.suffix == ".json":
+        try:
+            fields = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON ({error}).") from error
+        if not isinstance(fields, dict):
+            raise ValueError(f"{path} must hold a JSON object of recipe fields, got {type(fields).__name__}.")
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        return Recipe(name=fields.pop("name", path.stem)).replace(**fields)
+    if path.suffix != ".py":
+        raise ValueError(f"Recipe files are .py (defining RECIPE) or .json, got {path}.")
+    spec = importlib.util.spec_from_file_location(f"keras_vits_recipe_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    recipe = getattr(module, "RECIPE", None)
+    if not isinstance(recipe, Recipe):
+        raise ValueError(f"{path} must define RECIPE = keras_vits.training.Recipe(...), got {type(recipe).__name__}.")
+    return recipe

@@ -1,8 +1,8 @@
 """The DeiT distillation table of docs/RESULTS.md, from the runs of tools/deit_table.sh.
 
-    bash tools/deit_table.sh runs && python tools/deit_table.py runs
+    bash training/deit_table.sh runs && python training/deit_table.py runs
 
-Every model is evaluated afresh here (`training.train.evaluate`, Fashion-MNIST test set,
+Every model is evaluated afresh here (`keras_vits.training.evaluate`, Fashion-MNIST test set,
 10,000 images); training time and steps come from each run's result.json.
 """
 
@@ -10,9 +10,7 @@ import json
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from training.train import evaluate  # noqa: E402
+from keras_vits.training import evaluate
 
 ROWS = (
     ("fmnist_teacher", "convnet teacher"),

@@ -5,10 +5,12 @@ parameters; images of varying size are cropped or resized one by one first.
 Labels leave as float targets `(B, num_classes)` so mixed labels need no special case.
 """
 
-import keras_cv
 import tensorflow as tf
 
+from keras_vits._extras import require
 from keras_vits.backend import keras
+
+keras_cv = require("keras_cv", "keras_vits.training (augmentation)")
 
 AUTOTUNE = tf.data.AUTOTUNE
 CACHE_LIMIT_BYTES = 2 << 30  # evaluation batches are cached in memory below this size
@@ -51,13 +53,19 @@ class Augmenter:
             num_ops, magnitude = recipe.randaugment
             batch_layers.append(
                 keras_cv.layers.RandAugment(
-                    value_range=(0, 255), augmentations_per_image=int(num_ops), magnitude=magnitude,
-                    magnitude_stddev=0.05, rate=1.0, seed=seed,
+                    value_range=(0, 255),
+                    augmentations_per_image=int(num_ops),
+                    magnitude=magnitude,
+                    magnitude_stddev=0.05,
+                    rate=1.0,
+                    seed=seed,
                 )  # fmt: skip
             )
         if recipe.random_erasing:
             probability = recipe.random_erasing
-            batch_layers.append(keras.layers.RandomErasing(factor=(probability, probability), value_range=(0, 255), seed=seed))
+            batch_layers.append(
+                keras.layers.RandomErasing(factor=(probability, probability), value_range=(0, 255), seed=seed)
+            )
         self.batch_layers = batch_layers
         self.crop_per_image = not recipe.crop_padding
         self.mixup = keras.layers.MixUp(alpha=recipe.mixup_alpha, seed=seed) if recipe.mixup_alpha else None
@@ -105,8 +113,8 @@ def make_dataset(source, recipe, global_batch_size, training, epoch=0, skip_batc
     """Batches `(images (B, S, S, C) float32 normalised, targets (B, K) float32)` from an `ImageSource`.
 
     Args:
-        source: a `training.data.ImageSource`.
-        recipe: a `training.recipes.Recipe` (image size, normalisation, augmentation).
+        source: a `keras_vits.training.data.ImageSource`.
+        recipe: a `keras_vits.training.recipes.Recipe` (image size, normalisation, augmentation).
         global_batch_size: images per step over all replicas.
         training: shuffle (seeded with `recipe.seed + epoch`), augment, drop the last partial batch.
         epoch: the epoch, so each epoch has its own order and a resumed run sees the same one.
@@ -132,7 +140,9 @@ def make_dataset(source, recipe, global_batch_size, training, epoch=0, skip_batc
         return image, label
 
     def prepare_batch(images, labels):
-        tf.debugging.assert_less(labels, tf.constant(num_classes, labels.dtype), message=f"labels of {source.name} must be < {num_classes}")
+        tf.debugging.assert_less(
+            labels, tf.constant(num_classes, labels.dtype), message=f"labels of {source.name} must be < {num_classes}"
+        )
         tf.debugging.assert_non_negative(labels, message=f"labels of {source.name} must be >= 0")
         images = tf.cast(images, tf.float32)
         targets = tf.one_hot(labels, num_classes, dtype=tf.float32)

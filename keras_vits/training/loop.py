@@ -1,7 +1,6 @@
 """Training and evaluation under a tf.distribute strategy, with checkpoints that survive a kill.
 
-    from training.recipes import get_recipe
-    from training.train import train
+    from keras_vits.training import get_recipe, train
     result = train(get_recipe("fmnist_deit_hard"), output_dir="runs/fmnist_deit_hard", strategy="mirrored")
 
 The loop is written out rather than `Model.fit` because Keras 3.15's `fit` fails
@@ -16,7 +15,6 @@ student as `model.keras` (`keras-vits export <run>/model.keras` reads the last t
 """
 
 import json
-import os
 import pathlib
 import time
 
@@ -24,15 +22,13 @@ import numpy as np
 import tensorflow as tf
 
 import keras_vits
-from keras_vits.backend import keras, layer_weights, weight_short_name
+from keras_vits.backend import keras, layer_weights
 from keras_vits.distillation import DistillationModel
-from keras_vits.layers.tokens import PositionEmbedding, PrependToken
-from training import teachers
-from training.data import load_source
-from training.pipeline import make_dataset
+from keras_vits.training import run_folder, teachers
+from keras_vits.training.data import load_source
+from keras_vits.training.pipeline import make_dataset
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-NO_DECAY_NAMES = ("relative_position_bias_table",)
 
 
 def make_strategy(name="default", tpu=None):
@@ -59,7 +55,7 @@ def is_chief(strategy):
 
 
 def build_model(recipe, num_classes, channels):
-    """The recipe's model: a teacher from `training.teachers` or a registry name with overrides."""
+    """The recipe's model: a teacher from `keras_vits.training.teachers` or a registry name with overrides."""
     if recipe.model in teachers.TEACHERS:
         return teachers.TEACHERS[recipe.model](recipe.image_size, channels, num_classes)
     fixed = {"num_classes", "image_size", "in_chans", "drop_path_rate"} & set(recipe.model_overrides)
@@ -78,17 +74,19 @@ def build_model(recipe, num_classes, channels):
 
 
 def no_weight_decay_variables(model):
-    """Variables AdamW leaves undecayed: vectors (biases, norms, layer scales), tokens, position embeddings, bias tables."""
-    excluded = []
-    for layer in model.layers:
-        for variable in layer.trainable_weights:
-            if (
-                len(variable.shape) <= 1
-                or isinstance(layer, (PrependToken, PositionEmbedding))
-                or weight_short_name(variable) in NO_DECAY_NAMES
-            ):
-                excluded.append(variable)
-    return excluded
+    """Variables AdamW leaves undecayed: every vector (biases, norms, layer scales), plus what the model names.
+
+    A keras_vits model answers `model.no_weight_decay()` with its layer names (tokens,
+    position embeddings, relative-position bias tables), as timm's models do; any other
+    Keras model (a teacher, a user's classifier) gets the vector rule alone.
+    """
+    named = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    return [
+        variable
+        for layer in model.layers
+        for variable in layer.trainable_weights
+        if len(variable.shape) <= 1 or layer.name in named
+    ]
 
 
 def learning_rate_schedule(recipe, steps_per_epoch, global_batch_size):
@@ -133,7 +131,9 @@ def training_checkpoint(student, optimizer):
     optimizer_state = {}
     for variable in optimizer.variables:
         if variable.name in optimizer_state:
-            raise ValueError(f"Two optimizer variables share the name {variable.name!r}; cannot checkpoint them by name.")
+            raise ValueError(
+                f"Two optimizer variables share the name {variable.name!r}; cannot checkpoint them by name."
+            )
         optimizer_state[variable.name] = variable
     return tf.train.Checkpoint(student=student_state, optimizer=optimizer_state)
 
@@ -155,20 +155,10 @@ def load_teacher(path, num_classes):
     """A `.keras` teacher, loaded in safe mode."""
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Teacher {path} does not exist; train one first (keras-vits train --recipe fmnist_teacher).")
+        raise FileNotFoundError(
+            f"Teacher {path} does not exist; train one first (keras-vits train --recipe fmnist_teacher)."
+        )
     return keras.models.load_model(path, safe_mode=True, compile=False)
-
-
-def _atomic_write_text(path, text):
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _save_keras_atomically(model, path):
-    tmp = path.with_name(f".partial-{path.name}")
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 def _check_inputs(recipe, source, eval_source):
@@ -257,7 +247,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
     """Trains `recipe`, resuming from `output_dir`'s last checkpoint when there is one.
 
     Args:
-        recipe: a `training.recipes.Recipe`.
+        recipe: a `keras_vits.training.Recipe`.
         output_dir: where checkpoints, logs, curves and the final `model.keras` go.
         strategy: `"default"`, `"mirrored"`, `"multi_worker"` or `"tpu"`, or a tf.distribute.Strategy.
         tpu: TPU address for `strategy="tpu"`.
@@ -293,7 +283,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         raise ValueError(f"{source.name} has {source.num_examples} examples, fewer than one batch of {global_batch}.")
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    recipe_file = output_dir / "recipe.json"
+    recipe_file = output_dir / run_folder.RECIPE_FILE
     recipe_json = json.dumps(recipe.to_dict(), indent=1, sort_keys=True)
     if recipe_file.exists() and _settings(json.loads(recipe_file.read_text())) != _settings(json.loads(recipe_json)):
         raise ValueError(f"{output_dir} holds a run of a different recipe ({recipe_file}); choose another output.")
@@ -314,31 +304,37 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         model.compile(optimizer=optimizer)
         optimizer.build(student.trainable_variables)
         checkpoint = training_checkpoint(student, optimizer)
-    checkpoint_dir = output_dir / "checkpoints"
+    checkpoint_dir = output_dir / run_folder.CHECKPOINT_DIR
     if not chief:  # every worker saves (collectives), only the chief's copy is kept
         checkpoint_dir = output_dir / f".worker-{strategy.cluster_resolver.task_id}-checkpoints"
     manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
     if manager.latest_checkpoint:
         restore_checkpoint(checkpoint, manager.latest_checkpoint)
     if chief:
-        _atomic_write_text(recipe_file, recipe_json)
-        _atomic_write_text(output_dir / "labels.txt", "".join(f"{name}\n" for name in source.class_names))
+        run_folder.atomic_write_text(recipe_file, recipe_json)
+        run_folder.write_labels(output_dir, source.class_names)
 
-    history_file = output_dir / "history.json"
+    history_file = output_dir / run_folder.HISTORY_FILE
     history = json.loads(history_file.read_text()) if history_file.exists() and manager.latest_checkpoint else []
     step = int(optimizer.iterations.numpy())
     start_epoch = step // steps_per_epoch
     history = [h for h in history if h["epoch"] <= start_epoch]
     if verbose and step:
         print(f"Resumed from {manager.latest_checkpoint} at step {step} (epoch {start_epoch + 1}).")
-    writer = tf.summary.create_file_writer(str(output_dir / "tensorboard")) if chief else tf.summary.create_noop_writer()
+    writer = (
+        tf.summary.create_file_writer(str(output_dir / run_folder.TENSORBOARD_DIR))
+        if chief
+        else tf.summary.create_noop_writer()
+    )
     eval_dataset = make_dataset(eval_source, recipe, global_batch, training=False)
 
     @tf.function(jit_compile=recipe.jit_compile)
     def train_step(batch):
         strategy.run(model.train_step, args=(batch,))
 
-    last_step = recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
+    last_step = (
+        recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
+    )
     train_seconds, trained_images = 0.0, 0
     progress_names = [metric.name for metric in model.train_metrics]
     for epoch in range(start_epoch, recipe.epochs):
@@ -386,8 +382,8 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
                 if name not in ("epoch", "step"):
                     tf.summary.scalar(f"epoch/{name}", value)
         if chief:
-            _atomic_write_text(history_file, json.dumps(history, indent=1))
-            _plot_curves(history, output_dir / "curves.png")
+            run_folder.atomic_write_text(history_file, json.dumps(history, indent=1))
+            _plot_curves(history, output_dir / run_folder.CURVES_FILE)
         if verbose and chief:
             print("  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "step")))
 
@@ -395,7 +391,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         optimizer.finalize_variable_values(student.trainable_variables)
     final = evaluate_model(model, eval_dataset, strategy)
     if chief:
-        _save_keras_atomically(student, output_dir / "model.keras")
+        run_folder.save_model_atomically(student, output_dir / run_folder.MODEL_FILE)
     result = {
         "student": student,
         "final": final,
@@ -409,7 +405,10 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         "images_per_second": trained_images / train_seconds if train_seconds else 0.0,
     }
     if chief:
-        _atomic_write_text(output_dir / "result.json", json.dumps({k: v for k, v in result.items() if k not in ("history", "student")}, indent=1))
+        run_folder.atomic_write_text(
+            output_dir / run_folder.RESULT_FILE,
+            json.dumps({k: v for k, v in result.items() if k not in ("history", "student")}, indent=1),
+        )
     if verbose and chief:
         print(summary_table(recipe, result))
     return result
@@ -418,7 +417,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
 def evaluate(model_path, dataset="fashion_mnist", split="test", image_size=None, mean=None, std=None,
              batch_size=256, data_dir=None, recipe=None):  # fmt: skip
     """Top-1 of a saved student (`.keras`, safe mode): cls, dist and their average for DeiT, else one row."""
-    from training.recipes import Recipe
+    from keras_vits.training.recipes import Recipe
 
     student = keras.models.load_model(model_path, safe_mode=True, compile=False)
     size = image_size or int(student.inputs[0].shape[1])
