@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test test-keras3 test-tf-keras
+.PHONY: setup demo test lint doctest test-keras3 test-tf-keras
 
 setup: $(VENV)/.installed
 
@@ -31,10 +31,20 @@ demo: setup
 	$(VENV)/bin/keras-vits export runs/demo_deit_hard/model.keras --format saved_model --output saved_models
 	$(VENV)/bin/keras-vits export runs/demo_deit_hard/model.keras --format tflite --mode dynamic_int8 --output saved_models
 
-# The whole suite under Keras 3, then the model tests again under tf-keras.
+# Lint and format check, the public docstrings' examples, the whole suite under Keras 3 (the
+# packaging test included), then the model tests again under tf-keras.
 test: setup
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory doctest
 	$(MAKE) --no-print-directory test-keras3
 	$(MAKE) --no-print-directory test-tf-keras
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+doctest:
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules keras_vits
 
 test-keras3:
 	$(PY) -m pytest -n 2 --durations=15 tests

@@ -89,8 +89,9 @@ def kecam_case(name, batch, image_size, train, jit_compile):
 
     module, function, kwargs = KECAM_MODELS[name]
     build = getattr(importlib.import_module(f"keras_cv_attention_models.{module}"), function)
-    model = build(input_shape=(image_size, image_size, 3), num_classes=1000, classifier_activation=None,
-                  pretrained=None, **kwargs)  # fmt: skip
+    model = build(
+        input_shape=(image_size, image_size, 3), num_classes=1000, classifier_activation=None, pretrained=None, **kwargs
+    )
     images = tf.random.normal([batch, image_size, image_size, 3])
     forward = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
     info = {"kecam": keras_cv_attention_models.__version__, "kecam_keras": tf_keras.__version__}

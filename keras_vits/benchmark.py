@@ -82,8 +82,9 @@ class ReferenceWorker:
 
     def prepare(self, key, model, batch, image_size, train, jit_compile=False):
         """Builds and warms up a case; False when the framework lacks this model or mode."""
-        reply = self.ask(op="prepare", key=key, model=model, batch=batch, image_size=image_size, train=train,
-                         jit_compile=jit_compile)  # fmt: skip
+        reply = self.ask(
+            op="prepare", key=key, model=model, batch=batch, image_size=image_size, train=train, jit_compile=jit_compile
+        )
         if reply.pop("ok"):
             self.info = reply
         return "error" not in reply
@@ -100,8 +101,17 @@ class ReferenceWorker:
 PEERS = (("timm", "timm", False, True), ("kecam", "kecam", False, False), ("kecam_xla", "kecam", True, False))
 
 
-def run_benchmark(models, batch_sizes=(1, 16), image_size=224, modes=("float32", "xla", "bfloat16"),
-                  repeats=5, calls=3, reference_python=None, kecam_python=None, log=print):  # fmt: skip
+def run_benchmark(
+    models,
+    batch_sizes=(1, 16),
+    image_size=224,
+    modes=("float32", "xla", "bfloat16"),
+    repeats=5,
+    calls=3,
+    reference_python=None,
+    kecam_python=None,
+    log=print,
+):
     """Times every (model, batch, mode) and the peers; returns `(rows, machine)`.
 
     rows: dicts with model, batch, mode, images_per_second, macs, fraction_of_matmul_limit
@@ -198,12 +208,16 @@ def format_table(rows, machine):
         ours, timm = row["images_per_second"], row.get("timm_images_per_second")
         kecam = [row[k] for k in ("kecam_images_per_second", "kecam_xla_images_per_second") if k in row]
         cells = [
-            row["model"], row["batch"], row["mode"], f"{ours:.1f}",
-            f"{timm:.1f}" if timm else "", f"{ours / timm:.2f}x" if timm else "",
+            row["model"],
+            row["batch"],
+            row["mode"],
+            f"{ours:.1f}",
+            f"{timm:.1f}" if timm else "",
+            f"{ours / timm:.2f}x" if timm else "",
             f"{row['kecam_images_per_second']:.1f}" if "kecam_images_per_second" in row else "",
             f"{row['kecam_xla_images_per_second']:.1f}" if "kecam_xla_images_per_second" in row else "",
             f"{ours / max(kecam):.2f}x" if kecam else "",
             f"{100 * row['fraction_of_matmul_limit']:.0f}%" if "fraction_of_matmul_limit" in row else "",
-        ]  # fmt: skip
+        ]
         lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     return "\n".join(lines)

@@ -179,9 +179,14 @@ def _cmd_evaluate(args):
     from keras_vits.training import evaluate
 
     logs = evaluate(
-        args.model, dataset=args.dataset, split=args.split, batch_size=args.batch_size, data_dir=args.data_dir,
-        mean=args.mean, std=args.std,
-    )  # fmt: skip
+        args.model,
+        dataset=args.dataset,
+        split=args.split,
+        batch_size=args.batch_size,
+        data_dir=args.data_dir,
+        mean=args.mean,
+        std=args.std,
+    )
     rows = {"top1_cls": "class head", "top1_dist": "distillation head", "top1_avg": "average", "top1": "top-1"}
     print(f"{args.model} on {args.dataset} {args.split}:")
     for key, label in rows.items():
@@ -195,9 +200,16 @@ def _cmd_benchmark(args):
     from keras_vits.benchmark import format_table, run_benchmark
 
     rows, machine = run_benchmark(
-        args.models, args.batch_sizes, args.image_size, args.modes, args.repeats, args.calls,
-        reference_python=args.reference_python, kecam_python=args.kecam_python, log=lambda message: print(message, file=sys.stderr),
-    )  # fmt: skip
+        args.models,
+        args.batch_sizes,
+        args.image_size,
+        args.modes,
+        args.repeats,
+        args.calls,
+        reference_python=args.reference_python,
+        kecam_python=args.kecam_python,
+        log=lambda message: print(message, file=sys.stderr),
+    )
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps({"rows": rows, "machine": machine}, indent=1))
     print(format_table(rows, machine))
@@ -208,6 +220,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-vits", description="Vision transformers for Keras with timm's weights."
     )
+    parser.add_argument("--debug", action="store_true", help="Show the traceback of an error.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="List registered model names.")
@@ -227,9 +240,10 @@ def build_parser():
         "export", help="Export a registered model as a SavedModel for TF Serving or as a TFLite file."
     )
     export.add_argument(
-        "name", help="Registered model name (see `keras-vits list`), or a .keras file from `keras-vits train` "
+        "name",
+        help="Registered model name (see `keras-vits list`), or a .keras file from `keras-vits train` "
         "(its run folder's recipe.json and labels.txt give normalisation and labels).",
-    )  # fmt: skip
+    )
     export.add_argument("--weights", default=None, help="A .safetensors path or 'timm/<repo>'. Default: random init.")
     export.add_argument(
         "--format", choices=("saved_model", "tflite"), default="saved_model", help="Default: saved_model."
@@ -241,9 +255,11 @@ def build_parser():
     export.add_argument("--num-classes", type=int, default=1000, help="Classes of the head. Default: 1000.")
     export.add_argument("--image-size", type=int, default=None, help="Input size. Default: the variant's own.")
     export.add_argument(
-        "--mode", default="float32", choices=("float32", "float16", "dynamic_int8", "int8", "int16x8", "int8_dense"),
+        "--mode",
+        default="float32",
+        choices=("float32", "float16", "dynamic_int8", "int8", "int16x8", "int8_dense"),
         help="TFLite quantization mode. Default: float32.",
-    )  # fmt: skip
+    )
     export.add_argument(
         "--calibration", default=None, help="int8/int16x8/int8_dense: .npy of normalised (N, H, W, C) images."
     )
@@ -263,9 +279,9 @@ def build_parser():
     train = commands.add_parser(
         "train",
         help="Train or distil a model from a named recipe; resumes from the output folder's last checkpoint.",
-        description="Train a recipe shipped with the package (--list-recipes) or a recipe file (--config). Every recipe field can be overridden with --set; "
-        "the common ones also have their own flags. Checkpoints, TensorBoard logs, history.json, curves.png and "
-        "the final model.keras go to --output.",
+        description="Train a recipe shipped with the package (--list-recipes) or a recipe file (--config). "
+        "Every recipe field can be overridden with --set; the common ones also have their own flags. "
+        "Checkpoints, TensorBoard logs, history.json, curves.png and the final model.keras go to --output.",
     )
     train.add_argument(
         "--recipe", default="fmnist_deit_hard", help="Recipe name (--list-recipes). Default: fmnist_deit_hard."
@@ -278,14 +294,21 @@ def build_parser():
         "--output", default=None, help="Run folder; an existing run there is resumed. Default: runs/<recipe>."
     )
     train.add_argument(
-        "--strategy", default="default", choices=("default", "mirrored", "multi_worker", "tpu"),
+        "--strategy",
+        default="default",
+        choices=("default", "mirrored", "multi_worker", "tpu"),
         help="tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
         "(reads TF_CONFIG), tpu. Default: default.",
-    )  # fmt: skip
+    )
     train.add_argument("--tpu", default=None, help="TPU name or address for --strategy tpu.")
     train.add_argument("--epochs", type=int, default=None, help="Override the recipe's epochs.")
-    train.add_argument("--batch-size", dest="batch_size", type=int, default=None,
-                       help="Global batch over all replicas; the learning rate scales as base_lr * batch / 512.")  # fmt: skip
+    train.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=int,
+        default=None,
+        help="Global batch over all replicas; the learning rate scales as base_lr * batch / 512.",
+    )
     train.add_argument("--dataset", default=None, help="fashion_mnist, a tensorflow-datasets name, or folder:<path>.")
     train.add_argument("--data-dir", dest="data_dir", default=None, help="tensorflow-datasets data_dir.")
     train.add_argument("--teacher", default=None, help="Teacher model (.keras) for distillation.")
@@ -331,32 +354,39 @@ def build_parser():
     benchmark.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="Default: 1 16.")
     benchmark.add_argument("--image-size", type=int, default=224, help="Square input size. Default: 224.")
     benchmark.add_argument(
-        "--modes", nargs="+", default=["float32", "xla", "bfloat16"],
+        "--modes",
+        nargs="+",
+        default=["float32", "xla", "bfloat16"],
         choices=("float32", "xla", "bfloat16", "bfloat16_xla", "train", "train_xla"),
         help="float32 graph, XLA (jit_compile), mixed bfloat16 (graph or XLA), and/or a training step "
         "(forward, backward, AdamW; graph or XLA). Default: float32 xla bfloat16.",
-    )  # fmt: skip
+    )
     benchmark.add_argument("--repeats", type=int, default=5, help="Timed repetitions; medians reported. Default: 5.")
     benchmark.add_argument("--calls", type=int, default=3, help="Calls per repetition. Default: 3.")
     benchmark.add_argument(
-        "--reference-python", default=None,
+        "--reference-python",
+        default=None,
         help="A Python with torch and timm (pip install -e '.[reference]' in its own venv) to time the references.",
-    )  # fmt: skip
+    )
     benchmark.add_argument(
-        "--kecam-python", default=None,
+        "--kecam-python",
+        default=None,
         help="A Python with tf-keras and keras-cv-attention-models (the 'peers' extra; this venv's python "
         "works) to time keras_cv_attention_models in graph mode and with XLA.",
-    )  # fmt: skip
+    )
     benchmark.add_argument("--json", default=None, help="Also write rows and machine to this JSON file.")
     benchmark.set_defaults(func=_cmd_benchmark)
     return parser
 
 
 def main(argv=None):
+    """Runs the command line; a bad argument prints one message and exits 2 (a traceback with --debug)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+        if args.debug:
+            raise
         print(f"keras-vits {args.command}: error: {error}", file=sys.stderr)
         return 2
 

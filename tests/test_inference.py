@@ -90,9 +90,14 @@ def test_train_step_changes_the_weights():
 
 def test_benchmark_rows_and_table():
     rows, machine = run_benchmark(
-        ["vit_tiny_patch16_224"], batch_sizes=[1], image_size=32, modes=["float32", "train"], repeats=1, calls=1,
+        ["vit_tiny_patch16_224"],
+        batch_sizes=[1],
+        image_size=32,
+        modes=["float32", "train"],
+        repeats=1,
+        calls=1,
         log=lambda message: None,
-    )  # fmt: skip
+    )
     assert [(r["mode"], r["batch"]) for r in rows] == [("float32", 1), ("train", 1)]
     assert rows[0]["images_per_second"] > 0 and 0 < rows[0]["fraction_of_matmul_limit"] < 1.5
     assert machine["float32_matmul_gflops"] > 1
@@ -110,9 +115,15 @@ def test_benchmark_times_keras_cv_attention_models_beside():
         pytest.skip("keras_cv_attention_models is not installed (the 'test' extra)")
     legacy_keras_before = os.environ.get("TF_USE_LEGACY_KERAS")
     rows, machine = run_benchmark(
-        ["pvt_v2_b0", "deit_tiny_distilled_patch16_224"], batch_sizes=[1], image_size=64, modes=["float32"],
-        repeats=1, calls=1, kecam_python=sys.executable, log=lambda message: None,
-    )  # fmt: skip
+        ["pvt_v2_b0", "deit_tiny_distilled_patch16_224"],
+        batch_sizes=[1],
+        image_size=64,
+        modes=["float32"],
+        repeats=1,
+        calls=1,
+        kecam_python=sys.executable,
+        log=lambda message: None,
+    )
     pvt, deit = rows
     assert pvt["kecam_images_per_second"] > 0 and pvt["kecam_xla_images_per_second"] > 0
     assert "kecam_images_per_second" not in deit  # kecam has no distilled DeiT: the row stays, without peer columns

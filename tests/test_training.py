@@ -156,9 +156,11 @@ def test_labels_out_of_range_stop_the_pipeline():
 
 def test_wrong_channel_count_fails_before_training(tmp_path):
     recipe = tiny_recipe(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-    with tfds.testing.mock_data(num_examples=16):
-        with pytest.raises(ValueError, match="have 1 channels but the recipe normalises 3"):
-            train(recipe, tmp_path / "run", verbose=0)
+    with (
+        tfds.testing.mock_data(num_examples=16),
+        pytest.raises(ValueError, match="have 1 channels but the recipe normalises 3"),
+    ):
+        train(recipe, tmp_path / "run", verbose=0)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -231,9 +233,11 @@ def test_ema_weights_are_checkpointed(tmp_path):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     out = tmp_path / "run"
     recipe = tiny_recipe(base_lr=1e35, warmup_epochs=0, checkpoint_every=1, min_lr=1e35)
-    with tfds.testing.mock_data(num_examples=32):
-        with pytest.raises(NaNLossError, match=r"at step (\d+) .*last good checkpoint is .*ckpt-(\d+)") as error:
-            train(recipe, out, verbose=0)
+    with (
+        tfds.testing.mock_data(num_examples=32),
+        pytest.raises(NaNLossError, match=r"at step (\d+) .*last good checkpoint is .*ckpt-(\d+)") as error,
+    ):
+        train(recipe, out, verbose=0)
     import re
 
     bad_step, good_step = map(int, re.search(r"at step (\d+) .*ckpt-(\d+)", str(error.value)).groups())
@@ -378,9 +382,23 @@ def test_multi_worker_mirrored_two_processes_agree(tmp_path):
 def test_cli_train_and_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     with tfds.testing.mock_data(num_examples=16):
-        code = cli_main(["train", "--recipe", "fmnist_deit_none", "--dataset", "mnist", "--output", str(out),
-                         "--epochs", "1", "--batch-size", "8", "--set", "model_overrides={\"patch_size\": 7, "
-                         "\"embed_dim\": 16, \"depth\": 1, \"num_heads\": 2}"])  # fmt: skip
+        code = cli_main(
+            [
+                "train",
+                "--recipe",
+                "fmnist_deit_none",
+                "--dataset",
+                "mnist",
+                "--output",
+                str(out),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--set",
+                'model_overrides={"patch_size": 7, "embed_dim": 16, "depth": 1, "num_heads": 2}',
+            ]
+        )
         assert code == 0
         assert "top1_avg" in capsys.readouterr().out
         assert cli_main(["evaluate", str(out / "model.keras"), "--dataset", "mnist"]) == 0

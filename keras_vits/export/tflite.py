@@ -24,9 +24,26 @@ CALIBRATED_MODES = ("int8", "int16x8", "int8_dense")
 # Ops int8_dense keeps in float32 (every op XNNPACK cannot run in int8, and the cheap ones around them,
 # which would otherwise need a QUANTIZE/DEQUANTIZE pair each).
 INT8_DENSE_FLOAT_OPS = (
-    "BATCH_MATMUL", "SOFTMAX", "GELU", "RSQRT", "ADD", "SUB", "MUL", "MEAN", "SQUARED_DIFFERENCE", "NEG", "DIV",
-    "CONCATENATION", "STRIDED_SLICE", "SPLIT", "TRANSPOSE", "RESHAPE", "AVERAGE_POOL_2D", "PAD", "GATHER",
-)  # fmt: skip
+    "BATCH_MATMUL",
+    "SOFTMAX",
+    "GELU",
+    "RSQRT",
+    "ADD",
+    "SUB",
+    "MUL",
+    "MEAN",
+    "SQUARED_DIFFERENCE",
+    "NEG",
+    "DIV",
+    "CONCATENATION",
+    "STRIDED_SLICE",
+    "SPLIT",
+    "TRANSPOSE",
+    "RESHAPE",
+    "AVERAGE_POOL_2D",
+    "PAD",
+    "GATHER",
+)
 
 
 def convert_tflite(model, mode="float32", representative_images=None, int8_io=False, batch_size=1):

@@ -29,8 +29,17 @@ FASHION_MNIST_FILES = (
     "t10k-images-idx3-ubyte.gz",
 )
 FASHION_MNIST_LABELS = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 def _keras_cache_dir():

@@ -272,9 +272,13 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
 
     channels_hint = len(recipe.mean)
     source_args = dict(
-        data_dir=recipe.data_dir, manual_dir=recipe.manual_dir, download=recipe.download,
-        channels=channels_hint, image_size=recipe.image_size, seed=recipe.seed,
-    )  # fmt: skip
+        data_dir=recipe.data_dir,
+        manual_dir=recipe.manual_dir,
+        download=recipe.download,
+        channels=channels_hint,
+        image_size=recipe.image_size,
+        seed=recipe.seed,
+    )
     source = load_source(recipe.dataset, recipe.train_split, **source_args)
     eval_source = load_source(recipe.dataset, recipe.eval_split, **source_args)
     _check_inputs(recipe, source, eval_source)
@@ -414,8 +418,17 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
     return result
 
 
-def evaluate(model_path, dataset="fashion_mnist", split="test", image_size=None, mean=None, std=None,
-             batch_size=256, data_dir=None, recipe=None):  # fmt: skip
+def evaluate(
+    model_path,
+    dataset="fashion_mnist",
+    split="test",
+    image_size=None,
+    mean=None,
+    std=None,
+    batch_size=256,
+    data_dir=None,
+    recipe=None,
+):
     """Top-1 of a saved student (`.keras`, safe mode): cls, dist and their average for DeiT, else one row."""
     from keras_vits.training.recipes import Recipe
 

@@ -59,7 +59,7 @@ class Augmenter:
                     magnitude_stddev=0.05,
                     rate=1.0,
                     seed=seed,
-                )  # fmt: skip
+                )
             )
         if recipe.random_erasing:
             probability = recipe.random_erasing

@@ -164,7 +164,7 @@ RECIPES = {
     ),
     "imagenet_deit_small": Recipe(
         name="imagenet_deit_small",
-        description="DeiT-S/16 with hard distillation on ImageNet-1k, the paper's recipe (Touvron et al. 2021, table 9).",
+        description="DeiT-S/16, hard distillation on ImageNet-1k: the paper's recipe (Touvron et al. 2021, table 9).",
         dataset="imagenet2012",
         eval_split="validation",
         image_size=224,
