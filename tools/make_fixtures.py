@@ -21,7 +21,8 @@ larger-resolution timm model through timm's own checkpoint filter, so their
 
 It needs PyTorch + timm, i.e. the ``reference`` extra (or any environment
 with torch, timm, safetensors and numpy); keras_vits itself is not imported.
-Run from the repository root::
+The helpers come from ``tools/reference_common.py``. Run from the repository
+root (``--output DIR`` writes elsewhere)::
 
     python tools/make_fixtures.py
 """
@@ -30,26 +31,27 @@ from __future__ import annotations
 
 import functools
 import json
-import pathlib
-import platform
 
-import numpy as np
-import safetensors
 import safetensors.torch
-import timm
 import torch
+from reference_common import (
+    BATCH,
+    FIXTURE_DIR,
+    LARGE_NOISE_STD,
+    NOISE_STD,
+    call_repr,
+    keras_config,
+    make_images,
+    output_argument,
+    perturb,
+    print_sizes,
+    save,
+    state_dict_f32,
+    to_nchw,
+    versions,
+)
 from timm.models import deit as timm_deit
 from timm.models import vision_transformer as timm_vit
-
-FIXTURE_DIR = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
-
-BATCH = 2
-NOISE_STD = 0.05  # std of the seeded noise added to every parameter
-# pos_embed gets a larger perturbation, comparable in scale to the patch
-# embeddings, so the resample cases' logits clearly depend on how the grid is
-# interpolated (a wrong interpolation mode then moves the logits by ~1e-2,
-# not ~1e-3).
-POS_EMBED_NOISE_STD = 0.5
 
 # Common tiny architecture (shared by every case unless overridden).
 BASE = dict(
@@ -67,15 +69,6 @@ BASE = dict(
     class_token=True,
     fc_norm=None,
 )
-
-
-def keras_config(**overrides):
-    """keras_vits constructor kwargs (timm vocabulary) for one case."""
-    cfg = dict(BASE)
-    cfg.update(overrides)
-    if isinstance(cfg["image_size"], tuple):
-        cfg["image_size"] = list(cfg["image_size"])
-    return cfg
 
 
 def timm_kwargs(cfg):
@@ -98,39 +91,12 @@ def timm_kwargs(cfg):
     )
 
 
-def describe(cls, kwargs):
-    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    return f"{cls.__module__}.{cls.__qualname__}({args})"
-
-
 def build(cls, cfg, seed):
     torch.manual_seed(seed)
     kwargs = timm_kwargs(cfg)
     model = cls(**kwargs)
     model.eval()
-    return model, describe(cls, kwargs)
-
-
-@torch.no_grad()
-def perturb(model, seed):
-    """Add seeded zero-mean normal noise to every parameter, in place."""
-    gen = torch.Generator().manual_seed(seed)
-    for name, p in sorted(model.named_parameters()):
-        std = POS_EMBED_NOISE_STD if name == "pos_embed" else NOISE_STD
-        p.add_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * std)
-
-
-def make_images(cfg, seed):
-    """Seeded NCHW images for timm and the same data as NHWC for keras."""
-    size = cfg["image_size"]
-    h, w = (size, size) if isinstance(size, int) else size
-    gen = torch.Generator().manual_seed(seed)
-    nchw = torch.randn((BATCH, cfg["in_chans"], h, w), generator=gen, dtype=torch.float32)
-    return nchw, nchw.permute(0, 2, 3, 1).contiguous()
-
-
-def state_dict_f32(model):
-    return {k: v.detach().to(torch.float32).contiguous().clone() for k, v in model.state_dict().items()}
+    return model, call_repr(cls, kwargs)
 
 
 @torch.no_grad()
@@ -147,13 +113,6 @@ def run_io(model, cfg, seed, distilled):
     return out
 
 
-def save(name, tensors):
-    FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
-    path = FIXTURE_DIR / name
-    safetensors.torch.save_file(tensors, str(path))
-    return path
-
-
 @torch.no_grad()
 def check_roundtrip(cls, cfg, ckpt_path, io, filter_fn=None):
     """Reload the saved checkpoint into a fresh timm model and replay the io."""
@@ -162,11 +121,12 @@ def check_roundtrip(cls, cfg, ckpt_path, io, filter_fn=None):
     if filter_fn is not None:
         sd = filter_fn(sd, model)
     model.load_state_dict(sd, strict=True)
-    nchw = io["images"].permute(0, 3, 1, 2).contiguous()
-    torch.testing.assert_close(model(nchw), io["logits"], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(model(to_nchw(io["images"])), io["logits"], rtol=1e-6, atol=1e-6)
 
 
-def main():
+def main(argv=None):
+    out = output_argument(__doc__, FIXTURE_DIR, argv)
+    written = []
     cases = {}
     vit_cls = timm_vit.VisionTransformer
     deit_cls = timm_deit.VisionTransformerDistilled
@@ -181,11 +141,14 @@ def main():
 
     def plain_case(name, family, cls, cfg, seed):
         model, desc = build(cls, cfg, seed)
-        perturb(model, seed + 1000)
+        # pos_embed gets LARGE_NOISE_STD, comparable in scale to the patch embeddings, so the resample
+        # cases' logits clearly depend on how the grid is interpolated (a wrong interpolation mode then
+        # moves the logits by ~1e-2, not ~1e-3).
+        perturb(model, seed + 1000, "pos_embed")
         sd = state_dict_f32(model)
-        ckpt = save(f"{name}.safetensors", sd)
+        ckpt = save(out / f"{name}.safetensors", sd)
         io = run_io(model, cfg, seed + 2000, distilled=family == "deit")
-        save(f"{name}_io.safetensors", io)
+        written.extend([ckpt, save(out / f"{name}_io.safetensors", io)])
         check_roundtrip(cls, cfg, ckpt, io)
         cases[name] = {"family": family, "config": cfg, "checkpoint": ckpt.name, "timm_model": desc}
         return sd
@@ -196,8 +159,8 @@ def main():
         model.load_state_dict(filtered, strict=True)
         assert model.pos_embed.shape[1] != src_sd["pos_embed"].shape[1]
         io = run_io(model, cfg, seed + 2000, distilled=family == "deit")
-        save(f"{name}_io.safetensors", io)
-        check_roundtrip(cls, cfg, FIXTURE_DIR / f"{src_name}.safetensors", io, filter_fn)
+        written.append(save(out / f"{name}_io.safetensors", io))
+        check_roundtrip(cls, cfg, out / f"{src_name}.safetensors", io, filter_fn)
         cases[name] = {
             "family": family,
             "config": cfg,
@@ -206,7 +169,7 @@ def main():
         }
 
     # a. plain ViT, class-token pooling.
-    vit_token_cfg = keras_config()
+    vit_token_cfg = keras_config(BASE)
     vit_token_sd = plain_case("vit_token", "vit", vit_cls, vit_token_cfg, seed=1)
 
     # b. avg pooling (-> fc_norm), no qkv bias, layer scale, 1 channel, non-square input.
@@ -215,13 +178,13 @@ def main():
         "vit",
         vit_cls,
         keras_config(
-            image_size=(32, 48), in_chans=1, global_pool="avg", qkv_bias=False, init_values=0.1, mlp_ratio=2.0
+            BASE, image_size=(32, 48), in_chans=1, global_pool="avg", qkv_bias=False, init_values=0.1, mlp_ratio=2.0
         ),
         seed=2,
     )
 
     # c. distilled DeiT (class + distillation token, two heads averaged in eval).
-    deit_cfg = keras_config()
+    deit_cfg = keras_config(BASE)
     deit_sd = plain_case("deit_distilled", "deit", deit_cls, deit_cfg, seed=3)
 
     # d. case a's checkpoint loaded at 48x48 (pos_embed grid 4x4 -> 6x6).
@@ -229,7 +192,7 @@ def main():
         "vit_token_resample48",
         "vit",
         vit_cls,
-        keras_config(image_size=48),
+        keras_config(BASE, image_size=48),
         seed=4,
         src_name="vit_token",
         src_sd=vit_token_sd,
@@ -242,7 +205,7 @@ def main():
         "deit_distilled_resample",
         "deit",
         deit_cls,
-        keras_config(image_size=(48, 64)),
+        keras_config(BASE, image_size=(48, 64)),
         seed=5,
         src_name="deit_distilled",
         src_sd=deit_sd,
@@ -254,22 +217,16 @@ def main():
     )
 
     cases["_meta"] = {
-        "timm_version": timm.__version__,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "safetensors_version": safetensors.__version__,
-        "python_version": platform.python_version(),
+        **versions(),
         "noise_std": NOISE_STD,
-        "pos_embed_noise_std": POS_EMBED_NOISE_STD,
+        "pos_embed_noise_std": LARGE_NOISE_STD,
         "image_layout": "NHWC (timm NCHW input transposed with permute(0, 2, 3, 1))",
         "deit_checkpoint_filter_is_vit_filter": deit_filter_is_vit,
     }
-    with open(FIXTURE_DIR / "cases.json", "w") as f:
+    with open(out / "cases.json", "w") as f:
         json.dump(cases, f, indent=2, sort_keys=False)
         f.write("\n")
-
-    for path in sorted(FIXTURE_DIR.iterdir()):
-        print(f"{path.relative_to(FIXTURE_DIR.parent.parent)}  {path.stat().st_size:>8d} bytes")
+    print_sizes([*written, out / "cases.json"])
 
 
 if __name__ == "__main__":

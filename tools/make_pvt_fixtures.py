@@ -58,7 +58,8 @@ patch part is resized.  This is injected into the HF modules by replacing
 independent functional re-implementation in this file.
 
 Needs torch, timm, transformers, safetensors and numpy; keras_vits itself is
-not imported.  Run from the repository root::
+not imported.  The helpers come from ``tools/reference_common.py``.  Run from
+the repository root (``--output DIR`` writes elsewhere)::
 
     python tools/make_pvt_fixtures.py
 """
@@ -68,27 +69,37 @@ from __future__ import annotations
 import copy
 import json
 import math
-import pathlib
-import platform
 import types
 
-import numpy as np
-import safetensors
 import safetensors.torch
 import timm
 import torch
 import torch.nn.functional as F
-import transformers
+from reference_common import (
+    BATCH,
+    FIXTURE_DIR,
+    LARGE_NOISE_STD,
+    NOISE_STD,
+    call_repr,
+    image_hw,
+    make_images,
+    max_abs,
+    output_argument,
+    perturb,
+    print_sizes,
+    save,
+    state_dict_f32,
+    to_nchw,
+    to_nhwc,
+    versions,
+)
 from timm.models import pvt_v2 as timm_pvt_v2
 from transformers import PvtConfig, PvtForImageClassification
 from transformers.models.pvt import modeling_pvt
 
-FIXTURE_DIR = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 PREFIX = "pvt_"
-
-BATCH = 2
-NOISE_STD = 0.05
-POS_EMBED_NOISE_STD = 0.5  # PVT v1 position_embeddings (PVT v2 has none)
+# PVT v1's position_embeddings get LARGE_NOISE_STD (PVT v2 has none).
+POS_EMBED = "position_embeddings"
 
 V2_BASE = dict(
     image_size=64,
@@ -117,59 +128,6 @@ V1_BASE = dict(
 V1_PATCH_SIZES = [4, 2, 2, 2]  # fixed in keras_vits; HF patch_sizes == strides
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def hw(size):
-    return (size, size) if isinstance(size, int) else tuple(size)
-
-
-def make_images(cfg, seed):
-    h, w = hw(cfg["image_size"])
-    gen = torch.Generator().manual_seed(seed)
-    nchw = torch.randn((BATCH, cfg["in_chans"], h, w), generator=gen, dtype=torch.float32)
-    return nchw, nchw.permute(0, 2, 3, 1).contiguous()
-
-
-@torch.no_grad()
-def perturb(model, seed):
-    """Add seeded zero-mean normal noise to every parameter, in place."""
-    gen = torch.Generator().manual_seed(seed)
-    for name, p in sorted(model.named_parameters()):
-        std = POS_EMBED_NOISE_STD if name.endswith("position_embeddings") else NOISE_STD
-        p.add_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * std)
-
-
-def state_dict_f32(model):
-    return {k: v.detach().to(torch.float32).contiguous().clone() for k, v in model.state_dict().items()}
-
-
-def save(name, tensors):
-    FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
-    path = FIXTURE_DIR / name
-    tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in tensors.items()}
-    safetensors.torch.save_file(tensors, str(path))
-    return path
-
-
-def to_nchw(nhwc):
-    # contiguous matters: a channels-last-strided input makes conv2d pick other kernels (~1e-7 differences)
-    return nhwc.permute(0, 3, 1, 2).contiguous()
-
-
-def nchw_to_nhwc(t):
-    return t.permute(0, 2, 3, 1).contiguous()
-
-
-def describe_call(qualname, kwargs):
-    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    return f"{qualname}({args})"
-
-
-def max_abs(a, b):
-    return float((a - b).abs().max())
-
-
 # --------------------------------------------------------------------------- PVT v2 (timm)
 
 
@@ -192,7 +150,7 @@ def v2_build(cfg, seed=0):
     torch.manual_seed(seed)
     kwargs = v2_kwargs(cfg)
     model = timm_pvt_v2.PyramidVisionTransformerV2(**kwargs).eval()
-    return model, describe_call("timm.models.pvt_v2.PyramidVisionTransformerV2", kwargs)
+    return model, call_repr("timm.models.pvt_v2.PyramidVisionTransformerV2", kwargs)
 
 
 @torch.no_grad()
@@ -220,7 +178,7 @@ def v2_io(model, cfg, seed):
 
     out = {"images": nhwc, "logits": logits, "pre_logits": pre_logits}
     for i, t in enumerate(inter):
-        out[f"stage_{i}"] = nchw_to_nhwc(t)
+        out[f"stage_{i}"] = to_nhwc(t)
     assert logits.shape == (BATCH, cfg["num_classes"])
     return out
 
@@ -232,12 +190,12 @@ def v2_replay(cfg, ckpt_path, io):
     nchw = to_nchw(io["images"])
     torch.testing.assert_close(model(nchw), io["logits"], rtol=1e-6, atol=1e-6)
     for i, t in enumerate(model.forward_intermediates(nchw, intermediates_only=True)):
-        torch.testing.assert_close(nchw_to_nhwc(t), io[f"stage_{i}"], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(to_nhwc(t), io[f"stage_{i}"], rtol=1e-6, atol=1e-6)
 
 
 def v2_grids(image_size):
     """Token grids of each stage (patch embed k7 s4 p3, then k3 s2 p1)."""
-    h, w = hw(image_size)
+    h, w = image_hw(image_size)
     h, w = (h + 2 * 3 - 7) // 4 + 1, (w + 2 * 3 - 7) // 4 + 1
     grids = [(h, w)]
     for _ in range(3):
@@ -273,7 +231,7 @@ def v1_build(cfg, seed=0):
     torch.manual_seed(seed)
     kwargs = v1_hf_config(cfg)
     model = PvtForImageClassification(PvtConfig(**kwargs)).eval()
-    desc = f"transformers.PvtForImageClassification({describe_call('transformers.PvtConfig', kwargs)})"
+    desc = f"transformers.PvtForImageClassification({call_repr('transformers.PvtConfig', kwargs)})"
     return model, desc
 
 
@@ -307,7 +265,7 @@ def v1_io(model, cfg, seed):
     hs = out.hidden_states
     depths = cfg["depths"]
     assert len(hs) == sum(depths) + 1
-    h, w = hw(cfg["image_size"])
+    h, w = image_hw(cfg["image_size"])
     io = {"images": nhwc, "logits": out.logits}
     for i in range(4):
         h, w = h // V1_PATCH_SIZES[i], w // V1_PATCH_SIZES[i]
@@ -329,6 +287,12 @@ def v1_io(model, cfg, seed):
 
 def _ln(x, sd, prefix, eps):
     return F.layer_norm(x, x.shape[-1:], sd[prefix + ".weight"], sd[prefix + ".bias"], eps)
+
+
+def _heads(t, num_heads):
+    """(B, N, C) -> (B, num_heads, N, C // num_heads)."""
+    batch, tokens, channels = t.shape
+    return t.reshape(batch, tokens, num_heads, channels // num_heads).transpose(1, 2)
 
 
 @torch.no_grad()
@@ -377,12 +341,8 @@ def v1_functional(sd, cfg, nchw, pe_eps=1e-6, sr_eps=1e-6, block_eps=1e-6, mode=
                 r = y
             k = F.linear(r, sd[a + ".key.weight"], sd.get(a + ".key.bias"))
             v = F.linear(r, sd[a + ".value.weight"], sd.get(a + ".value.bias"))
-
-            def heads(t):
-                return t.reshape(B, t.shape[1], nh, C // nh).transpose(1, 2)
-
-            attn = (heads(q) @ heads(k).transpose(-1, -2)) / math.sqrt(C // nh)
-            o = (attn.softmax(-1) @ heads(v)).transpose(1, 2).reshape(B, -1, C)
+            attn = (_heads(q, nh) @ _heads(k, nh).transpose(-1, -2)) / math.sqrt(C // nh)
+            o = (attn.softmax(-1) @ _heads(v, nh)).transpose(1, 2).reshape(B, -1, C)
             x = x + F.linear(o, sd[b + ".attention.output.dense.weight"], sd[b + ".attention.output.dense.bias"])
             y = _ln(x, sd, b + ".layer_norm_2", block_eps)
             y = F.gelu(F.linear(y, sd[b + ".mlp.dense1.weight"], sd[b + ".mlp.dense1.bias"]))
@@ -409,7 +369,8 @@ def v1_replay(cfg, ckpt_path, io, official_resize):
 # --------------------------------------------------------------------------- main
 
 
-def main():
+def main(argv=None):
+    out = output_argument(__doc__, FIXTURE_DIR, argv)
     cases = {}
     notes = {}
 
@@ -423,11 +384,11 @@ def main():
 
     def v2_plain(name, cfg, seed):
         model, desc = v2_build(cfg, seed)
-        perturb(model, seed + 1000)
+        perturb(model, seed + 1000, POS_EMBED)
         sd = state_dict_f32(model)
-        ckpt = save(f"{PREFIX}{name}.safetensors", sd)
+        ckpt = save(out / f"{PREFIX}{name}.safetensors", sd)
         io = v2_io(model, cfg, seed + 2000)
-        save(f"{PREFIX}{name}_io.safetensors", io)
+        save(out / f"{PREFIX}{name}_io.safetensors", io)
         v2_replay(cfg, ckpt, io)
         v2_src[name] = (model, ckpt)
         cases[name] = entry(
@@ -444,7 +405,7 @@ def main():
         model, ckpt = v2_src[src]
         _, desc = v2_build(cfg)
         io = v2_io(model, cfg, seed + 2000)
-        save(f"{PREFIX}{name}_io.safetensors", io)
+        save(out / f"{PREFIX}{name}_io.safetensors", io)
         v2_replay(cfg, ckpt, io)
         cases[name] = entry(
             "pvt_v2",
@@ -490,13 +451,13 @@ def main():
     # ---------------- PVT v1 ----------------
     v1_cfg = dict(V1_BASE)
     model, desc = v1_build(v1_cfg, seed=41)
-    perturb(model, 41 + 1000)
+    perturb(model, 41 + 1000, POS_EMBED)
     v1_sd = state_dict_f32(model)
-    v1_ckpt = save(f"{PREFIX}v1_tiny.safetensors", v1_sd)
+    v1_ckpt = save(out / f"{PREFIX}v1_tiny.safetensors", v1_sd)
 
     # e. native size, stock HF.
     io = v1_io(model, v1_cfg, 41 + 2000)
-    save(f"{PREFIX}v1_tiny_io.safetensors", io)
+    save(out / f"{PREFIX}v1_tiny_io.safetensors", io)
     v1_replay(v1_cfg, v1_ckpt, io, official_resize=False)
     ref_logits, ref_maps = v1_functional(v1_sd, v1_cfg, to_nchw(io["images"]))
     notes["v1_tiny_functional_vs_hf_max_abs"] = max_abs(ref_logits, io["logits"])
@@ -517,7 +478,7 @@ def main():
     notes["v1_stock_hf_at_96x128"] = stock_hf_resize
     patched = v1_use_official_resize(copy.deepcopy(model))
     io_rs = v1_io(patched, dict(rs_cfg), 42 + 2000)
-    save(f"{PREFIX}v1_resize_io.safetensors", io_rs)
+    save(out / f"{PREFIX}v1_resize_io.safetensors", io_rs)
     v1_replay(v1_cfg, v1_ckpt, io_rs, official_resize=True)
     x_rs = to_nchw(io_rs["images"])
     f_logits, f_maps = v1_functional(v1_sd, rs_cfg | {"image_size": 64}, x_rs)
@@ -559,7 +520,7 @@ def main():
 
     # g. case e's hidden states.
     io_f = v1_io(model, v1_cfg, 43 + 2000)
-    save(f"{PREFIX}v1_features_io.safetensors", io_f)
+    save(out / f"{PREFIX}v1_features_io.safetensors", io_f)
     v1_replay(v1_cfg, v1_ckpt, io_f, official_resize=False)
     cases["v1_features"] = entry(
         "pvt_v1",
@@ -578,14 +539,9 @@ def main():
     notes["v1_tiny_logit_max_abs_diff_with_official_eps_1e-5_in_patch_and_sr_norms"] = max_abs(alt, io["logits"])
 
     cases["_meta"] = {
-        "timm_version": timm.__version__,
-        "transformers_version": transformers.__version__,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "safetensors_version": safetensors.__version__,
-        "python_version": platform.python_version(),
+        **versions(with_transformers=True),
         "noise_std": NOISE_STD,
-        "pos_embed_noise_std": POS_EMBED_NOISE_STD,
+        "pos_embed_noise_std": LARGE_NOISE_STD,
         "pos_embed_noise_applies_to": "PVT v1 (HF) *.position_embeddings; PVT v2 has no position embedding",
         "image_layout": "NHWC (reference NCHW input transposed with permute(0, 2, 3, 1)), batch 2, seeded N(0, 1)",
         "io_keys": {
@@ -600,12 +556,10 @@ def main():
         "pvt_v1_fixed_patch_sizes": V1_PATCH_SIZES,
         "notes": notes,
     }
-    with open(FIXTURE_DIR / "pvt_cases.json", "w") as f:
+    with open(out / "pvt_cases.json", "w") as f:
         json.dump(cases, f, indent=2)
         f.write("\n")
-
-    for path in sorted(FIXTURE_DIR.glob(f"{PREFIX}*")):
-        print(f"{path.relative_to(FIXTURE_DIR.parent.parent)}  {path.stat().st_size:>8d} bytes")
+    print_sizes(out.glob(f"{PREFIX}*"))
     print(json.dumps(notes, indent=2))
 
 

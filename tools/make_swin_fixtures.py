@@ -1,7 +1,7 @@
 """Generate the timm reference fixtures for the keras_vits Swin Transformer parity tests.
 
-Companion of ``tools/make_fixtures.py`` (ViT / DeiT); it reuses that script's
-file-writing helpers and conventions. It builds a few tiny, randomly
+Companion of ``tools/make_fixtures.py`` (ViT / DeiT), with the same helpers
+(``tools/reference_common.py``) and conventions. It builds a few tiny, randomly
 initialised ``timm.models.swin_transformer.SwinTransformer`` models, perturbs
 every parameter with seeded noise (std 0.05; std 0.5 for the
 ``relative_position_bias_table`` tensors, so a wrong bias table, index or
@@ -47,7 +47,7 @@ embedding option (asserted below and recorded in ``_meta``).
 
 Needs PyTorch + timm (the ``reference`` extra, or e.g. /work/toolsenv);
 keras_vits itself is not imported. Nothing is downloaded. Run from the
-repository root::
+repository root (``--output DIR`` writes elsewhere)::
 
     python tools/make_swin_fixtures.py
 """
@@ -56,33 +56,34 @@ from __future__ import annotations
 
 import inspect
 import json
-import pathlib
-import platform
-import sys
 
-import numpy as np
-import safetensors
 import safetensors.torch
 import timm
 import torch
+from reference_common import (
+    BATCH,
+    FIXTURE_DIR,
+    LARGE_NOISE_STD,
+    NOISE_STD,
+    call_repr,
+    keras_config,
+    kwargs_repr,
+    make_images,
+    output_argument,
+    perturb,
+    print_sizes,
+    save,
+    state_dict_f32,
+    to_nchw,
+    versions,
+)
 from timm.layers import pos_embed_rel as timm_pos_embed_rel
 from timm.models import swin_transformer as timm_swin
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from make_fixtures import (  # noqa: E402
-    BATCH,
-    FIXTURE_DIR,
-    NOISE_STD,
-    describe,
-    make_images,
-    save,
-    state_dict_f32,
-)
-
-# Larger perturbation for the relative position bias tables (timm inits them
-# with trunc_normal std 0.02): large enough that a transposed index, a wrong
-# mask or a wrong table resize changes the logits by >> 1e-4.
-REL_POS_NOISE_STD = 0.5
+# The relative position bias tables get the larger perturbation, LARGE_NOISE_STD (timm inits
+# them with trunc_normal std 0.02): large enough that a transposed index, a wrong mask or a
+# wrong table resize changes the logits by >> 1e-4.
+REL_POS_TABLE = "relative_position_bias_table"
 
 SWIN_CLS = timm_swin.SwinTransformer
 
@@ -102,15 +103,6 @@ BASE = dict(
     shifted=True,
     pos_embed="relative",
 )
-
-
-def keras_config(**overrides):
-    """keras_vits constructor kwargs for one case (JSON-friendly)."""
-    cfg = dict(BASE)
-    cfg.update(overrides)
-    if isinstance(cfg["image_size"], tuple):
-        cfg["image_size"] = list(cfg["image_size"])
-    return cfg
 
 
 def timm_kwargs(cfg, **extra):
@@ -140,16 +132,7 @@ def build(cfg, seed, **extra):
     torch.manual_seed(seed)
     kwargs = timm_kwargs(cfg, **extra)
     model = SWIN_CLS(**kwargs).eval()
-    return model, describe(SWIN_CLS, kwargs)
-
-
-@torch.no_grad()
-def perturb(model, seed):
-    """Add seeded zero-mean normal noise to every parameter, in place."""
-    gen = torch.Generator().manual_seed(seed)
-    for name, p in sorted(model.named_parameters()):
-        std = REL_POS_NOISE_STD if name.endswith("relative_position_bias_table") else NOISE_STD
-        p.add_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * std)
+    return model, call_repr(SWIN_CLS, kwargs)
 
 
 def block_layout(model):
@@ -196,8 +179,7 @@ def replay(cfg, ckpt_path, io, filter_fn=None, **extra):
     if filter_fn is not None:
         sd = filter_fn(sd, model)
     model.load_state_dict(sd, strict=True)
-    nchw = io["images"].permute(0, 3, 1, 2).contiguous()
-    torch.testing.assert_close(model(nchw), io["logits"], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(model(to_nchw(io["images"])), io["logits"], rtol=1e-6, atol=1e-6)
     return model
 
 
@@ -230,7 +212,7 @@ def check_timm_conventions():
     assert set(blk.attn_mask.unique().tolist()) == {-100.0, 0.0}
 
     sig = inspect.signature(SWIN_CLS.__init__).parameters
-    ape_supported = "ape" in sig or hasattr(SWIN_CLS(**timm_kwargs(keras_config())), "absolute_pos_embed")
+    ape_supported = "ape" in sig or hasattr(SWIN_CLS(**timm_kwargs(keras_config(BASE))), "absolute_pos_embed")
     return {
         "patch_merging_concat_order": "x0=x[0::2,0::2], x1=x[1::2,0::2], x2=x[0::2,1::2], x3=x[1::2,1::2] (row, col)",
         "patch_merging_odd_size": "zero pad one row at the bottom / one column at the right, before the 4C LayerNorm",
@@ -242,7 +224,8 @@ def check_timm_conventions():
     }
 
 
-def main():
+def main(argv=None):
+    out = output_argument(__doc__, FIXTURE_DIR, argv)
     conventions = check_timm_conventions()
     assert not conventions["ape_supported"], "timm grew an ape option: add an 'ape' case"
     # The scipy path (interp2d, cubic) would give different resized tables.
@@ -253,12 +236,12 @@ def main():
 
     def plain_case(name, cfg, seed, **extra):
         model, desc = build(cfg, seed, **extra)
-        perturb(model, seed + 1000)
+        perturb(model, seed + 1000, REL_POS_TABLE)
         sd = state_dict_f32(model)
         buffers_seen[name] = check_state_dict_has_no_buffers(model, sd)
-        ckpt = save(f"swin_{name}.safetensors", sd)
+        ckpt = save(out / f"swin_{name}.safetensors", sd)
         _, io = logits_io(model, cfg, seed + 2000)
-        save(f"swin_{name}_io.safetensors", io)
+        save(out / f"swin_{name}_io.safetensors", io)
         replay(cfg, ckpt, io, **extra)
         cases[name] = {
             "family": "swin",
@@ -271,17 +254,17 @@ def main():
         return model, sd, ckpt
 
     # a. tiny4: 16x16 patch grid, stages 16, 8, 4, 2; window 4 (stage 3 shrinks to 2, unshifted).
-    tiny_cfg = keras_config()
+    tiny_cfg = keras_config(BASE)
     tiny_model, tiny_sd, tiny_ckpt = plain_case("tiny4", tiny_cfg, seed=11)
     assert [list(b.window_size) for b in tiny_model.layers[3].blocks] == [[2, 2], [2, 2]]
 
     # b. pad: 56x72 -> grid 14x18 (not a multiple of 4), merges 14x18 -> 7x9 -> 4x5 -> 2x3.
-    pad_cfg = keras_config(image_size=(56, 72))
+    pad_cfg = keras_config(BASE, image_size=(56, 72))
     pad_model, _, pad_ckpt = plain_case("pad", pad_cfg, seed=12)
     assert [list(b.shift_size) for b in pad_model.layers[2].blocks] == [[0, 0], [0, 2]]
     assert [list(b.window_size) for b in pad_model.layers[3].blocks] == [[2, 3], [2, 3]]
     # The same weights with masks built on the fly (strict_img_size=False) give the same logits.
-    pad_io = safetensors.torch.load_file(str(FIXTURE_DIR / "swin_pad_io.safetensors"))
+    pad_io = safetensors.torch.load_file(str(out / "swin_pad_io.safetensors"))
     replay(pad_cfg, pad_ckpt, pad_io, strict_img_size=False)
     cases["pad"]["replayed_with"] = "strict_img_size=False (dynamic_mask=True): identical logits (atol 1e-6)"
 
@@ -308,7 +291,7 @@ def main():
         feat_io["features_norm"] = tiny_model.forward_features(nchw).float().contiguous()
         torch.testing.assert_close(feat_io["features_norm"], inter_final, rtol=0, atol=0)
         torch.testing.assert_close(feat_io["features_norm"], tiny_model.norm(feat_io["stage_3"]))
-    save("swin_features_io.safetensors", feat_io)
+    save(out / "swin_features_io.safetensors", feat_io)
     replay(tiny_cfg, tiny_ckpt, feat_io)
     cases["features"] = {
         "family": "swin",
@@ -317,7 +300,7 @@ def main():
         "io": "swin_features_io.safetensors",
         "timm_model": (
             "timm.create_model('swin_tiny_patch4_window7_224', pretrained=False, features_only=True, "
-            + ", ".join(f"{k}={v!r}" for k, v in timm_kwargs(tiny_cfg).items())
+            + kwargs_repr(timm_kwargs(tiny_cfg))
             + "); FeatureListNet, out_indices=(0, 1, 2, 3), outputs NHWC stage outputs without norm "
             "(== SwinTransformer.forward_intermediates(x, norm=False) permuted from NCHW); "
             "features_norm = SwinTransformer.forward_features(x) (final LayerNorm on stage 3)"
@@ -327,24 +310,26 @@ def main():
     }
 
     # d. window_resample: tiny4 weights into a 96x96 / window-6 model via timm's checkpoint filter.
-    rs_cfg = keras_config(image_size=96, window_size=6)
+    rs_cfg = keras_config(BASE, image_size=96, window_size=6)
     rs_model, rs_desc = build(rs_cfg, seed=14)
     src = safetensors.torch.load_file(str(tiny_ckpt))
     filtered = timm_swin.checkpoint_filter_fn(src, rs_model)
     rs_model.load_state_dict(filtered, strict=True)
     _, rs_io = logits_io(rs_model, rs_cfg, 14 + 2000)
     for k, v in filtered.items():
-        if k.endswith("relative_position_bias_table"):
+        if k.endswith(REL_POS_TABLE):
             assert v.shape != src[k].shape, k
             rs_io[f"resized/{k}"] = v.float().contiguous()
-    save("swin_window_resample_io.safetensors", rs_io)
+    save(out / "swin_window_resample_io.safetensors", rs_io)
     replay(rs_cfg, tiny_ckpt, rs_io, filter_fn=timm_swin.checkpoint_filter_fn)
     cases["window_resample"] = {
         "family": "swin",
         "config": rs_cfg,
         "checkpoint": tiny_ckpt.name,
         "io": "swin_window_resample_io.safetensors",
-        "timm_model": f"{rs_desc}; weights = timm.models.swin_transformer.checkpoint_filter_fn(<{tiny_ckpt.name}>, model)",
+        "timm_model": (
+            f"{rs_desc}; weights = timm.models.swin_transformer.checkpoint_filter_fn(<{tiny_ckpt.name}>, model)"
+        ),
         "rel_pos_table_resize": (
             "timm.layers.resize_rel_pos_bias_table(table, new_window_size=block window, new_bias_shape=...) with "
             "old_window_size=None (source assumed square, side = sqrt(rows)); BEiT geometric-progression source "
@@ -354,13 +339,9 @@ def main():
     }
 
     cases["_meta"] = {
-        "timm_version": timm.__version__,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "safetensors_version": safetensors.__version__,
-        "python_version": platform.python_version(),
+        **versions(),
         "noise_std": NOISE_STD,
-        "relative_position_bias_table_noise_std": REL_POS_NOISE_STD,
+        "relative_position_bias_table_noise_std": LARGE_NOISE_STD,
         "image_layout": "NHWC (timm NCHW input transposed with permute(0, 2, 3, 1))",
         "feature_layout": "NHWC (timm Swin stages are NHWC internally)",
         "state_dict_buffers": [],
@@ -368,12 +349,10 @@ def main():
         "timm_conventions": conventions,
         "ape_case": "none: timm.models.swin_transformer.SwinTransformer has no absolute position embedding option",
     }
-    with open(FIXTURE_DIR / "swin_cases.json", "w") as f:
+    with open(out / "swin_cases.json", "w") as f:
         json.dump(cases, f, indent=2, sort_keys=False)
         f.write("\n")
-
-    for path in sorted(FIXTURE_DIR.glob("swin_*")):
-        print(f"{path.relative_to(FIXTURE_DIR.parent.parent)}  {path.stat().st_size:>8d} bytes")
+    print_sizes(path for path in out.glob("swin_*") if not path.name.startswith("swin_hf_"))
 
 
 if __name__ == "__main__":

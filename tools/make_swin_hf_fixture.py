@@ -49,35 +49,42 @@ Outputs (``tests/fixtures/``):
   detection ordering) and ``timm_logits`` (timm, roll-then-pad, on the zero-padded image);
 * ``swin_hf_cases.json``         -- the case description plus ``_meta`` (versions, checks).
 
-Needs PyTorch, timm and transformers (e.g. /work/toolsenv); nothing is downloaded. Run from the
-repository root::
+Needs PyTorch, timm and transformers (the ``reference`` extra); nothing is downloaded. The
+helpers come from ``tools/reference_common.py``. Run from the repository root (``--output DIR``
+writes elsewhere)::
 
-    /work/toolsenv/bin/python tools/make_swin_hf_fixture.py
+    python tools/make_swin_hf_fixture.py
 """
 
 from __future__ import annotations
 
 import json
 import math
-import pathlib
-import platform
 
-import numpy as np
-import safetensors
 import safetensors.torch
-import timm
 import torch
 import torch.nn.functional as F
 import transformers
+from reference_common import (
+    FIXTURE_DIR,
+    LARGE_NOISE_STD,
+    NOISE_STD,
+    call_repr,
+    make_images,
+    max_abs,
+    output_argument,
+    perturb,
+    print_sizes,
+    save,
+    state_dict_f32,
+    to_nhwc,
+    versions,
+)
 from timm.models import swin_transformer as timm_swin
 from transformers import SwinConfig, SwinForImageClassification
 
-FIXTURE_DIR = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 CASE = "swin_hf_pad"
 
-BATCH = 2
-NOISE_STD = 0.05
-REL_POS_NOISE_STD = 0.5
 MODEL_SEED = 31
 NOISE_SEED = 1031
 IMAGE_SEED = 2031
@@ -106,9 +113,9 @@ LOGIT_ATOL = 1e-5
 # --------------------------------------------------------------------------------------------
 
 
-def timm_model(img_size):
-    return timm_swin.SwinTransformer(
-        img_size=img_size,
+def timm_kwargs(img_size):
+    return dict(
+        img_size=tuple(img_size),
         patch_size=ARCH["patch_size"],
         in_chans=ARCH["in_chans"],
         num_classes=ARCH["num_classes"],
@@ -119,39 +126,11 @@ def timm_model(img_size):
         mlp_ratio=ARCH["mlp_ratio"],
         qkv_bias=ARCH["qkv_bias"],
         drop_path_rate=0.0,
-    ).eval()
-
-
-def timm_description(img_size):
-    args = ", ".join(
-        [
-            f"img_size={tuple(img_size)!r}",
-            f"patch_size={ARCH['patch_size']}",
-            f"in_chans={ARCH['in_chans']}",
-            f"num_classes={ARCH['num_classes']}",
-            f"embed_dim={ARCH['embed_dim']}",
-            f"depths={tuple(ARCH['depths'])!r}",
-            f"num_heads={tuple(ARCH['num_heads'])!r}",
-            f"window_size={ARCH['window_size']}",
-            f"mlp_ratio={ARCH['mlp_ratio']}",
-            f"qkv_bias={ARCH['qkv_bias']}",
-            "drop_path_rate=0.0",
-        ]
     )
-    return f"timm.models.swin_transformer.SwinTransformer({args})"
 
 
-@torch.no_grad()
-def add_noise(model, seed):
-    """Seeded zero-mean normal noise on every parameter (larger on the relative position tables)."""
-    gen = torch.Generator().manual_seed(seed)
-    for name, param in sorted(model.named_parameters()):
-        std = REL_POS_NOISE_STD if name.endswith("relative_position_bias_table") else NOISE_STD
-        param.add_(torch.randn(param.shape, generator=gen, dtype=param.dtype) * std)
-
-
-def float32_state_dict(model):
-    return {k: v.detach().to(torch.float32).contiguous().clone() for k, v in model.state_dict().items()}
+def timm_model(img_size):
+    return timm_swin.SwinTransformer(**timm_kwargs(img_size)).eval()
 
 
 def timm_layout(model):
@@ -380,12 +359,8 @@ def reference_forward(sd, nchw, order):
 
 
 def seeded_images(hw, seed):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn((BATCH, ARCH["in_chans"], *hw), generator=gen, dtype=torch.float32)
-
-
-def max_abs(a, b):
-    return float((a - b).abs().max())
+    """NCHW seeded N(0, 1) images of size `hw` (`reference_common.make_images`)."""
+    return make_images({"image_size": hw, "in_chans": ARCH["in_chans"]}, seed)[0]
 
 
 def assert_close(name, a, b, atol=LOGIT_ATOL):
@@ -405,7 +380,8 @@ def stage_maps(hw):
     return maps
 
 
-def main():
+def main(argv=None):
+    out = output_argument(__doc__, FIXTURE_DIR, argv)
     ws = ARCH["window_size"]
     check_maps, input_maps = stage_maps(CHECK_SIZE), stage_maps(INPUT_SIZE)
     # Size preconditions (see module docstring).
@@ -419,14 +395,12 @@ def main():
     # 1. timm model, noise, checkpoint.
     torch.manual_seed(MODEL_SEED)
     tmodel = timm_model(TIMM_IMG_SIZE)
-    add_noise(tmodel, NOISE_SEED)
-    sd = float32_state_dict(tmodel)
+    perturb(tmodel, NOISE_SEED, "relative_position_bias_table")
+    sd = state_dict_f32(tmodel)
     assert set(sd) == {n for n, _ in tmodel.named_parameters()}, "unexpected buffers in the state dict"
     layout = timm_layout(tmodel)
     assert all(w == [ws, ws] for s in layout for w in s["window_size"]), layout
-    FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
-    ckpt_path = FIXTURE_DIR / f"{CASE}.safetensors"
-    safetensors.torch.save_file(sd, str(ckpt_path))
+    ckpt_path = save(out / f"{CASE}.safetensors", sd)
     sd = safetensors.torch.load_file(str(ckpt_path))
     tmodel.load_state_dict(sd, strict=True)
 
@@ -491,13 +465,8 @@ def main():
     print(f"max |HF - timm| at {INPUT_SIZE} (timm on zero-padded {TIMM_IMG_SIZE}): {hf_vs_timm:.6e}")
     assert hf_vs_timm > 1e-3, "orderings unexpectedly agree: the fixture would not discriminate"
 
-    io_path = FIXTURE_DIR / f"{CASE}_io.safetensors"
-    io = {
-        "images": x.permute(0, 2, 3, 1).contiguous(),
-        "logits": logits.contiguous(),
-        "timm_logits": timm_logits.contiguous(),
-    }
-    safetensors.torch.save_file(io, str(io_path))
+    io = {"images": to_nhwc(x), "logits": logits.contiguous(), "timm_logits": timm_logits.contiguous()}
+    io_path = save(out / f"{CASE}_io.safetensors", io)
     reloaded = safetensors.torch.load_file(str(io_path))
     assert all(torch.equal(reloaded[k], v) for k, v in io.items())
 
@@ -528,7 +497,7 @@ def main():
                 "size; per block pad to whole windows, then cyclic shift; shift mask over the padded map; odd maps "
                 "zero-padded bottom/right before patch merging"
             ),
-            "timm_model": timm_description(TIMM_IMG_SIZE),
+            "timm_model": call_repr(timm_swin.SwinTransformer, timm_kwargs(TIMM_IMG_SIZE)),
             "timm_logits": (
                 "timm_model on the images zero-padded at bottom/right to 56x76 (timm's strict PatchEmbed rejects "
                 "53x74); timm rolls the unpadded map and pads afterwards, so these differ from 'logits'"
@@ -540,14 +509,9 @@ def main():
             "seeds": {"model": MODEL_SEED, "noise": NOISE_SEED, "images": IMAGE_SEED},
         },
         "_meta": {
-            "timm_version": timm.__version__,
-            "transformers_version": transformers.__version__,
-            "torch_version": torch.__version__,
-            "numpy_version": np.__version__,
-            "safetensors_version": safetensors.__version__,
-            "python_version": platform.python_version(),
+            **versions(with_transformers=True),
             "noise_std": NOISE_STD,
-            "relative_position_bias_table_noise_std": REL_POS_NOISE_STD,
+            "relative_position_bias_table_noise_std": LARGE_NOISE_STD,
             "image_layout": "NHWC (NCHW input transposed with permute(0, 2, 3, 1))",
             "checks_max_abs_diff": checks,
             "timm_rejects_53x74": timm_rejects,
@@ -555,13 +519,10 @@ def main():
             "patch_merging_concat_order": "timm and HF both x[0::2,0::2], x[1::2,0::2], x[0::2,1::2], x[1::2,1::2]",
         },
     }
-    with open(FIXTURE_DIR / "swin_hf_cases.json", "w") as f:
+    with open(out / "swin_hf_cases.json", "w") as f:
         json.dump(cases, f, indent=2)
         f.write("\n")
-
-    for name in (ckpt_path.name, io_path.name, "swin_hf_cases.json"):
-        path = FIXTURE_DIR / name
-        print(f"{path.relative_to(FIXTURE_DIR.parent.parent)}  {path.stat().st_size:>8d} bytes")
+    print_sizes([ckpt_path, io_path, out / "swin_hf_cases.json"])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ and records:
 * ``pretrained_cfg``: mean, std, crop_pct, hf_hub_id, num_classes (and a few
   more fields) of the model's default pretrained tag.
 
-Output: ``tools/timm_reference.json``. Nothing is downloaded.
+Output: ``tools/timm_reference.json`` (``--output FILE`` writes elsewhere). Nothing is downloaded.
 Needs PyTorch + timm, i.e. the ``reference`` extra. Run from the repository root::
 
     python tools/param_counts.py
@@ -28,7 +28,7 @@ import re
 
 import timm
 import torch
-from reference_common import build_timm, jsonable, trainable_params
+from reference_common import build_timm, jsonable, output_argument, trainable_params
 from timm.models import vision_transformer as timm_vit
 
 OUT_PATH = pathlib.Path(__file__).resolve().parent / "timm_reference.json"
@@ -133,7 +133,8 @@ def differences_from_plain(kwargs, derived):
     return diffs
 
 
-def main():
+def main(argv=None):
+    out_path = output_argument(__doc__, OUT_PATH, argv)
     names = [n for n in timm.list_models() if VIT_PATTERN.match(n)]
     names += [n for n in DEIT_NAMES if n in timm.list_models()]
     missing = [n for n in DEIT_NAMES if n not in timm.list_models()]
@@ -172,10 +173,10 @@ def main():
         )
         del model
 
-    with open(OUT_PATH, "w") as f:
+    with open(out_path, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
-    print(f"wrote {OUT_PATH} ({len(result)} models, timm {timm.__version__}, torch {torch.__version__})")
+    print(f"wrote {out_path} ({len(result)} models, timm {timm.__version__}, torch {torch.__version__})")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ checkpoints are reconstructed from the paper / official code (hidden sizes
 sizes 4-2-2-2, image 224, qkv_bias, LayerNorm eps 1e-6) with the per-size depths,
 and the trainable parameter counts are compared with the expected values.
 
-Output: ``tools/pvt_reference.json``.  Run from the repository root::
+Output: ``tools/pvt_reference.json`` (``--output FILE`` writes elsewhere).  Run from
+the repository root::
 
     python tools/pvt_param_counts.py
 """
@@ -33,7 +34,7 @@ import pathlib
 import timm
 import torch
 import transformers
-from reference_common import build_timm, jsonable, trainable_params
+from reference_common import build_on_meta_or_cpu, build_timm, jsonable, output_argument, trainable_params
 from timm.models import pvt_v2 as timm_pvt_v2
 from transformers import PvtConfig, PvtForImageClassification
 
@@ -168,17 +169,7 @@ def v2_entry(name):
 def v1_entry(size):
     kwargs = dict(V1_COMMON, depths=V1_DEPTHS[size])
     config = PvtConfig(**kwargs)
-    device_used = None
-    for device in ("meta", "cpu"):
-        try:
-            with torch.device(device):
-                model = PvtForImageClassification(config)
-            device_used = device
-            break
-        except Exception as err:  # noqa: BLE001
-            print(f"  pvt_v1 {size}: building on {device} failed ({type(err).__name__}: {err})")
-    if device_used is None:
-        raise RuntimeError(f"could not build pvt v1 {size}")
+    model, device_used = build_on_meta_or_cpu(lambda: PvtForImageClassification(config), f"pvt_v1 {size}")
     n = trainable_params(model)
     pos = sum(p.numel() for k, p in model.named_parameters() if k.endswith("position_embeddings"))
     return {
@@ -202,7 +193,8 @@ def v1_entry(size):
     }
 
 
-def main():
+def main(argv=None):
+    out_path = output_argument(__doc__, OUT_PATH, argv)
     result = {"pvt_v2": {}, "pvt_v1": {}}
     for name in V2_NAMES:
         result["pvt_v2"][name] = e = v2_entry(name)
@@ -220,10 +212,10 @@ def main():
         "num_classes": 1000,
         "count": "sum of numel over parameters with requires_grad (buffers excluded; PVT has none)",
     }
-    with open(OUT_PATH, "w") as f:
+    with open(out_path, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
-    print(f"wrote {OUT_PATH}")
+    print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":

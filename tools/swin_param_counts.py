@@ -14,7 +14,7 @@ trainable parameters and records:
 * ``pretrained_cfg``: hf_hub_id, tag, mean, std, crop_pct, num_classes (and a
   few more fields) of the model's default pretrained tag.
 
-Output: ``tools/swin_reference.json``. Nothing is downloaded.
+Output: ``tools/swin_reference.json`` (``--output FILE`` writes elsewhere). Nothing is downloaded.
 Needs PyTorch + timm, i.e. the ``reference`` extra. Run from the repository root::
 
     python tools/swin_param_counts.py
@@ -24,14 +24,11 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
 
 import timm
 import torch
+from reference_common import build_timm, jsonable, output_argument, trainable_params
 from timm.models import swin_transformer as timm_swin
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from reference_common import build_timm, jsonable, trainable_params  # noqa: E402
 
 OUT_PATH = pathlib.Path(__file__).resolve().parent / "swin_reference.json"
 
@@ -98,7 +95,8 @@ def check_consistency(name, kwargs, model):
         assert s.blocks[0].mlp.fc1.out_features == int(kwargs["mlp_ratio"] * kwargs["embed_dim"] * 2**i), name
 
 
-def main():
+def main(argv=None):
+    out_path = output_argument(__doc__, OUT_PATH, argv)
     result = {}
     for name in NAMES:
         model, device, ctor = build(name)
@@ -138,10 +136,10 @@ def main():
         del model
 
     result["_meta"] = {"timm_version": timm.__version__, "torch_version": torch.__version__}
-    with open(OUT_PATH, "w") as f:
+    with open(out_path, "w") as f:
         json.dump(result, f, indent=2)
         f.write("\n")
-    print(f"wrote {OUT_PATH} ({len(NAMES)} models, timm {timm.__version__}, torch {torch.__version__})")
+    print(f"wrote {out_path} ({len(NAMES)} models, timm {timm.__version__}, torch {torch.__version__})")
 
 
 if __name__ == "__main__":
