@@ -1,8 +1,12 @@
 """The `keras-vits` command line."""
 
+import json
+import shutil
+import sys
+
 import pytest
 
-from keras_vits.cli import build_parser, main
+from keras_vits.cli import DEMO_DATA, build_parser, main
 
 
 def test_list_prints_matching_names(capsys):
@@ -31,9 +35,41 @@ def test_demo_loads_the_fixture_and_matches_timm(capsys):
     assert error < 1e-4
 
 
-def test_demo_without_fixtures_says_where_to_run_it(tmp_path, capsys):
+def test_demo_without_fixtures_names_the_folder(tmp_path, capsys):
+    assert main(["demo", "--fixtures", str(tmp_path)]) == 2
+    assert f"No demo fixtures at {tmp_path}" in capsys.readouterr().err
+
+
+def test_demo_fails_when_the_logits_disagree_with_timm(tmp_path, capsys):
+    from safetensors.numpy import load_file, save_file
+
+    for name in ("cases.json", "vit_token.safetensors"):
+        shutil.copy(DEMO_DATA / name, tmp_path / name)
+    io = load_file(str(DEMO_DATA / "vit_token_io.safetensors"))
+    save_file({"images": io["images"], "logits": io["logits"] + 1.0}, str(tmp_path / "vit_token_io.safetensors"))
     assert main(["demo", "--fixtures", str(tmp_path)]) == 1
-    assert "clone of the repository" in capsys.readouterr().err
+    assert "logits differ from timm's" in capsys.readouterr().err
+
+
+def test_the_demo_data_shipped_in_the_package_is_the_test_fixture(fixtures_dir):
+    """The demo's copy of the vit_token fixture cannot drift from the one the parity tests check."""
+    for name in ("vit_token.safetensors", "vit_token_io.safetensors"):
+        assert (DEMO_DATA / name).read_bytes() == (fixtures_dir / name).read_bytes(), name
+    shipped = json.loads((DEMO_DATA / "cases.json").read_text())
+    assert shipped == {"vit_token": json.loads((fixtures_dir / "cases.json").read_text())["vit_token"]}
+
+
+def test_a_missing_extra_exits_2_and_names_it(monkeypatch, capsys):
+    """Without the `train` extra, the message says what to install, and there is no traceback."""
+    import keras_vits.training
+
+    for module in ("loop", "data", "pipeline"):
+        monkeypatch.delitem(sys.modules, f"keras_vits.training.{module}", raising=False)
+        monkeypatch.delattr(keras_vits.training, module, raising=False)
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # makes `import tensorflow_datasets` fail
+    assert main(["train", "--recipe", "demo_teacher", "--max-steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "needs tensorflow-datasets" in err and "pip install 'keras-vits[train]'" in err
 
 
 def test_help_explains_every_command():

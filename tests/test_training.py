@@ -19,6 +19,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_vits.backend import keras
+from keras_vits.cli import build_parser as cli_build_parser
 from keras_vits.cli import main as cli_main
 from keras_vits.training.data import check_labels, load_source
 from keras_vits.training.loop import (
@@ -31,7 +32,7 @@ from keras_vits.training.loop import (
     training_checkpoint,
 )
 from keras_vits.training.pipeline import make_dataset
-from keras_vits.training.recipes import RECIPES, Recipe, get_recipe, parse_overrides
+from keras_vits.training.recipes import RECIPES, Recipe, get_recipe, load_recipe_file, parse_overrides
 
 pytestmark = pytest.mark.keras3_only
 
@@ -71,6 +72,44 @@ def test_overrides_are_parsed_and_checked():
         parse_overrides(["epochs"])
     with pytest.raises(ValueError, match=r"model_overrides may not set \['image_size'\]"):
         build_model(get_recipe("fmnist_deit_hard", model_overrides={"image_size": 32}), num_classes=10, channels=1)
+
+
+def test_recipe_files_py_and_json(tmp_path):
+    py_file = tmp_path / "my_recipe.py"
+    py_file.write_text(
+        "from keras_vits.training import get_recipe\n"
+        "RECIPE = get_recipe('fmnist_deit_none').replace(name='mine', epochs=7)\n"
+    )
+    assert load_recipe_file(py_file) == get_recipe("fmnist_deit_none").replace(name="mine", epochs=7)
+    json_file = tmp_path / "tiny.json"
+    json_file.write_text('{"epochs": 2, "mean": [0.5], "std": [0.25], "model_overrides": {"depth": 1}}')
+    recipe = load_recipe_file(json_file)
+    assert (recipe.name, recipe.epochs, recipe.mean, recipe.model_overrides) == ("tiny", 2, (0.5,), {"depth": 1})
+    with pytest.raises(FileNotFoundError, match="No recipe file"):
+        load_recipe_file(tmp_path / "absent.py")
+    (tmp_path / "empty.py").write_text("x = 1\n")
+    with pytest.raises(ValueError, match="must define RECIPE"):
+        load_recipe_file(tmp_path / "empty.py")
+    (tmp_path / "bad.json").write_text('{"epochz": 2}')
+    with pytest.raises(ValueError, match="Unknown recipe fields"):
+        load_recipe_file(tmp_path / "bad.json")
+    (tmp_path / "recipe.yaml").write_text("epochs: 2\n")
+    with pytest.raises(ValueError, match=r"\.py \(defining RECIPE\) or \.json"):
+        load_recipe_file(tmp_path / "recipe.yaml")
+
+
+def test_the_experiment_recipe_files_of_training_load():
+    """Every recipe file in the top-level training/ folder loads and names its expected result."""
+    files = sorted((pathlib.Path(__file__).parents[1] / "training").rglob("*.py"))
+    recipes = [load_recipe_file(path) for path in files if "RECIPE =" in path.read_text()]
+    assert recipes, "no recipe files under training/"
+    assert all(recipe.expected for recipe in recipes)
+
+
+def test_repeated_set_flags_all_apply():
+    """`--set a=1 --set b=2` keeps both (argparse's nargs='*' alone kept only the last)."""
+    args = cli_build_parser().parse_args(["train", "--set", "epochs=1", "--set", "checkpoint_every=1", "seed=3"])
+    assert parse_overrides(args.set) == {"epochs": 1, "checkpoint_every": 1, "seed": 3}
 
 
 # ----------------------------------------------------------------------------- data
