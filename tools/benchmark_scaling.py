@@ -64,17 +64,25 @@ def main(argv=None):
         base = statistics.median(seconds[name, args.sizes[0]])
         for size in args.sizes:
             per_image = statistics.median(seconds[name, size])
-            rows.append(dict(
-                model=name, size=size, ms_per_image=1000 * per_image, time_ratio=per_image / base,
-                pixel_ratio=(size / args.sizes[0]) ** 2, macs_ratio=macs[name, size] / macs[name, args.sizes[0]],
-                gmacs=macs[name, size] / 1e9,
-            ))  # fmt: skip
+            rows.append(
+                dict(
+                    model=name,
+                    size=size,
+                    ms_per_image=1000 * per_image,
+                    time_ratio=per_image / base,
+                    pixel_ratio=(size / args.sizes[0]) ** 2,
+                    macs_ratio=macs[name, size] / macs[name, args.sizes[0]],
+                    gmacs=macs[name, size] / 1e9,
+                )
+            )
     print(f"batch {args.batch_size}, float32 tf.function, median of {args.repeats} x {args.calls} calls")
     print("| model | size | ms / image | time vs first size | pixels vs first size | MACs vs first size |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['size']} | {r['ms_per_image']:.1f} | {r['time_ratio']:.2f}x | "
-              f"{r['pixel_ratio']:.2f}x | {r['macs_ratio']:.2f}x ({r['gmacs']:.1f} G) |")  # fmt: skip
+        print(
+            f"| {r['model']} | {r['size']} | {r['ms_per_image']:.1f} | {r['time_ratio']:.2f}x | "
+            f"{r['pixel_ratio']:.2f}x | {r['macs_ratio']:.2f}x ({r['gmacs']:.1f} G) |"
+        )
     if args.json:
         with open(args.json, "w") as file:
             json.dump(rows, file, indent=1)

@@ -34,18 +34,38 @@ FAMILIES = {
         image_size=32, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=4, num_heads=4, mlp_ratio=2
     ),
     "swin": lambda: keras_vits.SwinTransformer(
-        image_size=32, patch_size=2, in_chans=1, num_classes=10, embed_dim=32, depths=(2, 2, 2), num_heads=(2, 4, 8),
-        window_size=4, mlp_ratio=2,
+        image_size=32,
+        patch_size=2,
+        in_chans=1,
+        num_classes=10,
+        embed_dim=32,
+        depths=(2, 2, 2),
+        num_heads=(2, 4, 8),
+        window_size=4,
+        mlp_ratio=2,
     ),
     "pvt_v1": lambda: keras_vits.PyramidVisionTransformer(
-        image_size=32, in_chans=1, num_classes=10, embed_dims=(32, 64, 96, 128), depths=(1, 1, 1, 1),
-        num_heads=(1, 2, 2, 4), mlp_ratios=(2, 2, 2, 2), patch_sizes=(2, 2, 2, 2), sr_ratios=(4, 2, 1, 1),
+        image_size=32,
+        in_chans=1,
+        num_classes=10,
+        embed_dims=(32, 64, 96, 128),
+        depths=(1, 1, 1, 1),
+        num_heads=(1, 2, 2, 4),
+        mlp_ratios=(2, 2, 2, 2),
+        patch_sizes=(2, 2, 2, 2),
+        sr_ratios=(4, 2, 1, 1),
     ),
     "pvt_v2": lambda: keras_vits.PyramidVisionTransformerV2(
-        image_size=32, in_chans=1, num_classes=10, embed_dims=(32, 64, 96, 128), depths=(1, 1, 1, 1),
-        num_heads=(1, 2, 2, 4), mlp_ratios=(2, 2, 2, 2), sr_ratios=(4, 2, 1, 1),
+        image_size=32,
+        in_chans=1,
+        num_classes=10,
+        embed_dims=(32, 64, 96, 128),
+        depths=(1, 1, 1, 1),
+        num_heads=(1, 2, 2, 4),
+        mlp_ratios=(2, 2, 2, 2),
+        sr_ratios=(4, 2, 1, 1),
     ),
-}  # fmt: skip
+}
 
 
 def fashion_mnist_32():
@@ -89,10 +109,14 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3, help="Training epochs per family. Default: 3.")
     parser.add_argument("--test-images", type=int, default=10000, help="Test images evaluated. Default: all 10000.")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT interpreter threads. Default: 1.")
-    parser.add_argument("--modes", nargs="+", default=list(TFLITE_MODES) + ["int8_io"],
-                        choices=list(TFLITE_MODES) + ["int8_io"],
-                        help="TFLite modes (int8_io: full int8 with int8 input and output). Default: all. "
-                        "float32 is always included: speeds are relative to it.")  # fmt: skip
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=list(TFLITE_MODES) + ["int8_io"],
+        choices=list(TFLITE_MODES) + ["int8_io"],
+        help="TFLite modes (int8_io: full int8 with int8 input and output). Default: all. "
+        "float32 is always included: speeds are relative to it.",
+    )
     parser.add_argument("--json", default=None, help="Also write the rows to this JSON file.")
     args = parser.parse_args(argv)
 
@@ -117,21 +141,24 @@ def main(argv=None):
             runner = TFLiteModel(content, num_threads=args.threads)
             logits = runner.predict(x_test)
             report = runner.delegation()
-            rows.append(dict(
-                family=family,
-                mode=mode + (" (int8 io)" if int8_io else ""),
-                top1=float((logits.argmax(-1) == y_test).mean()),
-                agreement=float((logits.argmax(-1) == keras_logits.argmax(-1)).mean()),
-                max_logit_error=float(np.abs(logits - keras_logits).max()),
-                size_kb=len(content) / 1024,
-                latency_ms=latency_ms(runner, x_test[:1]),
-                delegated=f"{sum(d for _, d in report.values())}/{sum(c for c, _ in report.values())}",
-                not_delegated={op: c - d for op, (c, d) in report.items() if c != d},
-            ))  # fmt: skip
+            rows.append(
+                dict(
+                    family=family,
+                    mode=mode + (" (int8 io)" if int8_io else ""),
+                    top1=float((logits.argmax(-1) == y_test).mean()),
+                    agreement=float((logits.argmax(-1) == keras_logits.argmax(-1)).mean()),
+                    max_logit_error=float(np.abs(logits - keras_logits).max()),
+                    size_kb=len(content) / 1024,
+                    latency_ms=latency_ms(runner, x_test[:1]),
+                    delegated=f"{sum(d for _, d in report.values())}/{sum(c for c, _ in report.values())}",
+                    not_delegated={op: c - d for op, (c, d) in report.items() if c != d},
+                )
+            )
             print(json.dumps(rows[-1]), flush=True)
     print(f"\nLiteRT {args.threads} thread(s), XNNPACK, batch 1; {len(y_test)} test images")
     print(
-        "| family | mode | top-1 | vs Keras | agreement | max logit error | size KB | latency ms | speed vs float32 | XNNPACK ops |"
+        "| family | mode | top-1 | vs Keras | agreement | max logit error | size KB | latency ms | "
+        "speed vs float32 | XNNPACK ops |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for family in args.families:

@@ -63,9 +63,11 @@ def gemm_table(shapes, rounds, calls):
             "int8": TFLiteModel(convert_tflite(model, "int8", representative_images=images, int8_io=True)),
         }
         latency = alternating_latency(runners, images[:1], rounds, calls)
-        print(f"| {shape} | {latency['float32']:.3f} | {latency['int8']:.3f} | "
-              f"{latency['float32'] / latency['int8']:.2f}x | {2 * m * k * n / latency['float32'] / 1e6:.1f} |",
-              flush=True)  # fmt: skip
+        print(
+            f"| {shape} | {latency['float32']:.3f} | {latency['int8']:.3f} | "
+            f"{latency['float32'] / latency['int8']:.2f}x | {2 * m * k * n / latency['float32'] / 1e6:.1f} |",
+            flush=True,
+        )
 
 
 def main(argv=None):

@@ -22,17 +22,33 @@ FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 # cases file, io-file prefix, family -> (model class, weight map, extra arguments, reference)
 SOURCES = (
-    ("cases.json", "", {
-        "vit": (keras_vits.VisionTransformer, VIT_WEIGHT_MAP, {}, "timm"),
-        "deit": (keras_vits.DeiT, VIT_WEIGHT_MAP, {}, "timm"),
-    }),
-    ("swin_cases.json", "swin_", {None: (keras_vits.SwinTransformer, SWIN_WEIGHT_MAP, {"pad_before_shift": False}, "timm")}),
-    ("swin_hf_cases.json", "", {None: (keras_vits.SwinTransformer, SWIN_WEIGHT_MAP, {}, "transformers (official padding order)")}),
-    ("pvt_cases.json", "pvt_", {
-        "pvt_v2": (keras_vits.PyramidVisionTransformerV2, PVT_V2_WEIGHT_MAP, {}, "timm"),
-        "pvt_v1": (keras_vits.PyramidVisionTransformer, PVT_V1_WEIGHT_MAP, {}, "transformers"),
-    }),
-)  # fmt: skip
+    (
+        "cases.json",
+        "",
+        {
+            "vit": (keras_vits.VisionTransformer, VIT_WEIGHT_MAP, {}, "timm"),
+            "deit": (keras_vits.DeiT, VIT_WEIGHT_MAP, {}, "timm"),
+        },
+    ),
+    (
+        "swin_cases.json",
+        "swin_",
+        {None: (keras_vits.SwinTransformer, SWIN_WEIGHT_MAP, {"pad_before_shift": False}, "timm")},
+    ),
+    (
+        "swin_hf_cases.json",
+        "",
+        {None: (keras_vits.SwinTransformer, SWIN_WEIGHT_MAP, {}, "transformers (official padding order)")},
+    ),
+    (
+        "pvt_cases.json",
+        "pvt_",
+        {
+            "pvt_v2": (keras_vits.PyramidVisionTransformerV2, PVT_V2_WEIGHT_MAP, {}, "timm"),
+            "pvt_v1": (keras_vits.PyramidVisionTransformer, PVT_V1_WEIGHT_MAP, {}, "transformers"),
+        },
+    ),
+)
 
 
 def _config(case, model_cls):

@@ -24,8 +24,20 @@ import keras_vits
 from keras_vits.benchmark import matmul_flops
 from keras_vits.macs import count_macs
 
-MATMUL_OPS = ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "_MklMatMul", "_FusedMatMul", "_MklFusedMatMul",
-              "_MklBatchMatMulV2", "Conv2D", "_FusedConv2D", "_MklConv2D", "_MklFusedConv2D", "Einsum")  # fmt: skip
+MATMUL_OPS = (
+    "MatMul",
+    "BatchMatMulV2",
+    "BatchMatMulV3",
+    "_MklMatMul",
+    "_FusedMatMul",
+    "_MklFusedMatMul",
+    "_MklBatchMatMulV2",
+    "Conv2D",
+    "_FusedConv2D",
+    "_MklConv2D",
+    "_MklFusedConv2D",
+    "Einsum",
+)
 
 
 def profile(name, batch_size, runs):
@@ -79,10 +91,12 @@ def main(argv=None):
         total = sum(us for us, _ in ops.values())
         matmul_us = sum(us for op, (us, _) in ops.items() if op in MATMUL_OPS)
         flops = 2 * macs * args.batch_size
-        print(f"\n{name}, batch {args.batch_size}: wall {1000 * wall:.0f} ms, summed kernel time {total / 1000:.0f} ms; "
-              f"matrix multiplies {100 * matmul_us / total:.0f}% of kernel time at "
-              f"{flops / (matmul_us * 1e-6) / 1e9:.0f} GFLOP/s ({100 * flops / (matmul_us * 1e-6) / limit:.0f}% of "
-              f"the matmul); whole model {flops / wall / 1e9:.0f} GFLOP/s")  # fmt: skip
+        print(
+            f"\n{name}, batch {args.batch_size}: wall {1000 * wall:.0f} ms, summed kernel time {total / 1000:.0f} ms; "
+            f"matrix multiplies {100 * matmul_us / total:.0f}% of kernel time at "
+            f"{flops / (matmul_us * 1e-6) / 1e9:.0f} GFLOP/s ({100 * flops / (matmul_us * 1e-6) / limit:.0f}% of "
+            f"the matmul); whole model {flops / wall / 1e9:.0f} GFLOP/s"
+        )
         print("| op type | count | ms | share |")
         print("|---|---|---|---|")
         for op, (us, count) in sorted(ops.items(), key=lambda item: -item[1][0])[: args.top]:

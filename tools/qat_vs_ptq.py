@@ -15,19 +15,18 @@ Reports top-1 on the 10k test images: float (Keras), the int8 TFLite models
 Images are zero-padded 28 -> 32 and normalised as (x / 255 - 0.5) / 0.25.
 """
 
+import argparse
+import json
 import os
+import pathlib
+import sys
+import time
 
+import numpy as np
+
+# Before TensorFlow is imported (by keras_vits): tfmot needs tf-keras.
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import pathlib  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-
-import numpy as np  # noqa: E402
 
 import keras_vits  # noqa: E402
 from keras_vits.backend import keras  # noqa: E402
