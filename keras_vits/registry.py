@@ -8,8 +8,11 @@ import difflib
 import fnmatch
 import inspect
 import os
+import re
 
+from keras_vits.backend import keras
 from keras_vits.models import pvt, swin, vit
+from keras_vits.models.base import Variant
 from keras_vits.weights.loader import load_timm_weights
 
 _FAMILIES = (vit, swin, pvt)
@@ -28,7 +31,7 @@ def _all_variants():
 VARIANTS = _all_variants()
 
 
-def list_models(pattern="*"):
+def list_models(pattern: str = "*") -> list[str]:
     """Sorted registry names matching a shell-style `pattern`.
 
     Example:
@@ -38,7 +41,7 @@ def list_models(pattern="*"):
     return sorted(name for name in VARIANTS if fnmatch.fnmatchcase(name, pattern))
 
 
-def get_variant(name):
+def get_variant(name: str) -> Variant:
     """The registry entry for `name`; unknown names raise `ValueError` with close matches."""
     if name not in VARIANTS:
         prefixed = [known for known in sorted(VARIANTS) if known.startswith(name)]
@@ -48,36 +51,59 @@ def get_variant(name):
     return VARIANTS[name]
 
 
-def get_pretrained_cfg(name):
+def get_pretrained_cfg(name: str) -> dict:
     """Preprocessing and source of `name`'s pretrained weights: mean, std, crop_pct, hf_hub_id."""
     return dict(get_variant(name).pretrained)
 
 
-def resolve_checkpoint(weights):
-    """A local `.safetensors` path for `weights`: a path, or `timm/<repo>` on the HuggingFace Hub."""
+#: A HuggingFace Hub repo id, `owner/name`: letters, digits, `-`, `_`, `.`, not opening or closing with `-` or `.`.
+_HUB_REPO_ID = re.compile(r"^[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?/[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?$")
+HUB_FILENAME = "model.safetensors"
+
+
+def resolve_checkpoint(weights: str | os.PathLike) -> str:
+    """A local `.safetensors` path for `weights`: an existing path, or a HuggingFace Hub repo id.
+
+    Args:
+        weights: a path (an existing one always wins), or a Hub repo `owner/name`,
+            optionally prefixed `hf-hub:` (`timm/deit_tiny_patch16_224.fb_in1k`,
+            `Zetatech/pvt-tiny-224`), whose `model.safetensors` is downloaded with
+            huggingface_hub (`pip install 'keras-vits[hub]'`).
+
+    Returns: the path of the local file.
+    """
     weights = os.fspath(weights)
     if os.path.exists(weights):
         return weights
     repo = weights.removeprefix("hf-hub:")
-    if repo.startswith("timm/"):
-        try:
-            from huggingface_hub import hf_hub_download
-        except ImportError as error:
-            raise ImportError(
-                f"weights={weights!r} needs huggingface_hub (pip install huggingface_hub), "
-                f"or pass the path of a downloaded model.safetensors."
-            ) from error
-        return hf_hub_download(repo, "model.safetensors")
-    raise FileNotFoundError(f"weights={weights!r} is neither an existing .safetensors file nor a 'timm/<repo>' Hub id.")
+    if not _HUB_REPO_ID.match(repo) or repo.endswith(".safetensors"):
+        raise FileNotFoundError(
+            f"weights={weights!r} is neither an existing .safetensors file nor a HuggingFace Hub repo id "
+            f"('owner/name', e.g. 'timm/deit_tiny_patch16_224.fb_in1k')."
+        )
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as error:
+        raise ImportError(
+            f"weights={weights!r} is a HuggingFace Hub id, which needs huggingface_hub: "
+            f"pip install 'keras-vits[hub]' (or pass the path of a downloaded {HUB_FILENAME})."
+        ) from error
+    return hf_hub_download(repo_id=repo, filename=HUB_FILENAME)
 
 
-def create_model(name, weights=None, num_classes=1000, image_size=None, **overrides):
+def create_model(
+    name: str,
+    weights: str | os.PathLike | None = None,
+    num_classes: int = 1000,
+    image_size: int | tuple[int, int] | None = None,
+    **overrides,
+) -> keras.Model:
     """Builds a registered model, optionally with pretrained weights.
 
     Args:
         name: timm's model name, e.g. `"deit_small_patch16_224"`; see `list_models()`.
-        weights: None (random init), a `.safetensors` path, or `"timm/<repo>"`
-            (downloaded with huggingface_hub). Defaults to None.
+        weights: None (random init), a `.safetensors` path, or a HuggingFace Hub repo
+            id such as `"timm/deit_small_patch16_224.fb_in1k"` (see `resolve_checkpoint`). Defaults to None.
         num_classes: classes of the head; 0 returns features. When it differs from
             the checkpoint's, the head is left freshly initialised. Defaults to 1000.
         image_size: int or `(H, W)`; position embeddings are resampled to it when
@@ -104,5 +130,5 @@ def create_model(name, weights=None, num_classes=1000, image_size=None, **overri
         config["image_size"] = image_size
     model = variant.model_cls(name=name, **config)
     if weights is not None:
-        load_timm_weights(model, resolve_checkpoint(weights), variant.weight_map)
+        load_timm_weights(model, resolve_checkpoint(weights))
     return model

@@ -1,5 +1,6 @@
 """Each custom layer alone: values against NumPy references, config round trips, errors."""
 
+import inspect
 import json
 
 import numpy as np
@@ -9,13 +10,21 @@ import tensorflow as tf
 from keras_vits.backend import keras
 from keras_vits.layers import (
     CUSTOM_LAYERS,
+    AdaptiveAveragePooling2D,
     AttentionCore,
+    AttentionCoreBase,
     DropPath,
     LayerNorm,
     LayerScale,
+    PatchMerging2x2,
     PositionEmbedding,
     PrependToken,
+    SpatialReductionAttentionCore,
+    WindowAttentionCore,
+    WindowPartition,
+    WindowReverse,
     XlaFriendlyDepthwiseConv2D,
+    classifier_head,
     patch_embed,
     patch_grid,
     sincos_1d_table,
@@ -61,6 +70,55 @@ def test_config_round_trip_through_keras_serialization(layer, shape):
 def test_every_custom_layer_is_registered():
     for cls in CUSTOM_LAYERS:
         assert keras.utils.get_registered_name(cls) == f"keras_vits>{cls.__name__}"
+
+
+# Custom layers written from `keras.layers.Layer` (LayerNorm and the depth-wise conv extend Keras's own).
+OWN_LAYERS = [
+    PrependToken(),
+    PositionEmbedding((2, 3)),
+    AttentionCore(2, attn_drop_rate=0.1),
+    SpatialReductionAttentionCore(2),
+    WindowAttentionCore(2, 4, (8, 8), shift_size=2, relative_position_bias=False, attn_drop_rate=0.1),
+    WindowPartition(4, shift_size=2),
+    WindowReverse(4, (6, 6), shift_size=2, pad_before_shift=False),
+    DropPath(0.1),
+    LayerScale(0.1),
+    AdaptiveAveragePooling2D(7),
+    PatchMerging2x2(),
+]
+
+
+@pytest.mark.parametrize("layer", OWN_LAYERS, ids=lambda layer: type(layer).__name__)
+def test_get_config_holds_exactly_the_init_arguments(layer):
+    base = set(keras.layers.Layer().get_config())
+    owner = next(cls for cls in type(layer).__mro__ if "__init__" in vars(cls))  # PatchMerging2x2 has none
+    arguments = set()
+    if owner.__module__.startswith("keras_vits"):
+        arguments = set(inspect.signature(owner.__init__).parameters) - {"self", "kwargs"}
+    assert set(layer.get_config()) - base == arguments
+    assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+def test_attention_cores_share_one_base_and_stay_registered_under_their_own_names():
+    for cls in (AttentionCore, SpatialReductionAttentionCore, WindowAttentionCore):
+        assert issubclass(cls, AttentionCoreBase)
+        assert keras.utils.get_registered_name(cls) == f"keras_vits>{cls.__name__}"
+    assert AttentionCoreBase not in CUSTOM_LAYERS
+
+
+def test_only_token_position_and_bias_table_layers_are_excluded_from_weight_decay():
+    excluded = {cls for cls in CUSTOM_LAYERS if getattr(cls, "exclude_from_weight_decay", False)}
+    assert excluded == {PrependToken, PositionEmbedding, WindowAttentionCore}
+
+
+def test_classifier_head_names_its_layers_and_returns_float32_logits():
+    inputs = keras.Input((8,), dtype="float16")
+    model = keras.Model(inputs, classifier_head(inputs, 3, drop_rate=0.1, name="head_fc", drop_name="head_drop"))
+    assert [layer.name for layer in model.layers[1:]] == ["head_drop", "head_fc"]
+    assert model(np.zeros((2, 8), np.float16)).dtype == tf.float32
+    assert classifier_head(inputs, 0, drop_rate=0.1) is inputs
+    named = keras.Model(inputs, classifier_head(inputs, 3, drop_rate=0.1, name="head_dist"))
+    assert [layer.name for layer in named.layers[1:]] == ["head_dist_drop", "head_dist"]
 
 
 def test_prepend_token_puts_the_same_token_first_for_every_sample():
@@ -172,6 +230,13 @@ def test_patch_embed_is_a_linear_map_of_row_major_patches():
     patches = images[0].reshape(2, 4, 3, 4, 2).transpose(0, 2, 1, 3, 4).reshape(6, 4, 4, 2)
     expected = np.einsum("phwc,hwco->po", patches, kernel) + bias
     np.testing.assert_allclose(out[0], expected, atol=1e-5)
+
+
+def test_patch_embed_is_strict_unless_asked_to_drop_partial_patches():
+    inputs = keras.Input((10, 13, 2))
+    with pytest.raises(ValueError, match="divisible by patch_size"):
+        patch_embed(inputs, 4, 5)
+    assert tuple(patch_embed(inputs, 4, 5, strict=False, name="loose").shape) == (None, 2 * 3, 5)
 
 
 def test_patch_grid_validates_sizes():

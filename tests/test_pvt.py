@@ -13,8 +13,7 @@ from keras_vits import (
     load_timm_weights,
 )
 from keras_vits.layers import AdaptiveAveragePooling2D, SpatialReductionAttentionCore
-from keras_vits.layers.pooling import adaptive_pool_matrix
-from keras_vits.models.pvt import PVT_V1_WEIGHT_MAP, PVT_V2_WEIGHT_MAP
+from keras_vits.layers.pvt_pooling import adaptive_pool_matrix
 
 TINY = dict(
     image_size=64,
@@ -90,6 +89,25 @@ def test_bad_arguments_are_rejected():
         PyramidVisionTransformerV2(**{**TINY, "num_heads": (3, 2, 1, 2)})
 
 
+# ----------------------------------------------------------------------------- weight decay
+
+
+def test_no_weight_decay_names_v1_position_embeddings_and_class_token_and_nothing_in_v2():
+    assert PyramidVisionTransformer(**TINY).no_weight_decay() == [
+        "stages_0_pos_embed",
+        "stages_1_pos_embed",
+        "stages_2_pos_embed",
+        "stages_3_cls_token",
+        "stages_3_pos_embed",
+    ]
+    assert PyramidVisionTransformerV2(**TINY).no_weight_decay() == []
+
+
+def test_v1_patch_embedding_drops_partial_patches_as_a_strided_conv_does():
+    model = PyramidVisionTransformer(**{**TINY, "image_size": (70, 100)}, features_only=True)
+    assert [tuple(o.shape[1:3]) for o in model.outputs] == [(17, 25), (8, 12), (4, 6), (2, 3)]
+
+
 # ----------------------------------------------------------------------------- features
 
 
@@ -111,10 +129,9 @@ def _cases(fixtures_dir):
     return {name: case for name, case in cases.items() if not name.startswith("_")}
 
 
-def _model_and_map(case, **overrides):
-    if case["family"] == "pvt_v2":
-        return PyramidVisionTransformerV2(**case["config"], **overrides), PVT_V2_WEIGHT_MAP
-    return PyramidVisionTransformer(**case["config"], **overrides), PVT_V1_WEIGHT_MAP
+def _model(case, **overrides):
+    model_cls = PyramidVisionTransformerV2 if case["family"] == "pvt_v2" else PyramidVisionTransformer
+    return model_cls(**case["config"], **overrides)
 
 
 PARITY_CASES = [
@@ -133,11 +150,11 @@ PARITY_CASES = [
 def test_logits_and_stage_maps_match_the_reference(case_name, fixtures_dir):
     case = _cases(fixtures_dir)[case_name]
     io = load_file(str(fixtures_dir / f"pvt_{case_name}_io.safetensors"))
-    model, weight_map = _model_and_map(case)
-    load_timm_weights(model, fixtures_dir / case["checkpoint"], weight_map)
+    model = _model(case)
+    load_timm_weights(model, fixtures_dir / case["checkpoint"])  # the model's own weight map
     assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4
-    features, _ = _model_and_map(case, features_only=True)
-    skipped = load_timm_weights(features, fixtures_dir / case["checkpoint"], weight_map)
+    features = _model(case, features_only=True)
+    skipped = load_timm_weights(features, fixtures_dir / case["checkpoint"])
     assert skipped and all(k.startswith(("head.", "classifier.", "pvt.encoder.layer_norm.")) for k in skipped)
     for index, stage in enumerate(features(io["images"])):
         assert np.abs(stage.numpy() - io[f"stage_{index}"]).max() < 1e-4, f"stage {index}"
@@ -150,4 +167,4 @@ def test_fixtures_cover_every_case(fixtures_dir):
 def test_v1_checkpoint_into_v2_names_the_family(fixtures_dir):
     model = PyramidVisionTransformerV2(**TINY)
     with pytest.raises(ValueError, match="looks like a pvt_v1 checkpoint, not pvt_v2"):
-        load_timm_weights(model, fixtures_dir / "pvt_v1_tiny.safetensors", PVT_V2_WEIGHT_MAP)
+        load_timm_weights(model, fixtures_dir / "pvt_v1_tiny.safetensors")

@@ -11,7 +11,7 @@ from safetensors.numpy import load_file
 from keras_vits import SwinTransformer, create_model, load_timm_weights
 from keras_vits.backend import layer_weights
 from keras_vits.layers import AttentionCore
-from keras_vits.layers.window import (
+from keras_vits.layers.swin_window import (
     WindowAttentionCore,
     WindowPartition,
     WindowReverse,
@@ -21,7 +21,6 @@ from keras_vits.layers.window import (
     shifted_window_mask,
     stage_window_and_shift,
 )
-from keras_vits.models.swin import SWIN_WEIGHT_MAP
 
 TINY = dict(image_size=32, patch_size=4, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=4, num_classes=10)
 
@@ -109,7 +108,7 @@ def test_one_window_without_bias_is_global_attention():
 
 
 def _weights_by_name(model):
-    return {key: v for key, v in layer_weights(model).items()}
+    return dict(layer_weights(model))
 
 
 def _randomize(model, seed=0, std=0.3):
@@ -178,6 +177,16 @@ def test_bad_arguments_are_rejected():
         SwinTransformer(**TINY, features_only=True, out_indices=(0, 2))
 
 
+# ----------------------------------------------------------------------------- weight decay
+
+
+def test_no_weight_decay_names_the_bias_tables_and_the_absolute_embedding():
+    blocks = ["layers_0_blocks_0_attn", "layers_0_blocks_1_attn", "layers_1_blocks_0_attn", "layers_1_blocks_1_attn"]
+    assert SwinTransformer(**TINY).no_weight_decay() == blocks
+    assert SwinTransformer(**TINY, pos_embed="absolute+relative").no_weight_decay() == ["absolute_pos_embed", *blocks]
+    assert SwinTransformer(**TINY, pos_embed="none").no_weight_decay() == []
+
+
 # ----------------------------------------------------------------------------- features
 
 
@@ -210,7 +219,7 @@ def test_logits_match_timm(case_name, fixtures_dir):
     case = _cases(fixtures_dir, "swin_cases.json")[case_name]
     # timm shifts the unpadded map, then pads; only the "pad" case needs padding.
     model = SwinTransformer(**case["config"], pad_before_shift=False)
-    load_timm_weights(model, fixtures_dir / case["checkpoint"], SWIN_WEIGHT_MAP)
+    load_timm_weights(model, fixtures_dir / case["checkpoint"])
     io = load_file(str(fixtures_dir / f"swin_{case_name}_io.safetensors"))
     assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4
     for key, table in io.items():
@@ -224,7 +233,7 @@ def test_official_padding_order_differs_from_timm_only_where_padding_is_needed(f
     for name, should_differ in (("tiny4", False), ("pad", True)):
         case = cases[name]
         model = SwinTransformer(**case["config"])
-        load_timm_weights(model, fixtures_dir / case["checkpoint"], SWIN_WEIGHT_MAP)
+        load_timm_weights(model, fixtures_dir / case["checkpoint"])
         io = load_file(str(fixtures_dir / f"swin_{name}_io.safetensors"))
         assert (np.abs(model(io["images"]).numpy() - io["logits"]).max() > 1e-3) == should_differ
 
@@ -232,7 +241,7 @@ def test_official_padding_order_differs_from_timm_only_where_padding_is_needed(f
 def test_stage_features_match_timm(fixtures_dir):
     case = _cases(fixtures_dir, "swin_cases.json")["features"]
     model = SwinTransformer(**case["config"], features_only=True)
-    skipped = load_timm_weights(model, fixtures_dir / case["checkpoint"], SWIN_WEIGHT_MAP)
+    skipped = load_timm_weights(model, fixtures_dir / case["checkpoint"])
     assert sorted(skipped) == ["head.fc.bias", "head.fc.weight", "norm.bias", "norm.weight"]
     io = load_file(str(fixtures_dir / "swin_features_io.safetensors"))
     for index, stage in enumerate(model(io["images"])):
@@ -244,8 +253,8 @@ def test_padded_input_matches_the_official_order_as_huggingface_runs_it(fixtures
     case = _cases(fixtures_dir, "swin_hf_cases.json")["swin_hf_pad"]
     io = load_file(str(fixtures_dir / "swin_hf_pad_io.safetensors"))
     model = SwinTransformer(**case["config"])
-    load_timm_weights(model, fixtures_dir / case["checkpoint"], SWIN_WEIGHT_MAP)
+    load_timm_weights(model, fixtures_dir / case["checkpoint"])
     assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4
     timm_order = SwinTransformer(**case["config"], pad_before_shift=False)
-    load_timm_weights(timm_order, fixtures_dir / case["checkpoint"], SWIN_WEIGHT_MAP)
+    load_timm_weights(timm_order, fixtures_dir / case["checkpoint"])
     assert np.abs(timm_order(io["images"]).numpy() - io["timm_logits"]).max() < 1e-4

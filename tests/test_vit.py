@@ -8,7 +8,6 @@ from harness import ModelBattery, random_images
 from safetensors.numpy import load_file
 
 from keras_vits import DeiT, VisionTransformer, load_timm_weights
-from keras_vits.models.vit import VIT_WEIGHT_MAP
 
 TINY = dict(image_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3, num_classes=10)
 
@@ -69,7 +68,7 @@ PARITY_CASES = ["vit_token", "vit_avg_ls", "deit_distilled", "vit_token_resample
 def test_logits_match_timm(case_name, fixtures_dir):
     case = _fixture_cases(fixtures_dir)[case_name]
     model = _build_from_case(case)
-    load_timm_weights(model, fixtures_dir / case["checkpoint"], VIT_WEIGHT_MAP)
+    load_timm_weights(model, fixtures_dir / case["checkpoint"])  # the model's own weight map
     io = load_file(str(fixtures_dir / f"{case_name}_io.safetensors"))
     np.testing.assert_array_less(np.abs(model(io["images"]).numpy() - io["logits"]).max(), 1e-4)
     if "logits_cls" in io:
@@ -95,6 +94,17 @@ def test_deit_heads_select_and_average():
         single = DeiT(**TINY, head=head)
         single.set_weights(model.get_weights())
         np.testing.assert_allclose(single(images).numpy(), expected, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- weight decay
+
+
+def test_no_weight_decay_names_tokens_and_learned_position_embeddings():
+    assert DeiT(**TINY).no_weight_decay() == ["cls_token", "dist_token", "pos_embed"]
+    assert VisionTransformer(**TINY).no_weight_decay() == ["cls_token", "pos_embed"]
+    # A fixed sin-cos table is no weight; without a class token nothing is left.
+    assert VisionTransformer(**TINY, pos_embed="sincos2d").no_weight_decay() == ["cls_token"]
+    assert VisionTransformer(**TINY, class_token=False, global_pool="avg", pos_embed="none").no_weight_decay() == []
 
 
 # ----------------------------------------------------------------------------- argument validation

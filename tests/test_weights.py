@@ -9,8 +9,17 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 import keras_vits
-from keras_vits import VisionTransformer, load_timm_weights
+from keras_vits import (
+    DeiT,
+    PyramidVisionTransformer,
+    PyramidVisionTransformerV2,
+    SwinTransformer,
+    VisionTransformer,
+    load_timm_weights,
+)
 from keras_vits.backend import keras
+from keras_vits.models.pvt import PVT_V1_WEIGHT_MAP, PVT_V2_WEIGHT_MAP
+from keras_vits.models.swin import SWIN_WEIGHT_MAP
 from keras_vits.models.vit import VIT_WEIGHT_MAP
 from keras_vits.registry import resolve_checkpoint
 from keras_vits.weights import read_safetensors, resample_abs_pos_embed, resize_grid
@@ -56,10 +65,10 @@ def test_resample_keeps_prefix_tokens_and_rejects_non_square_without_grid():
 def test_head_is_reinitialised_when_num_classes_differs(vit_case):
     config, checkpoint = vit_case
     reference = VisionTransformer(**config)
-    load_timm_weights(reference, checkpoint, VIT_WEIGHT_MAP)
+    load_timm_weights(reference, checkpoint)
     model = VisionTransformer(**{**config, "num_classes": 5})
     head_before = model.get_layer("head").get_weights()
-    skipped = load_timm_weights(model, checkpoint, VIT_WEIGHT_MAP)
+    skipped = load_timm_weights(model, checkpoint, VIT_WEIGHT_MAP)  # an explicit map, as the default
     assert sorted(skipped) == ["head.bias", "head.weight"]
     for before, after in zip(head_before, model.get_layer("head").get_weights()):
         np.testing.assert_array_equal(before, after)
@@ -71,9 +80,9 @@ def test_head_is_reinitialised_when_num_classes_differs(vit_case):
 def test_headless_model_gives_the_pooled_features_of_the_checkpoint(vit_case):
     config, checkpoint = vit_case
     full = VisionTransformer(**config)
-    load_timm_weights(full, checkpoint, VIT_WEIGHT_MAP)
+    load_timm_weights(full, checkpoint)
     features = VisionTransformer(**{**config, "num_classes": 0})
-    assert sorted(load_timm_weights(features, checkpoint, VIT_WEIGHT_MAP)) == ["head.bias", "head.weight"]
+    assert sorted(load_timm_weights(features, checkpoint)) == ["head.bias", "head.weight"]
     images = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype(np.float32)
     pooled = keras.Model(full.input, full.get_layer("pool").output)(images)
     np.testing.assert_allclose(features(images).numpy(), pooled.numpy(), atol=1e-6)
@@ -86,12 +95,23 @@ def test_create_model_loads_a_checkpoint_path_with_overrides(vit_case, fixtures_
     assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4
 
 
+def _fake_hub(monkeypatch, path):
+    """Replaces huggingface_hub with a module whose `hf_hub_download` records its call and returns `path`."""
+    calls = []
+
+    def hf_hub_download(repo_id, filename):
+        calls.append((repo_id, filename))
+        return str(path)
+
+    fake_hub = types.ModuleType("huggingface_hub")
+    fake_hub.hf_hub_download = hf_hub_download
+    monkeypatch.setitem(sys.modules, "huggingface_hub", fake_hub)
+    return calls
+
+
 def test_hub_ids_download_through_huggingface_hub(vit_case, monkeypatch):
     _, checkpoint = vit_case
-    calls = []
-    fake_hub = types.ModuleType("huggingface_hub")
-    fake_hub.hf_hub_download = lambda repo, filename: calls.append((repo, filename)) or str(checkpoint)
-    monkeypatch.setitem(sys.modules, "huggingface_hub", fake_hub)
+    calls = _fake_hub(monkeypatch, checkpoint)
     assert resolve_checkpoint("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k") == str(checkpoint)
     assert resolve_checkpoint("hf-hub:timm/x") == str(checkpoint)
     assert calls == [
@@ -100,10 +120,75 @@ def test_hub_ids_download_through_huggingface_hub(vit_case, monkeypatch):
     ]
 
 
+def test_any_hub_owner_is_accepted_and_pvt_v1_loads_from_its_hub_id(monkeypatch, fixtures_dir):
+    case = json.loads((fixtures_dir / "pvt_cases.json").read_text())["v1_tiny"]
+    calls = _fake_hub(monkeypatch, fixtures_dir / case["checkpoint"])
+    hub_id = keras_vits.get_pretrained_cfg("pvt_tiny")["hf_hub_id"]
+    assert hub_id == "Zetatech/pvt-tiny-224"
+    model = keras_vits.create_model("pvt_tiny", weights=hub_id, **case["config"])
+    assert calls == [("Zetatech/pvt-tiny-224", "model.safetensors")]
+    io = load_file(str(fixtures_dir / "pvt_v1_tiny_io.safetensors"))
+    assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4
+    assert resolve_checkpoint("hf-hub:Zetatech/pvt-small-224") == str(fixtures_dir / case["checkpoint"])
+    assert calls[-1] == ("Zetatech/pvt-small-224", "model.safetensors")
+
+
+def test_an_existing_local_path_wins_over_a_hub_id(vit_case, monkeypatch, tmp_path):
+    _, checkpoint = vit_case
+    calls = _fake_hub(monkeypatch, checkpoint)
+    local = tmp_path / "owner" / "name"
+    local.parent.mkdir()
+    local.write_bytes(checkpoint.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert resolve_checkpoint("owner/name") == "owner/name"
+    with pytest.raises(FileNotFoundError, match="neither an existing .safetensors file"):
+        resolve_checkpoint("checkpoints/model.safetensors")  # a missing file, not a Hub repo
+    assert calls == []
+
+
 def test_hub_ids_without_huggingface_hub_say_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
-    with pytest.raises(ImportError, match="pip install huggingface_hub"):
-        resolve_checkpoint("timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k")
+    with pytest.raises(ImportError, match=r"pip install 'keras-vits\[hub\]'"):
+        resolve_checkpoint("Zetatech/pvt-tiny-224")
+
+
+# ----------------------------------------------------------------------------- the model's own weight map
+
+
+FAMILY_FIXTURES = [
+    (VisionTransformer, VIT_WEIGHT_MAP, "cases.json", "vit_token", "vit_token_io"),
+    (DeiT, VIT_WEIGHT_MAP, "cases.json", "deit_distilled", "deit_distilled_io"),
+    (SwinTransformer, SWIN_WEIGHT_MAP, "swin_cases.json", "tiny4", "swin_tiny4_io"),
+    (PyramidVisionTransformerV2, PVT_V2_WEIGHT_MAP, "pvt_cases.json", "v2_tiny", "pvt_v2_tiny_io"),
+    (PyramidVisionTransformer, PVT_V1_WEIGHT_MAP, "pvt_cases.json", "v1_tiny", "pvt_v1_tiny_io"),
+]
+
+
+@pytest.mark.parametrize(
+    "model_cls, weight_map, cases, case_name, io_name",
+    FAMILY_FIXTURES,
+    ids=[row[0].__name__ for row in FAMILY_FIXTURES],
+)
+def test_load_timm_weights_uses_the_model_classes_own_map(
+    model_cls, weight_map, cases, case_name, io_name, fixtures_dir
+):
+    assert model_cls.weight_map is weight_map
+    case = json.loads((fixtures_dir / cases).read_text())[case_name]
+    config = dict(case["config"])
+    if model_cls is DeiT:
+        for key in ("global_pool", "class_token", "fc_norm"):
+            config.pop(key)
+    model = model_cls(**config)
+    assert keras_vits.load_timm_weights(model, fixtures_dir / case["checkpoint"]) == []
+    io = load_file(str(fixtures_dir / f"{io_name}.safetensors"))
+    assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4
+
+
+def test_a_model_without_a_weight_map_is_refused():
+    inputs = keras.Input((4,))
+    plain = keras.Model(inputs, keras.layers.Dense(2, name="head")(inputs))
+    with pytest.raises(TypeError, match="has no weight_map"):
+        load_timm_weights(plain, {"head.weight": np.zeros((2, 4), np.float32)})
 
 
 # ----------------------------------------------------------------------------- bad checkpoints
@@ -117,7 +202,7 @@ def _write(tmp_path, state_dict, name="ckpt.safetensors"):
 
 def _load_error(config, path):
     with pytest.raises(ValueError) as info:
-        load_timm_weights(VisionTransformer(**config), path, VIT_WEIGHT_MAP)
+        load_timm_weights(VisionTransformer(**config), path)
     return str(info.value)
 
 

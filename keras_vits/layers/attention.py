@@ -4,11 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import keras, register_serializable
-
-
-def dense_initializer():
-    """timm's Linear initialisation: truncated normal, std 0.02."""
-    return keras.initializers.TruncatedNormal(stddev=0.02)
+from keras_vits.layers.helpers import dense_initializer
 
 
 def attend(query, key, value, dropout=None, training=None, add_to_scores=None):
@@ -59,8 +55,38 @@ def split_fused_qkv(qkv, num_heads):
     return [split_heads(t, num_heads) for t in tf.split(qkv, 3, axis=-1)]
 
 
+class AttentionCoreBase(keras.layers.Layer):
+    """What every attention core shares: its heads, the dropout on probabilities, and their config.
+
+    Not registered and not used alone; subclasses add `build`, `call` and their own arguments.
+
+    Args:
+        num_heads: attention heads.
+        attn_drop_rate: dropout on the attention probabilities. Defaults to 0.
+    """
+
+    def __init__(self, num_heads, attn_drop_rate=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = int(num_heads)
+        self.attn_drop_rate = float(attn_drop_rate)
+        self.attn_dropout = keras.layers.Dropout(self.attn_drop_rate) if self.attn_drop_rate else None
+
+    def check_fused_qkv_width(self, input_shape):
+        """Raises unless the last axis of `input_shape` is `3 * num_heads * head_dim`."""
+        if int(input_shape[-1]) % (3 * self.num_heads):
+            raise ValueError(
+                f"{type(self).__name__} expects a last dimension of 3 * num_heads * head_dim "
+                f"(num_heads={self.num_heads}), got input shape {tuple(input_shape)}."
+            )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, attn_drop_rate=self.attn_drop_rate)
+        return config
+
+
 @register_serializable
-class AttentionCore(keras.layers.Layer):
+class AttentionCore(AttentionCoreBase):
     """Scaled dot-product attention over heads, from a fused qkv projection.
 
     Holds no weights: the projections around it are plain `Dense` layers, so
@@ -75,19 +101,8 @@ class AttentionCore(keras.layers.Layer):
     timm's `qkv` Linear -> `(B, N, C)`.
     """
 
-    def __init__(self, num_heads, attn_drop_rate=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.num_heads = int(num_heads)
-        self.attn_drop_rate = float(attn_drop_rate)
-        self.attn_dropout = keras.layers.Dropout(self.attn_drop_rate) if self.attn_drop_rate else None
-
     def build(self, input_shape):
-        fused = int(input_shape[-1])
-        if fused % (3 * self.num_heads):
-            raise ValueError(
-                f"AttentionCore expects a last dimension of 3 * num_heads * head_dim "
-                f"(num_heads={self.num_heads}), got input shape {tuple(input_shape)}."
-            )
+        self.check_fused_qkv_width(input_shape)
         super().build(input_shape)
 
     def call(self, qkv, training=None):
@@ -102,14 +117,9 @@ class AttentionCore(keras.layers.Layer):
         length, dim = input_shape[1], input_shape[2] // 3
         return 2 * length * length * dim
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(num_heads=self.num_heads, attn_drop_rate=self.attn_drop_rate)
-        return config
-
 
 @register_serializable
-class SpatialReductionAttentionCore(keras.layers.Layer):
+class SpatialReductionAttentionCore(AttentionCoreBase):
     """Attention of every query token over a shorter key/value sequence (PVT's spatial reduction).
 
     Holds no weights: the query, key/value, reduction and output projections
@@ -123,12 +133,6 @@ class SpatialReductionAttentionCore(keras.layers.Layer):
     `[k | v]` (timm's `kv`), or `[query, key, value]` with `key`, `value` of
     `(B, M, C)`; sequences may be given as maps `(B, H, W, C)`. Output: `query`'s shape.
     """
-
-    def __init__(self, num_heads, attn_drop_rate=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.num_heads = int(num_heads)
-        self.attn_drop_rate = float(attn_drop_rate)
-        self.attn_dropout = keras.layers.Dropout(self.attn_drop_rate) if self.attn_drop_rate else None
 
     def build(self, input_shape):
         dim = input_shape[0][-1]
@@ -163,11 +167,6 @@ class SpatialReductionAttentionCore(keras.layers.Layer):
         keys = int(np.prod(input_shape[1][1:-1]))
         return 2 * queries * keys * input_shape[0][-1]
 
-    def get_config(self):
-        config = super().get_config()
-        config.update(num_heads=self.num_heads, attn_drop_rate=self.attn_drop_rate)
-        return config
-
 
 def attention_block(tokens, num_heads, qkv_bias=True, attn_drop_rate=0.0, proj_drop_rate=0.0, name="attn"):
     """Multi-head self-attention with fused qkv, wired from standard layers.
@@ -185,10 +184,10 @@ def attention_block(tokens, num_heads, qkv_bias=True, attn_drop_rate=0.0, proj_d
     dim = tokens.shape[-1]
     if dim % num_heads:
         raise ValueError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads}).")
-    qkv = keras.layers.Dense(3 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_qkv")(
-        tokens
+    qkv_proj = keras.layers.Dense(
+        3 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_qkv"
     )
-    context = AttentionCore(num_heads, attn_drop_rate, name=f"{name}_core")(qkv)
+    context = AttentionCore(num_heads=num_heads, attn_drop_rate=attn_drop_rate, name=f"{name}_core")(qkv_proj(tokens))
     out = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name=f"{name}_proj")(context)
     if proj_drop_rate:
         out = keras.layers.Dropout(proj_drop_rate, name=f"{name}_proj_drop")(out)

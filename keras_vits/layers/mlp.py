@@ -1,7 +1,7 @@
 """The transformer MLP: Dense, GELU, Dense, wired from standard layers."""
 
 from keras_vits.backend import keras
-from keras_vits.layers.attention import dense_initializer
+from keras_vits.layers.helpers import dense_initializer
 
 
 def mlp_block(tokens, hidden_dim, out_dim=None, activation="gelu", drop_rate=0.0, name="mlp"):

@@ -1,4 +1,4 @@
-"""A depth-wise convolution that stays fast when XLA compiles it on CPU."""
+"""PVT v2's depth-wise convolution (in its MLP), kept fast when XLA compiles it on CPU."""
 
 import tensorflow as tf
 

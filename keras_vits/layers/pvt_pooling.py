@@ -1,10 +1,10 @@
-"""Adaptive average pooling, as PyTorch's `AdaptiveAvgPool2d`, from builtin TFLite ops."""
+"""PVT v2-li's adaptive average pooling, as PyTorch's `AdaptiveAvgPool2d`, from builtin TFLite ops."""
 
 import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import keras, register_serializable
-from keras_vits.layers.patch_embed import to_2tuple
+from keras_vits.layers.helpers import to_2tuple
 
 
 def adaptive_pool_matrix(in_size, out_size):

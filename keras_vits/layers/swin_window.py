@@ -1,4 +1,4 @@
-"""Window operations for shifted-window attention (Swin), in builtin-only TFLite ops.
+"""Swin's window operations for shifted-window attention, in builtin-only TFLite ops.
 
 The cyclic shift is slice + concat rather than `tf.roll`, which TFLite has no
 builtin for; partition and reverse are reshape + transpose. Windows keep the
@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import keras, register_serializable
-from keras_vits.layers.attention import attend, merge_heads, split_fused_qkv
-from keras_vits.layers.patch_embed import to_2tuple
+from keras_vits.layers.attention import AttentionCoreBase, attend, merge_heads, split_fused_qkv
+from keras_vits.layers.helpers import to_2tuple
 
 
 def window_padding(size, window_size):
@@ -190,7 +190,7 @@ class WindowReverse(keras.layers.Layer):
 
 
 @register_serializable
-class WindowAttentionCore(keras.layers.Layer):
+class WindowAttentionCore(AttentionCoreBase):
     """Multi-head attention inside windows, with relative position bias and the shift mask.
 
     Holds the relative position bias table (timm's `relative_position_bias_table`);
@@ -208,6 +208,9 @@ class WindowAttentionCore(keras.layers.Layer):
     Shapes: `(B, num_windows, N, 3 * C)` -> `(B, num_windows, N, C)`, `N = wh * ww`.
     """
 
+    #: The bias table takes no weight decay (timm's `no_weight_decay` keywords).
+    exclude_from_weight_decay = True
+
     def __init__(
         self,
         num_heads,
@@ -218,24 +221,17 @@ class WindowAttentionCore(keras.layers.Layer):
         attn_drop_rate=0.0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.num_heads = int(num_heads)
+        super().__init__(num_heads, attn_drop_rate, **kwargs)
         self.window_size = to_2tuple(window_size, "window_size")
         self.padded_size = to_2tuple(padded_size, "padded_size")
         self.shift_size = to_2tuple(shift_size, "shift_size", minimum=0)
         self.relative_position_bias = bool(relative_position_bias)
-        self.attn_drop_rate = float(attn_drop_rate)
-        self.attn_dropout = keras.layers.Dropout(self.attn_drop_rate) if self.attn_drop_rate else None
         if any(p % w for p, w in zip(self.padded_size, self.window_size)):
             raise ValueError(f"padded_size {self.padded_size} must be a multiple of window_size {self.window_size}.")
         self.num_windows = (self.padded_size[0] // self.window_size[0]) * (self.padded_size[1] // self.window_size[1])
 
     def build(self, input_shape):
-        if input_shape[-1] % (3 * self.num_heads):
-            raise ValueError(
-                f"WindowAttentionCore expects a last dimension of 3 * num_heads * head_dim "
-                f"(num_heads={self.num_heads}), got input shape {tuple(input_shape)}."
-            )
+        self.check_fused_qkv_width(input_shape)
         if self.relative_position_bias:
             wh, ww = self.window_size
             self.relative_position_bias_table = self.add_weight(
@@ -281,12 +277,10 @@ class WindowAttentionCore(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            num_heads=self.num_heads,
             window_size=self.window_size,
             padded_size=self.padded_size,
             shift_size=self.shift_size,
             relative_position_bias=self.relative_position_bias,
-            attn_drop_rate=self.attn_drop_rate,
         )
         return config
 

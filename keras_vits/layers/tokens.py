@@ -18,6 +18,9 @@ class PrependToken(keras.layers.Layer):
     Shapes: `(B, N, C)` -> `(B, 1 + N, C)`. The weight `token` has shape `(1, 1, C)`.
     """
 
+    #: Tokens take no weight decay (timm's `no_weight_decay`); the model collects this.
+    exclude_from_weight_decay = True
+
     def __init__(self, initializer_stddev=0.02, **kwargs):
         super().__init__(**kwargs)
         self.initializer_stddev = initializer_stddev
@@ -88,6 +91,9 @@ class PositionEmbedding(keras.layers.Layer):
     Shapes: `(B, P + h * w, C)` -> same. The learned weight `embedding` has shape
     `(1, P + h * w, C)`, the layout of timm's `pos_embed`.
     """
+
+    #: The learned embedding takes no weight decay (timm's `no_weight_decay`).
+    exclude_from_weight_decay = True
 
     def __init__(self, grid_size, num_prefix_tokens=1, kind="learned", temperature=10000.0, **kwargs):
         super().__init__(**kwargs)

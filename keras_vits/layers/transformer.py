@@ -7,10 +7,19 @@ from keras_vits.layers.norm import LayerNorm
 from keras_vits.layers.regularization import DropPath, LayerScale
 
 
-def residual_branch(shortcut, branch, init_values, drop_path_rate, name, index):
+def residual_branch(shortcut, branch, *, name, index, init_values=None, drop_path_rate=0.0):
     """`shortcut + drop_path(layer_scale(branch))`, skipping the parts that are off.
 
     Layers are named as timm's: `{name}_ls{index}` holds `blocks.i.ls{index}.gamma`.
+
+    Args:
+        shortcut, branch: tensors of one shape.
+        name: the block's prefix (`blocks_3`).
+        index: which branch of the block (1: attention, 2: MLP).
+        init_values: layer-scale initial value; None disables layer scale. Defaults to None.
+        drop_path_rate: stochastic depth of the branch. Defaults to 0.
+
+    Returns: a tensor of `shortcut`'s shape.
     """
     if init_values is not None:
         branch = LayerScale(init_values, name=f"{name}_ls{index}")(branch)
@@ -49,8 +58,15 @@ def transformer_block(
     """
     dim = tokens.shape[-1]
     x = LayerNorm(epsilon=norm_epsilon, name=f"{name}_norm1")(tokens)
-    x = attention_block(x, num_heads, qkv_bias, attn_drop_rate, drop_rate, name=f"{name}_attn")
-    tokens = residual_branch(tokens, x, init_values, drop_path_rate, name, 1)
+    x = attention_block(
+        x,
+        num_heads,
+        qkv_bias=qkv_bias,
+        attn_drop_rate=attn_drop_rate,
+        proj_drop_rate=drop_rate,
+        name=f"{name}_attn",
+    )
+    tokens = residual_branch(tokens, x, init_values=init_values, drop_path_rate=drop_path_rate, name=name, index=1)
     x = LayerNorm(epsilon=norm_epsilon, name=f"{name}_norm2")(tokens)
     x = mlp_block(x, int(dim * mlp_ratio), drop_rate=drop_rate, name=f"{name}_mlp")
-    return residual_branch(tokens, x, init_values, drop_path_rate, name, 2)
+    return residual_branch(tokens, x, init_values=init_values, drop_path_rate=drop_path_rate, name=name, index=2)

@@ -77,7 +77,13 @@ class VitsModel(keras.Model):
     Subclasses build a flat functional graph in `__init__` and pass it here with
     the arguments that made it. `from_config(get_config())` rebuilds the same
     graph; weights then load by layer name.
+
+    Attributes:
+        weight_map: the family's `WeightMap` (timm checkpoint keys to layer names),
+            set by each family module; `load_timm_weights` uses it.
     """
+
+    weight_map = None
 
     def __init__(self, inputs, outputs, config, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
@@ -94,6 +100,17 @@ class VitsModel(keras.Model):
         check_images(images, self.expected_image_shape, type(self).__name__)
         return super().__call__(*args, **kwargs)
 
+    def no_weight_decay(self):
+        """Sorted names of the layers whose weights AdamW should not decay (beyond every vector).
+
+        The layers holding a weight whose class sets `exclude_from_weight_decay`:
+        class and distillation tokens, learned position embeddings, relative-position
+        bias tables, as timm's `no_weight_decay()` lists them.
+        """
+        return sorted(
+            layer.name for layer in self.layers if getattr(layer, "exclude_from_weight_decay", False) and layer.weights
+        )
+
     def get_config(self):
         return {"name": self.name, **self._vits_config}
 
@@ -103,19 +120,19 @@ class VitsModel(keras.Model):
 
 
 class Variant:
-    """One registry entry: a model class, its arguments, its weight map and pretrained config.
+    """One registry entry: a model class, its arguments and its pretrained config.
+
+    The weight map is the model class's own (`model_cls.weight_map`).
 
     Attributes:
         model_cls: the model class.
         config: constructor arguments, without `num_classes` and `name`.
-        weight_map: the family's `WeightMap`.
-        pretrained: timm's pretrained config: `hf_hub_id`, `mean`, `std`, `crop_pct`.
+        pretrained: timm's pretrained config: `hf_hub_id`, `mean`, `std`, `crop_pct`, `num_classes`.
     """
 
-    def __init__(self, model_cls, config, weight_map, pretrained):
+    def __init__(self, model_cls, config, pretrained):
         self.model_cls = model_cls
         self.config = dict(config)
-        self.weight_map = weight_map
         self.pretrained = dict(pretrained)
 
     def __repr__(self):

@@ -12,13 +12,26 @@ pickles, so v1 loads HuggingFace transformers' `PvtForImageClassification`
 safetensors, through a rename table onto the same naming scheme.
 """
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from keras_vits.backend import keras, register_serializable
-from keras_vits.layers import PositionEmbedding, PrependToken, XlaFriendlyDepthwiseConv2D, mlp_block, to_2tuple
-from keras_vits.layers.attention import SpatialReductionAttentionCore, dense_initializer
-from keras_vits.layers.norm import LayerNorm
-from keras_vits.layers.pooling import AdaptiveAveragePooling2D
+from keras_vits.layers import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    AdaptiveAveragePooling2D,
+    LayerNorm,
+    PositionEmbedding,
+    PrependToken,
+    SpatialReductionAttentionCore,
+    XlaFriendlyDepthwiseConv2D,
+    classifier_head,
+    dense_initializer,
+    mlp_block,
+    patch_embed,
+    to_2tuple,
+)
 from keras_vits.layers.transformer import residual_branch
 from keras_vits.models.base import (
     Variant,
@@ -27,7 +40,7 @@ from keras_vits.models.base import (
     validate_head_and_input,
     validate_stages,
 )
-from keras_vits.weights.resample import resample_abs_pos_embed
+from keras_vits.weights.resample import resample_pos_embed_bilinear
 from keras_vits.weights.weight_map import WeightMap
 
 #: Linear SRA (PVT v2-li) pools keys and values to this size, whatever the input.
@@ -37,17 +50,32 @@ LINEAR_POOL_SIZE = 7
 
 
 def spatial_reduction_attention(
-    x, grid, num_heads, sr_ratio, linear, qkv_bias, separate_kv, attn_drop_rate, proj_drop_rate, sr_epsilon, name
+    x,
+    *,
+    grid,
+    num_heads,
+    sr_ratio,
+    linear,
+    qkv_bias,
+    separate_kv,
+    attn_drop_rate,
+    proj_drop_rate,
+    sr_epsilon,
+    name,
 ):
     """Spatial-reduction attention (SRA): queries from every token, keys and values from a reduced map.
 
     Args:
         x: `(B, H, W, C)` map, or `(B, P + H * W, C)` tokens (P prefix tokens only where `sr_ratio == 1`).
         grid: `(H, W)`.
+        num_heads: attention heads.
         sr_ratio: keys and values come from a `sr x sr`-strided conv of the map; 1 keeps every token.
         linear: PVT v2-li: average-pool to 7x7, 1x1 conv, norm, GELU (ignores `sr_ratio`).
+        qkv_bias: bias in the q, k and v projections.
         separate_kv: separate `k` and `v` projections (PVT v1, as transformers stores it)
             rather than a fused `kv` (timm).
+        attn_drop_rate: dropout on attention probabilities.
+        proj_drop_rate: dropout after the output projection.
         sr_epsilon: LayerNorm epsilon after the reduction.
         name: prefix (`stages_0_blocks_1_attn`).
 
@@ -69,29 +97,43 @@ def spatial_reduction_attention(
         source = LayerNorm(epsilon=sr_epsilon, name=f"{name}_norm")(source)
         if linear:
             source = keras.layers.Activation("gelu", name=f"{name}_act")(source)
-    dense = lambda width, suffix: keras.layers.Dense(  # noqa: E731
-        width, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_{suffix}"
-    )
+
+    def dense(width, suffix):
+        return keras.layers.Dense(
+            width, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_{suffix}"
+        )
+
     if separate_kv:
         inputs = [query, dense(dim, "k")(source), dense(dim, "v")(source)]
     else:
         inputs = [query, dense(2 * dim, "kv")(source)]
-    out = SpatialReductionAttentionCore(num_heads, attn_drop_rate, name=f"{name}_core")(inputs)
+    out = SpatialReductionAttentionCore(num_heads=num_heads, attn_drop_rate=attn_drop_rate, name=f"{name}_core")(inputs)
     out = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name=f"{name}_proj")(out)
     if proj_drop_rate:
         out = keras.layers.Dropout(proj_drop_rate, name=f"{name}_proj_drop")(out)
     return out
 
 
-def pvt_v2_block(x, num_heads, mlp_ratio, sr_ratio, linear, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, name):
+def pvt_v2_block(
+    x, *, num_heads, mlp_ratio, sr_ratio, linear, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, name
+):
     """PVT v2 block on a `(B, H, W, C)` map: SRA, then an MLP with a 3x3 depth-wise conv, both pre-norm."""
     dim = x.shape[-1]
     y = LayerNorm(epsilon=1e-6, name=f"{name}_norm1")(x)
     y = spatial_reduction_attention(
-        y, tuple(x.shape[1:3]), num_heads, sr_ratio, linear, qkv_bias, False,
-        attn_drop_rate, drop_rate, 1e-5, name=f"{name}_attn",
-    )  # fmt: skip
-    x = residual_branch(x, y, None, drop_path_rate, name, 1)
+        y,
+        grid=tuple(x.shape[1:3]),
+        num_heads=num_heads,
+        sr_ratio=sr_ratio,
+        linear=linear,
+        qkv_bias=qkv_bias,
+        separate_kv=False,
+        attn_drop_rate=attn_drop_rate,
+        proj_drop_rate=drop_rate,
+        sr_epsilon=1e-5,
+        name=f"{name}_attn",
+    )
+    x = residual_branch(x, y, drop_path_rate=drop_path_rate, name=name, index=1)
     y = LayerNorm(epsilon=1e-6, name=f"{name}_norm2")(x)
     y = keras.layers.Dense(int(dim * mlp_ratio), kernel_initializer=dense_initializer(), name=f"{name}_mlp_fc1")(y)
     if linear:
@@ -103,38 +145,40 @@ def pvt_v2_block(x, num_heads, mlp_ratio, sr_ratio, linear, qkv_bias, drop_rate,
     y = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name=f"{name}_mlp_fc2")(y)
     if drop_rate:
         y = keras.layers.Dropout(drop_rate, name=f"{name}_mlp_drop2")(y)
-    return residual_branch(x, y, None, drop_path_rate, name, 2)
+    return residual_branch(x, y, drop_path_rate=drop_path_rate, name=name, index=2)
 
 
 def pvt_v1_block(
-    tokens, grid, num_heads, mlp_ratio, sr_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, name
+    tokens, *, grid, num_heads, mlp_ratio, sr_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path_rate, name
 ):
     """PVT v1 block on `(B, P + H * W, C)` tokens: SRA and a plain MLP, both pre-norm."""
     dim = tokens.shape[-1]
     y = LayerNorm(epsilon=1e-6, name=f"{name}_norm1")(tokens)
     y = spatial_reduction_attention(
-        y, grid, num_heads, sr_ratio, False, qkv_bias, True, attn_drop_rate, drop_rate, 1e-6, name=f"{name}_attn"
+        y,
+        grid=grid,
+        num_heads=num_heads,
+        sr_ratio=sr_ratio,
+        linear=False,
+        qkv_bias=qkv_bias,
+        separate_kv=True,
+        attn_drop_rate=attn_drop_rate,
+        proj_drop_rate=drop_rate,
+        sr_epsilon=1e-6,
+        name=f"{name}_attn",
     )
-    tokens = residual_branch(tokens, y, None, drop_path_rate, name, 1)
+    tokens = residual_branch(tokens, y, drop_path_rate=drop_path_rate, name=name, index=1)
     y = LayerNorm(epsilon=1e-6, name=f"{name}_norm2")(tokens)
     y = mlp_block(y, int(dim * mlp_ratio), drop_rate=drop_rate, name=f"{name}_mlp")
-    return residual_branch(tokens, y, None, drop_path_rate, name, 2)
+    return residual_branch(tokens, y, drop_path_rate=drop_path_rate, name=name, index=2)
 
 
-def overlapping_patch_embed(x, embed_dim, kernel_size, stride, name):
+def overlapping_patch_embed(x, *, embed_dim, kernel_size, stride, name):
     """Conv with `kernel // 2` zero padding on every side (PyTorch's, not TF's "same"), then LayerNorm."""
     pad = kernel_size // 2
     x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
     x = keras.layers.Conv2D(embed_dim, kernel_size, strides=stride, name=f"{name}_proj")(x)
     return LayerNorm(epsilon=1e-5, name=f"{name}_norm")(x)
-
-
-def _head(x, num_classes, drop_rate, name="head"):
-    if num_classes and drop_rate:
-        x = keras.layers.Dropout(drop_rate, name=f"{name}_drop")(x)
-    if not num_classes:
-        return x
-    return keras.layers.Dense(num_classes, kernel_initializer=dense_initializer(), dtype="float32", name=name)(x)
 
 
 class _PyramidBase(VitsModel):
@@ -191,7 +235,9 @@ class PyramidVisionTransformerV2(_PyramidBase):
     `features_only` the normalised stage maps `(B, H / s, W / s, embed_dims[i])`, `s = 4, 8, 16, 32`.
 
     Example:
-    >>> model = PyramidVisionTransformerV2(image_size=64, embed_dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 2), num_classes=10)
+    >>> model = PyramidVisionTransformerV2(
+    ...     image_size=64, embed_dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 2), num_classes=10
+    ... )
     >>> model(np.zeros((1, 64, 64, 3), "float32")).shape
     TensorShape([1, 10])
     """
@@ -200,23 +246,23 @@ class PyramidVisionTransformerV2(_PyramidBase):
 
     def __init__(
         self,
-        image_size=224,
-        in_chans=3,
-        num_classes=1000,
-        global_pool="avg",
-        embed_dims=(64, 128, 320, 512),
-        depths=(3, 4, 6, 3),
-        num_heads=(1, 2, 5, 8),
-        mlp_ratios=(8.0, 8.0, 4.0, 4.0),
-        sr_ratios=(8, 4, 2, 1),
-        qkv_bias=True,
-        linear=False,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.0,
-        features_only=False,
-        out_indices=None,
-        name="pvt_v2",
+        image_size: int | tuple[int, int] = 224,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        global_pool: str = "avg",
+        embed_dims: Sequence[int] = (64, 128, 320, 512),
+        depths: Sequence[int] = (3, 4, 6, 3),
+        num_heads: Sequence[int] = (1, 2, 5, 8),
+        mlp_ratios: Sequence[float] = (8.0, 8.0, 4.0, 4.0),
+        sr_ratios: Sequence[int] = (8, 4, 2, 1),
+        qkv_bias: bool = True,
+        linear: bool = False,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        features_only: bool = False,
+        out_indices: Sequence[int] | None = None,
+        name: str = "pvt_v2",
         **kwargs,
     ):
         embed_dims, depths, num_heads = tuple(embed_dims), tuple(depths), tuple(num_heads)
@@ -231,14 +277,24 @@ class PyramidVisionTransformerV2(_PyramidBase):
         x, features, feature_info = images, [], []
         for stage, (dim, depth) in enumerate(zip(embed_dims, depths)):
             if stage == 0:
-                x = overlapping_patch_embed(x, dim, 7, 4, name="patch_embed")
+                x = overlapping_patch_embed(x, embed_dim=dim, kernel_size=7, stride=4, name="patch_embed")
             else:
-                x = overlapping_patch_embed(x, dim, 3, 2, name=f"stages_{stage}_downsample")
+                x = overlapping_patch_embed(
+                    x, embed_dim=dim, kernel_size=3, stride=2, name=f"stages_{stage}_downsample"
+                )
             for index in range(depth):
                 x = pvt_v2_block(
-                    x, num_heads[stage], mlp_ratios[stage], sr_ratios[stage], linear, qkv_bias,
-                    drop_rate, attn_drop_rate, float(next(rates)), name=f"stages_{stage}_blocks_{index}",
-                )  # fmt: skip
+                    x,
+                    num_heads=num_heads[stage],
+                    mlp_ratio=mlp_ratios[stage],
+                    sr_ratio=sr_ratios[stage],
+                    linear=linear,
+                    qkv_bias=qkv_bias,
+                    drop_rate=drop_rate,
+                    attn_drop_rate=attn_drop_rate,
+                    drop_path_rate=float(next(rates)),
+                    name=f"stages_{stage}_blocks_{index}",
+                )
             x = LayerNorm(epsilon=1e-6, name=f"stages_{stage}_norm")(x)
             features.append(x)
             feature_info.append(dict(num_chs=dim, reduction=4 * 2**stage, module=f"stages_{stage}"))
@@ -246,7 +302,7 @@ class PyramidVisionTransformerV2(_PyramidBase):
             outputs = [features[i] for i in out_indices]
         else:
             x = keras.layers.GlobalAveragePooling2D(name="head_global_pool")(x)
-            outputs = _head(x, num_classes, drop_rate)
+            outputs = classifier_head(x, num_classes, drop_rate=drop_rate, name="head")
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
         self.feature_info = [feature_info[i] for i in out_indices] if features_only else feature_info
 
@@ -266,7 +322,8 @@ class PyramidVisionTransformer(_PyramidBase):
         depths: blocks per stage. Defaults to `(2, 2, 2, 2)` (tiny).
         num_heads: attention heads per stage. Defaults to `(1, 2, 5, 8)`.
         mlp_ratios: MLP hidden width over the stage width. Defaults to `(8, 8, 4, 4)`.
-        sr_ratios: spatial reduction per stage; the last stage (with the class token) must be 1. Defaults to `(8, 4, 2, 1)`.
+        sr_ratios: spatial reduction per stage; the last stage (with the class token) must be 1.
+            Defaults to `(8, 4, 2, 1)`.
         qkv_bias: bias in the q, k and v projections. Defaults to True.
         drop_rate: dropout in the blocks and before the head. Defaults to 0.
         attn_drop_rate: dropout on attention probabilities. Defaults to 0.
@@ -280,7 +337,9 @@ class PyramidVisionTransformer(_PyramidBase):
     `features_only` the stage maps `(B, H / s, W / s, embed_dims[i])`, `s = 4, 8, 16, 32`.
 
     Example:
-    >>> model = PyramidVisionTransformer(image_size=64, embed_dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 2), num_classes=10)
+    >>> model = PyramidVisionTransformer(
+    ...     image_size=64, embed_dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 2), num_classes=10
+    ... )
     >>> model(np.zeros((1, 64, 64, 3), "float32")).shape
     TensorShape([1, 10])
     """
@@ -289,23 +348,23 @@ class PyramidVisionTransformer(_PyramidBase):
 
     def __init__(
         self,
-        image_size=224,
-        in_chans=3,
-        num_classes=1000,
-        global_pool="token",
-        patch_sizes=(4, 2, 2, 2),
-        embed_dims=(64, 128, 320, 512),
-        depths=(2, 2, 2, 2),
-        num_heads=(1, 2, 5, 8),
-        mlp_ratios=(8.0, 8.0, 4.0, 4.0),
-        sr_ratios=(8, 4, 2, 1),
-        qkv_bias=True,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.0,
-        features_only=False,
-        out_indices=None,
-        name="pvt",
+        image_size: int | tuple[int, int] = 224,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        global_pool: str = "token",
+        patch_sizes: Sequence[int] = (4, 2, 2, 2),
+        embed_dims: Sequence[int] = (64, 128, 320, 512),
+        depths: Sequence[int] = (2, 2, 2, 2),
+        num_heads: Sequence[int] = (1, 2, 5, 8),
+        mlp_ratios: Sequence[float] = (8.0, 8.0, 4.0, 4.0),
+        sr_ratios: Sequence[int] = (8, 4, 2, 1),
+        qkv_bias: bool = True,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        features_only: bool = False,
+        out_indices: Sequence[int] | None = None,
+        name: str = "pvt",
         **kwargs,
     ):
         embed_dims, depths, num_heads, patch_sizes = (
@@ -329,9 +388,8 @@ class PyramidVisionTransformer(_PyramidBase):
         x, features, feature_info = images, [], []
         for stage, (dim, depth, patch) in enumerate(zip(embed_dims, depths, patch_sizes)):
             name_ = f"stages_{stage}"
-            x = keras.layers.Conv2D(dim, patch, strides=patch, name=f"{name_}_patch_embed_proj")(x)
-            grid = tuple(x.shape[1:3])
-            x = keras.layers.Reshape((grid[0] * grid[1], dim), name=f"{name_}_patch_embed_flatten")(x)
+            grid = (x.shape[1] // patch, x.shape[2] // patch)
+            x = patch_embed(x, patch_size=patch, embed_dim=dim, strict=False, name=f"{name_}_patch_embed")
             x = LayerNorm(epsilon=1e-6, name=f"{name_}_patch_embed_norm")(x)
             prefix = int(stage == last)
             if prefix:
@@ -341,9 +399,17 @@ class PyramidVisionTransformer(_PyramidBase):
                 x = keras.layers.Dropout(drop_rate, name=f"{name_}_pos_drop")(x)
             for index in range(depth):
                 x = pvt_v1_block(
-                    x, grid, num_heads[stage], mlp_ratios[stage], sr_ratios[stage], qkv_bias,
-                    drop_rate, attn_drop_rate, float(next(rates)), name=f"{name_}_blocks_{index}",
-                )  # fmt: skip
+                    x,
+                    grid=grid,
+                    num_heads=num_heads[stage],
+                    mlp_ratio=mlp_ratios[stage],
+                    sr_ratio=sr_ratios[stage],
+                    qkv_bias=qkv_bias,
+                    drop_rate=drop_rate,
+                    attn_drop_rate=attn_drop_rate,
+                    drop_path_rate=float(next(rates)),
+                    name=f"{name_}_blocks_{index}",
+                )
             tokens = x
             if prefix:
                 x = keras.layers.Cropping1D((prefix, 0), name=f"{name_}_drop_cls")(x)
@@ -356,21 +422,12 @@ class PyramidVisionTransformer(_PyramidBase):
             x = LayerNorm(epsilon=1e-6, name="norm")(tokens)
             x = keras.layers.Cropping1D((0, x.shape[1] - 1), name="pool_crop")(x)
             x = keras.layers.Reshape((embed_dims[-1],), name="pool")(x)
-            outputs = _head(x, num_classes, drop_rate)
+            outputs = classifier_head(x, num_classes, drop_rate=drop_rate, name="head")
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
         self.feature_info = [feature_info[i] for i in out_indices] if features_only else feature_info
 
 
 # ----------------------------------------------------------------------------- weights
-
-
-def resample_pos_embed_bilinear(value, layer):
-    """Resizes a v1 position embedding to `layer`'s grid, bilinearly as the official PVT v1 does."""
-    if value.shape[1] == layer.num_prefix_tokens + layer.grid_size[0] * layer.grid_size[1]:
-        return value
-    return resample_abs_pos_embed(
-        np.asarray(value, np.float32), layer.grid_size, layer.num_prefix_tokens, method="bilinear"
-    )
 
 
 PVT_V2_WEIGHT_MAP = WeightMap(family="pvt_v2", head_modules=("head",), unused_by_features=(r"^head\.",))
@@ -406,7 +463,7 @@ PyramidVisionTransformer.weight_map = PVT_V1_WEIGHT_MAP
 
 # ----------------------------------------------------------------------------- variants
 
-_IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), crop_pct=0.9, num_classes=1000)
+_IMAGENET = dict(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, crop_pct=0.9, num_classes=1000)
 _V2_WIDE = dict(embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), sr_ratios=(8, 4, 2, 1))
 
 # name: constructor arguments (read from timm 1.0.31 and transformers 5.23 by tools/pvt_param_counts.py).
@@ -430,7 +487,6 @@ VARIANTS = {
     name: Variant(
         PyramidVisionTransformerV2,
         dict(image_size=224, **args),
-        PVT_V2_WEIGHT_MAP,
         dict(_IMAGENET, hf_hub_id=f"timm/{name}.in1k"),
     )
     for name, args in _PVT_V2_TABLE.items()
@@ -440,7 +496,6 @@ VARIANTS.update(
         name: Variant(
             PyramidVisionTransformer,
             dict(image_size=224, depths=depths, **_V2_WIDE, mlp_ratios=(8, 8, 4, 4)),
-            PVT_V1_WEIGHT_MAP,
             dict(_IMAGENET, hf_hub_id=hub_id),
         )
         for name, (depths, hub_id) in _PVT_V1_TABLE.items()

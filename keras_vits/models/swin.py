@@ -8,24 +8,30 @@ Layer names follow timm's module paths (`layers.1.blocks.0.attn.qkv` ->
 `layers_1_blocks_0_attn_qkv`; patch merging opens a stage, as in timm), so timm
 checkpoints load through the short map at the end of this file. Window
 partition, cyclic shift and reverse are builtin-only TFLite ops
-(`keras_vits/layers/window.py`).
+(`keras_vits/layers/swin_window.py`).
 """
+
+from collections.abc import Sequence
 
 import numpy as np
 
 from keras_vits.backend import keras, register_serializable
-from keras_vits.layers import PositionEmbedding, mlp_block, to_2tuple
-from keras_vits.layers.attention import dense_initializer
-from keras_vits.layers.norm import LayerNorm
-from keras_vits.layers.transformer import residual_branch
-from keras_vits.layers.window import (
+from keras_vits.layers import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    LayerNorm,
     PatchMerging2x2,
+    PositionEmbedding,
     WindowAttentionCore,
     WindowPartition,
     WindowReverse,
-    stage_window_and_shift,
-    window_padding,
+    classifier_head,
+    dense_initializer,
+    mlp_block,
+    to_2tuple,
 )
+from keras_vits.layers.swin_window import stage_window_and_shift, window_padding
+from keras_vits.layers.transformer import residual_branch
 from keras_vits.models.base import (
     Variant,
     VitsModel,
@@ -33,7 +39,7 @@ from keras_vits.models.base import (
     validate_head_and_input,
     validate_stages,
 )
-from keras_vits.weights.resample import resample_abs_pos_embed
+from keras_vits.weights.resample import resample_pos_embed, resample_relative_position_bias_table
 from keras_vits.weights.weight_map import WeightMap
 
 SWIN_POS_EMBEDS = ("relative", "absolute", "absolute+relative", "none")
@@ -43,6 +49,7 @@ SWIN_POS_EMBEDS = ("relative", "absolute", "absolute+relative", "none")
 
 def swin_block(
     x,
+    *,
     num_heads,
     window_size,
     shift_size,
@@ -59,9 +66,13 @@ def swin_block(
 
     Args:
         x: `(B, H, W, C)` tensor.
+        num_heads: attention heads.
         window_size: `(wh, ww)`, already adapted to the map (`stage_window_and_shift`).
         shift_size: `(sh, sw)`; `(0, 0)` for W-MSA, else SW-MSA.
+        mlp_ratio: MLP hidden width over `C`.
+        qkv_bias: bias in the qkv projection.
         relative_position_bias: learn a relative position bias in attention.
+        drop_rate, attn_drop_rate, drop_path_rate: as in `SwinTransformer`.
         pad_before_shift: padding order for maps that are not whole windows (see `WindowPartition`).
         name: timm's module path with `_` (`layers_0_blocks_1`).
 
@@ -70,15 +81,17 @@ def swin_block(
     height, width, dim = x.shape[1], x.shape[2], x.shape[3]
     pad = window_padding((height, width), window_size)
     y = LayerNorm(epsilon=1e-5, name=f"{name}_norm1")(x)
-    y = WindowPartition(window_size, shift_size, pad_before_shift, name=f"{name}_window_partition")(y)
+    y = WindowPartition(
+        window_size, shift_size=shift_size, pad_before_shift=pad_before_shift, name=f"{name}_window_partition"
+    )(y)
     y = keras.layers.Dense(3 * dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_attn_qkv")(
         y
     )
     y = WindowAttentionCore(
-        num_heads,
-        window_size,
-        (height + pad[0], width + pad[1]),
-        shift_size,
+        num_heads=num_heads,
+        window_size=window_size,
+        padded_size=(height + pad[0], width + pad[1]),
+        shift_size=shift_size,
         relative_position_bias=relative_position_bias,
         attn_drop_rate=attn_drop_rate,
         name=f"{name}_attn",
@@ -86,11 +99,17 @@ def swin_block(
     y = keras.layers.Dense(dim, kernel_initializer=dense_initializer(), name=f"{name}_attn_proj")(y)
     if drop_rate:
         y = keras.layers.Dropout(drop_rate, name=f"{name}_attn_proj_drop")(y)
-    y = WindowReverse(window_size, (height, width), shift_size, pad_before_shift, name=f"{name}_window_reverse")(y)
-    x = residual_branch(x, y, None, drop_path_rate, name, 1)
+    y = WindowReverse(
+        window_size,
+        feature_size=(height, width),
+        shift_size=shift_size,
+        pad_before_shift=pad_before_shift,
+        name=f"{name}_window_reverse",
+    )(y)
+    x = residual_branch(x, y, drop_path_rate=drop_path_rate, name=name, index=1)
     y = LayerNorm(epsilon=1e-5, name=f"{name}_norm2")(x)
     y = mlp_block(y, int(dim * mlp_ratio), drop_rate=drop_rate, name=f"{name}_mlp")
-    return residual_branch(x, y, None, drop_path_rate, name, 2)
+    return residual_branch(x, y, drop_path_rate=drop_path_rate, name=name, index=2)
 
 
 def patch_merging(x, name):
@@ -148,34 +167,36 @@ class SwinTransformer(VitsModel):
     `model.feature_info` lists each map's channels and stride.
 
     Example:
-    >>> model = SwinTransformer(image_size=64, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=4, num_classes=10)
+    >>> model = SwinTransformer(
+    ...     image_size=64, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=4, num_classes=10
+    ... )
     >>> model(np.zeros((1, 64, 64, 3), "float32")).shape
     TensorShape([1, 10])
     """
 
     def __init__(
         self,
-        image_size=224,
-        patch_size=4,
-        in_chans=3,
-        num_classes=1000,
-        global_pool="avg",
-        embed_dim=96,
-        depths=(2, 2, 6, 2),
-        num_heads=(3, 6, 12, 24),
-        window_size=7,
-        mlp_ratio=4.0,
-        qkv_bias=True,
-        shifted=True,
-        pos_embed="relative",
-        patch_norm=True,
-        pad_before_shift=True,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.0,
-        features_only=False,
-        out_indices=None,
-        name="swin_transformer",
+        image_size: int | tuple[int, int] = 224,
+        patch_size: int = 4,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        global_pool: str = "avg",
+        embed_dim: int = 96,
+        depths: Sequence[int] = (2, 2, 6, 2),
+        num_heads: Sequence[int] = (3, 6, 12, 24),
+        window_size: int | tuple[int, int] = 7,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        shifted: bool = True,
+        pos_embed: str = "relative",
+        patch_norm: bool = True,
+        pad_before_shift: bool = True,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        features_only: bool = False,
+        out_indices: Sequence[int] | None = None,
+        name: str = "swin_transformer",
         **kwargs,
     ):
         depths, num_heads = tuple(depths), tuple(num_heads)
@@ -216,10 +237,19 @@ class SwinTransformer(VitsModel):
                 target_shift = tuple(w // 2 for w in window_size) if shifted and index % 2 else (0, 0)
                 window, shift = stage_window_and_shift(feature_size, window_size, target_shift)
                 x = swin_block(
-                    x, heads, window, shift, mlp_ratio, qkv_bias, relative,
-                    drop_rate, attn_drop_rate, float(next(rates)), pad_before_shift,
+                    x,
+                    num_heads=heads,
+                    window_size=window,
+                    shift_size=shift,
+                    mlp_ratio=mlp_ratio,
+                    qkv_bias=qkv_bias,
+                    relative_position_bias=relative,
+                    drop_rate=drop_rate,
+                    attn_drop_rate=attn_drop_rate,
+                    drop_path_rate=float(next(rates)),
+                    pad_before_shift=pad_before_shift,
                     name=f"layers_{stage}_blocks_{index}",
-                )  # fmt: skip
+                )
             features.append(x)
             feature_info.append(dict(num_chs=int(x.shape[-1]), reduction=patch[0] * 2**stage, module=f"layers_{stage}"))
         if features_only:
@@ -227,62 +257,12 @@ class SwinTransformer(VitsModel):
         else:
             x = LayerNorm(epsilon=1e-5, name="norm")(x)
             x = keras.layers.GlobalAveragePooling2D(name="head_global_pool")(x)
-            if num_classes and drop_rate:
-                x = keras.layers.Dropout(drop_rate, name="head_drop")(x)
-            outputs = x
-            if num_classes:
-                outputs = keras.layers.Dense(
-                    num_classes, kernel_initializer=dense_initializer(), dtype="float32", name="head_fc"
-                )(x)
+            outputs = classifier_head(x, num_classes, drop_rate=drop_rate, name="head_fc", drop_name="head_drop")
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
         self.feature_info = [feature_info[i] for i in out_indices] if features_only else feature_info
 
 
 # ----------------------------------------------------------------------------- weights
-
-
-def resample_relative_position_bias_table(value, layer):
-    """Resizes a `((2w-1)^2, heads)` table to `layer`'s window, as timm's checkpoint filter does.
-
-    timm's `resize_rel_pos_bias_table` (from BEiT): source offsets lie on a
-    geometric progression stretched to cover the new table, and values are
-    interpolated linearly, clamped at the edges.
-    """
-    if value.shape == tuple(layer.relative_position_bias_table.shape):
-        return value
-    old = int(round(np.sqrt(value.shape[0])))
-    if old * old != value.shape[0]:
-        raise ValueError(f"Cannot resample a relative position bias table of {value.shape[0]} rows: not square.")
-    new_size = (2 * layer.window_size[0] - 1, 2 * layer.window_size[1] - 1)
-    grid = value.reshape(old, old, -1).astype(np.float64)
-    rows = _geometric_interpolation_matrix(old, new_size[0])
-    cols = _geometric_interpolation_matrix(old, new_size[1])
-    out = np.einsum("ih,hwc->iwc", rows, grid)
-    out = np.einsum("jw,iwc->ijc", cols, out)
-    return out.reshape(new_size[0] * new_size[1], -1).astype(np.float32)
-
-
-def _geometric_interpolation_matrix(src, dst):
-    """`(dst, src)` weights: linear interpolation from BEiT's geometric source offsets to integer offsets."""
-    left, right = 1.01, 1.5
-    while right - left > 1e-6:  # the ratio whose progression reaches dst // 2, by bisection
-        ratio = (left + right) / 2.0
-        if (1.0 - ratio ** (src // 2)) / (1.0 - ratio) > dst // 2:
-            right = ratio
-        else:
-            left = ratio
-    distances = np.cumsum([ratio**i for i in range(src // 2)])
-    positions = np.concatenate([-distances[::-1], [0.0], distances])
-    targets = np.arange(-(dst // 2), dst // 2 + 1, dtype=np.float64)
-    return np.stack([np.interp(targets, positions, basis) for basis in np.eye(src)], axis=1)
-
-
-def resample_absolute_pos_embed(value, layer):
-    """Resizes a learned `(1, h*w, C)` (or `(1, h, w, C)`) absolute embedding to `layer`'s grid."""
-    value = value.reshape(1, -1, value.shape[-1])
-    if value.shape[1] == layer.grid_size[0] * layer.grid_size[1]:
-        return value
-    return resample_abs_pos_embed(value, layer.grid_size, num_prefix_tokens=0)
 
 
 SWIN_WEIGHT_MAP = WeightMap(
@@ -291,7 +271,7 @@ SWIN_WEIGHT_MAP = WeightMap(
     ignore=(r"relative_position_index$", r"attn_mask$"),
     resamplers={
         r"relative_position_bias_table$": resample_relative_position_bias_table,
-        r"^absolute_pos_embed$": resample_absolute_pos_embed,
+        r"^absolute_pos_embed$": resample_pos_embed,
     },
     head_modules=("head.fc",),
     unused_by_features=(r"^norm\.", r"^head\."),
@@ -299,8 +279,6 @@ SWIN_WEIGHT_MAP = WeightMap(
 SwinTransformer.weight_map = SWIN_WEIGHT_MAP
 
 # ----------------------------------------------------------------------------- variants
-
-_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 _SWIN_SIZES = {
     "tiny": dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
@@ -323,11 +301,10 @@ VARIANTS = {
     name: Variant(
         SwinTransformer,
         dict(image_size=image, patch_size=4, window_size=window, **_SWIN_SIZES[size]),
-        SWIN_WEIGHT_MAP,
         dict(
             hf_hub_id=f"timm/{name}.{tag}",
-            mean=_IMAGENET_MEAN,
-            std=_IMAGENET_STD,
+            mean=IMAGENET_DEFAULT_MEAN,
+            std=IMAGENET_DEFAULT_STD,
             crop_pct=1.0 if image == 384 else 0.9,
             num_classes=1000,
         ),

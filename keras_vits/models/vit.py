@@ -14,18 +14,23 @@ import numpy as np
 
 from keras_vits.backend import keras, register_serializable
 from keras_vits.layers import (
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    IMAGENET_INCEPTION_MEAN,
+    IMAGENET_INCEPTION_STD,
+    LayerNorm,
     PositionEmbedding,
     PrependToken,
+    classifier_head,
     patch_embed,
     patch_grid,
     to_2tuple,
     transformer_block,
 )
-from keras_vits.layers.attention import dense_initializer
-from keras_vits.layers.norm import LayerNorm
 from keras_vits.layers.tokens import POSITION_EMBEDDING_KINDS
 from keras_vits.models.base import Variant, VitsModel, constructor_arguments, validate_head_and_input
-from keras_vits.weights.weight_map import WeightMap, resample_pos_embed_value
+from keras_vits.weights.resample import resample_pos_embed
+from keras_vits.weights.weight_map import WeightMap
 
 GLOBAL_POOLS = ("token", "avg")
 DEIT_HEADS = ("avg", "cls", "dist")
@@ -47,6 +52,7 @@ def _validate_vit_args(in_chans, depth, num_classes, pos_embed, global_pool, cla
 
 def _encoder(
     images,
+    *,
     num_prefix_tokens,
     patch_size,
     embed_dim,
@@ -66,19 +72,19 @@ def _encoder(
     (class token) or 2 (class and distillation tokens, in that order).
     """
     grid = patch_grid(tuple(images.shape[1:3]), patch_size)
-    x = patch_embed(images, patch_size, embed_dim)
+    x = patch_embed(images, patch_size=patch_size, embed_dim=embed_dim, name="patch_embed")
     if num_prefix_tokens == 2:
         x = PrependToken(initializer_stddev=0.02, name="dist_token")(x)
     if num_prefix_tokens >= 1:
         x = PrependToken(initializer_stddev=1e-6, name="cls_token")(x)
     if pos_embed != "none":
-        x = PositionEmbedding(grid, num_prefix_tokens, kind=pos_embed, name="pos_embed")(x)
+        x = PositionEmbedding(grid, num_prefix_tokens=num_prefix_tokens, kind=pos_embed, name="pos_embed")(x)
     if drop_rate:
         x = keras.layers.Dropout(drop_rate, name="pos_drop")(x)
     for index, rate in enumerate(np.linspace(0.0, drop_path_rate, depth)):
         x = transformer_block(
             x,
-            num_heads,
+            num_heads=num_heads,
             mlp_ratio=mlp_ratio,
             qkv_bias=qkv_bias,
             drop_rate=drop_rate,
@@ -95,18 +101,6 @@ def _take_token(tokens, index, name):
     length, dim = tokens.shape[1], tokens.shape[2]
     x = keras.layers.Cropping1D((index, length - index - 1), name=f"{name}_crop")(tokens)
     return keras.layers.Reshape((dim,), name=name)(x)
-
-
-def _head(features, num_classes, drop_rate, name):
-    """Dropout then the classifier; `num_classes=0` returns the features.
-
-    The head computes in float32 under mixed precision, so logits are float32.
-    """
-    if not num_classes:
-        return features
-    if drop_rate:
-        features = keras.layers.Dropout(drop_rate, name=f"{name}_drop")(features)
-    return keras.layers.Dense(num_classes, kernel_initializer=dense_initializer(), dtype="float32", name=name)(features)
 
 
 def _image_input(image_size, in_chans):
@@ -153,24 +147,24 @@ class VisionTransformer(VitsModel):
 
     def __init__(
         self,
-        image_size=224,
-        patch_size=16,
-        in_chans=3,
-        num_classes=1000,
-        global_pool="token",
-        embed_dim=768,
-        depth=12,
-        num_heads=12,
-        mlp_ratio=4.0,
-        qkv_bias=True,
-        class_token=True,
-        pos_embed="learned",
-        init_values=None,
-        fc_norm=None,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.0,
-        name="vision_transformer",
+        image_size: int | tuple[int, int] = 224,
+        patch_size: int | tuple[int, int] = 16,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        global_pool: str = "token",
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        class_token: bool = True,
+        pos_embed: str = "learned",
+        init_values: float | None = None,
+        fc_norm: bool | None = None,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        name: str = "vision_transformer",
         **kwargs,
     ):
         _validate_vit_args(in_chans, depth, num_classes, pos_embed, global_pool, class_token)
@@ -180,18 +174,18 @@ class VisionTransformer(VitsModel):
         num_prefix_tokens = int(bool(class_token))
         x = _encoder(
             images,
-            num_prefix_tokens,
-            patch_size,
-            embed_dim,
-            depth,
-            num_heads,
-            mlp_ratio,
-            qkv_bias,
-            pos_embed,
-            init_values,
-            drop_rate,
-            attn_drop_rate,
-            drop_path_rate,
+            num_prefix_tokens=num_prefix_tokens,
+            patch_size=patch_size,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            pos_embed=pos_embed,
+            init_values=init_values,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
         )
         use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
         if not use_fc_norm:
@@ -203,7 +197,7 @@ class VisionTransformer(VitsModel):
             pooled = keras.layers.GlobalAveragePooling1D(name="pool")(x)
         if use_fc_norm:
             pooled = LayerNorm(epsilon=1e-6, name="fc_norm")(pooled)
-        outputs = _head(pooled, num_classes, drop_rate, name="head")
+        outputs = classifier_head(pooled, num_classes, drop_rate=drop_rate, name="head")
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
         self.num_prefix_tokens = num_prefix_tokens
         self.grid_size = patch_grid(image_size, patch_size)
@@ -248,22 +242,22 @@ class DeiT(VitsModel):
 
     def __init__(
         self,
-        image_size=224,
-        patch_size=16,
-        in_chans=3,
-        num_classes=1000,
-        embed_dim=768,
-        depth=12,
-        num_heads=12,
-        mlp_ratio=4.0,
-        qkv_bias=True,
-        pos_embed="learned",
-        init_values=None,
-        head="avg",
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.0,
-        name="deit",
+        image_size: int | tuple[int, int] = 224,
+        patch_size: int | tuple[int, int] = 16,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        pos_embed: str = "learned",
+        init_values: float | None = None,
+        head: str = "avg",
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        name: str = "deit",
         **kwargs,
     ):
         _validate_vit_args(in_chans, depth, num_classes, pos_embed, "token", True)
@@ -273,12 +267,25 @@ class DeiT(VitsModel):
         # --- functional graph: outputs both heads; `call` picks what to return
         images = _image_input(image_size, in_chans)
         x = _encoder(
-            images, 2, patch_size, embed_dim, depth, num_heads, mlp_ratio, qkv_bias, pos_embed,
-            init_values, drop_rate, attn_drop_rate, drop_path_rate,
-        )  # fmt: skip
+            images,
+            num_prefix_tokens=2,
+            patch_size=patch_size,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            pos_embed=pos_embed,
+            init_values=init_values,
+            drop_rate=drop_rate,
+            attn_drop_rate=attn_drop_rate,
+            drop_path_rate=drop_path_rate,
+        )
         x = LayerNorm(epsilon=1e-6, name="norm")(x)
-        cls_out = _head(_take_token(x, 0, name="pool_cls"), num_classes, drop_rate, name="head")
-        dist_out = _head(_take_token(x, 1, name="pool_dist"), num_classes, drop_rate, name="head_dist")
+        cls_out = classifier_head(_take_token(x, 0, name="pool_cls"), num_classes, drop_rate=drop_rate, name="head")
+        dist_out = classifier_head(
+            _take_token(x, 1, name="pool_dist"), num_classes, drop_rate=drop_rate, name="head_dist"
+        )
         super().__init__(inputs=images, outputs=[cls_out, dist_out], config=config, name=name, **kwargs)
         self.head = head
         self.num_prefix_tokens = 2
@@ -311,16 +318,17 @@ class DeiT(VitsModel):
 
 VIT_WEIGHT_MAP = WeightMap(
     family="vit",
-    resamplers={r"^pos_embed$": resample_pos_embed_value},
+    resamplers={r"^pos_embed$": resample_pos_embed},
     head_modules=("head", "head_dist"),
 )
-VisionTransformer.weight_map = VIT_WEIGHT_MAP
-DeiT.weight_map = VIT_WEIGHT_MAP
+VisionTransformer.weight_map = DeiT.weight_map = VIT_WEIGHT_MAP
 
 # ----------------------------------------------------------------------------- variants
 
-_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-_INCEPTION_MEAN, _INCEPTION_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+_NORMALISATION = {
+    "inception": (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD),
+    "imagenet": (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD),
+}
 
 # width, depth, heads of each size, as in the ViT and DeiT papers and timm.
 _VIT_SIZES = {
@@ -333,11 +341,10 @@ _VIT_SIZES = {
 
 
 def _variant(model_cls, size, patch, image, hub_tag, norm, pretrained_classes=1000):
-    mean, std = {"inception": (_INCEPTION_MEAN, _INCEPTION_STD), "imagenet": (_IMAGENET_MEAN, _IMAGENET_STD)}[norm]
+    mean, std = _NORMALISATION[norm]
     return Variant(
         model_cls,
         dict(image_size=image, patch_size=patch, **_VIT_SIZES[size]),
-        VIT_WEIGHT_MAP,
         dict(
             hf_hub_id=hub_tag and f"timm/{hub_tag}",
             mean=mean,

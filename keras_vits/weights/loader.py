@@ -5,15 +5,16 @@ No PyTorch and no pickle: only the safetensors format is read.
 
 import os
 import re
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import depthwise_kernel, keras, layer_weights, weight_short_name
-from keras_vits.weights.weight_map import guess_family
+from keras_vits.weights.weight_map import WeightMap, guess_family
 
 
-def read_safetensors(path):
+def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """`{key: np.ndarray}` from a `.safetensors` file, floats as float32, with a clear error for bad files.
 
     Read through safetensors' TensorFlow API rather than its NumPy one, which
@@ -125,13 +126,18 @@ def map_state_dict(model, state_dict, weight_map):
     return values, skipped
 
 
-def load_timm_weights(model, checkpoint, weight_map=None):
+def load_timm_weights(
+    model: keras.Model,
+    checkpoint: str | os.PathLike | Mapping[str, np.ndarray],
+    weight_map: WeightMap | None = None,
+) -> list[str]:
     """Loads a timm-format checkpoint into `model`, strictly.
 
     Args:
-        model: a keras_vits model.
+        model: a keras_vits model (any family).
         checkpoint: path to a `.safetensors` file, or a `{key: array}` state dict.
-        weight_map: a `WeightMap`. Defaults to the model's own (`model.weight_map`).
+        weight_map: a `WeightMap`. Defaults to the model's own (`model.weight_map`), which
+            every keras_vits model class carries.
 
     Returns: the checkpoint keys left unused on purpose: the head's when
     `num_classes` differs (the head keeps its fresh initialisation), and the

@@ -1,11 +1,17 @@
-"""Resampling of position-embedding grids when a checkpoint meets another input size.
+"""Resampling of position embeddings and relative-position bias tables when a checkpoint meets another size.
+
+The one home of every resampler. Array functions (`resize_grid`,
+`resample_abs_pos_embed`) work on NumPy arrays; the `(value, layer)` functions
+are the `WeightMap.resamplers` of the families, resizing a checkpoint value to
+the layer it is assigned to.
 
 timm's checkpoint filters resize with PyTorch's `F.interpolate(mode="bicubic",
 antialias=True)`; TensorFlow's `tf.image.resize(method="bicubic", antialias=True)`
 uses the same separable Keys kernel (a = -0.5) with half-pixel centres and
 renormalised border taps, and agrees with it to about 3e-6. PVT v1 resizes with
 `F.interpolate(mode="bilinear", align_corners=False)`, which is TensorFlow's
-half-pixel bilinear.
+half-pixel bilinear. Relative-position bias tables are resized as timm's
+`resize_rel_pos_bias_table` (from BEiT) does.
 """
 
 import numpy as np
@@ -58,3 +64,68 @@ def resample_abs_pos_embed(pos_embed, new_grid, num_prefix_tokens, old_grid=None
     grid = patches.reshape(old_grid[0], old_grid[1], -1)
     resized = resize_grid(grid, tuple(new_grid), method).reshape(1, -1, grid.shape[-1])
     return np.concatenate([prefix.astype(np.float32), resized], axis=1)
+
+
+def _resample_pos_embed_to_layer(value, layer, method):
+    """`value` resized to a `PositionEmbedding` layer's grid, keeping its prefix tokens."""
+    value = np.asarray(value, np.float32)
+    old_grid = value.shape[1:3] if value.ndim == 4 else None  # (1, h, w, C), as timm's Swin stores it
+    value = value.reshape(1, -1, value.shape[-1])
+    prefix = layer.num_prefix_tokens
+    if value.shape[1] == prefix + layer.grid_size[0] * layer.grid_size[1]:
+        return value
+    if value.shape[1] <= prefix:
+        raise ValueError(
+            f"Checkpoint position embedding of shape {value.shape} has no patch tokens after {prefix} prefix tokens."
+        )
+    return resample_abs_pos_embed(value, layer.grid_size, prefix, old_grid=old_grid, method=method)
+
+
+def resample_pos_embed(value, layer):
+    """A checkpoint's `(1, P + h*w, C)` or `(1, h, w, C)` embedding for `layer`'s grid, bicubic as timm.
+
+    `layer` is a `PositionEmbedding` (ViT, DeiT, Swin's absolute embedding).
+    Returns: `(1, P + h' * w', C)` float32 array.
+    """
+    return _resample_pos_embed_to_layer(value, layer, "bicubic")
+
+
+def resample_pos_embed_bilinear(value, layer):
+    """As `resample_pos_embed`, bilinearly as the official PVT v1 does."""
+    return _resample_pos_embed_to_layer(value, layer, "bilinear")
+
+
+def resample_relative_position_bias_table(value, layer):
+    """A `((2w-1)^2, heads)` table resized to `layer`'s window (a `WindowAttentionCore`), as timm does.
+
+    Source offsets lie on a geometric progression stretched to cover the new
+    table, and values are interpolated linearly, clamped at the edges.
+    Returns: `((2wh-1) * (2ww-1), heads)` float32 array.
+    """
+    if value.shape == tuple(layer.relative_position_bias_table.shape):
+        return value
+    old = int(round(np.sqrt(value.shape[0])))
+    if old * old != value.shape[0]:
+        raise ValueError(f"Cannot resample a relative position bias table of {value.shape[0]} rows: not square.")
+    new_size = (2 * layer.window_size[0] - 1, 2 * layer.window_size[1] - 1)
+    grid = value.reshape(old, old, -1).astype(np.float64)
+    rows = _geometric_interpolation_matrix(old, new_size[0])
+    cols = _geometric_interpolation_matrix(old, new_size[1])
+    out = np.einsum("ih,hwc->iwc", rows, grid)
+    out = np.einsum("jw,iwc->ijc", cols, out)
+    return out.reshape(new_size[0] * new_size[1], -1).astype(np.float32)
+
+
+def _geometric_interpolation_matrix(src, dst):
+    """`(dst, src)` weights: linear interpolation from BEiT's geometric source offsets to integer offsets."""
+    left, right = 1.01, 1.5
+    while right - left > 1e-6:  # the ratio whose progression reaches dst // 2, by bisection
+        ratio = (left + right) / 2.0
+        if (1.0 - ratio ** (src // 2)) / (1.0 - ratio) > dst // 2:
+            right = ratio
+        else:
+            left = ratio
+    distances = np.cumsum([ratio**i for i in range(src // 2)])
+    positions = np.concatenate([-distances[::-1], [0.0], distances])
+    targets = np.arange(-(dst // 2), dst // 2 + 1, dtype=np.float64)
+    return np.stack([np.interp(targets, positions, basis) for basis in np.eye(src)], axis=1)

@@ -9,10 +9,6 @@ buffers to skip, weights to resample, and which layers form the head.
 import dataclasses
 import re
 
-import numpy as np
-
-from keras_vits.weights.resample import resample_abs_pos_embed
-
 
 @dataclasses.dataclass(frozen=True)
 class WeightMap:
@@ -78,17 +74,3 @@ FAMILY_SIGNATURES = {
 def guess_family(keys):
     """The families whose signature keys appear in `keys`."""
     return [family for family, pattern in FAMILY_SIGNATURES.items() if any(re.search(pattern, k) for k in keys)]
-
-
-def resample_pos_embed_value(value, layer):
-    """Resamples a checkpoint `pos_embed` to `layer`'s grid, as timm's checkpoint filter does."""
-    target_length = layer.num_prefix_tokens + layer.grid_size[0] * layer.grid_size[1]
-    if value.shape[1] == target_length:
-        return value
-    old_patches = value.shape[1] - layer.num_prefix_tokens
-    if old_patches <= 0:
-        raise ValueError(
-            f"Checkpoint pos_embed of shape {value.shape} has no patch tokens after "
-            f"{layer.num_prefix_tokens} prefix tokens."
-        )
-    return resample_abs_pos_embed(np.asarray(value, np.float32), layer.grid_size, layer.num_prefix_tokens)
