@@ -107,7 +107,7 @@ class AttentionCore(AttentionCoreBase):
 
     def call(self, qkv, training=None):
         query, key, value = split_fused_qkv(qkv, self.num_heads)
-        return merge_heads(attend(query, key, value, self.attn_dropout, training))
+        return merge_heads(attend(query, key, value, dropout=self.attn_dropout, training=training))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], input_shape[2] // 3)

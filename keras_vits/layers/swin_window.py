@@ -263,7 +263,9 @@ class WindowAttentionCore(AttentionCoreBase):
                 scores = tf.reshape(scores, [-1, self.num_heads, area, area])
             return scores
 
-        context = merge_heads(attend(query, key, value, self.attn_dropout, training, add_bias_and_mask))
+        context = merge_heads(
+            attend(query, key, value, dropout=self.attn_dropout, training=training, add_to_scores=add_bias_and_mask)
+        )
         return tf.reshape(context, [-1, self.num_windows, area, dim])
 
     def compute_output_shape(self, input_shape):

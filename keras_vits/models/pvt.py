@@ -138,7 +138,7 @@ def pvt_v2_block(
     y = keras.layers.Dense(int(dim * mlp_ratio), kernel_initializer=dense_initializer(), name=f"{name}_mlp_fc1")(y)
     if linear:
         y = keras.layers.ReLU(name=f"{name}_mlp_relu")(y)
-    y = XlaFriendlyDepthwiseConv2D(3, padding="same", name=f"{name}_mlp_dwconv")(y)
+    y = XlaFriendlyDepthwiseConv2D(kernel_size=3, padding="same", name=f"{name}_mlp_dwconv")(y)
     y = keras.layers.Activation("gelu", name=f"{name}_mlp_act")(y)
     if drop_rate:
         y = keras.layers.Dropout(drop_rate, name=f"{name}_mlp_drop1")(y)
@@ -185,7 +185,7 @@ class _PyramidBase(VitsModel):
     """Arguments and checks PVT v1 and v2 share."""
 
     def _check(
-        self, in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices
+        self, *, in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices
     ):
         validate_head_and_input(num_classes, in_chans)
         if global_pool not in self.GLOBAL_POOLS:
@@ -268,7 +268,15 @@ class PyramidVisionTransformerV2(_PyramidBase):
         embed_dims, depths, num_heads = tuple(embed_dims), tuple(depths), tuple(num_heads)
         mlp_ratios, sr_ratios = tuple(mlp_ratios), tuple(sr_ratios)
         out_indices = self._check(
-            in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices
+            in_chans=in_chans,
+            num_classes=num_classes,
+            global_pool=global_pool,
+            depths=depths,
+            embed_dims=embed_dims,
+            num_heads=num_heads,
+            mlp_ratios=mlp_ratios,
+            sr_ratios=sr_ratios,
+            out_indices=out_indices,
         )
         config = constructor_arguments(type(self), locals())
         # --- functional graph
@@ -375,9 +383,17 @@ class PyramidVisionTransformer(_PyramidBase):
         )
         mlp_ratios, sr_ratios = tuple(mlp_ratios), tuple(sr_ratios)
         out_indices = self._check(
-            in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices
+            in_chans=in_chans,
+            num_classes=num_classes,
+            global_pool=global_pool,
+            depths=depths,
+            embed_dims=embed_dims,
+            num_heads=num_heads,
+            mlp_ratios=mlp_ratios,
+            sr_ratios=sr_ratios,
+            out_indices=out_indices,
         )
-        validate_stages(len(depths), None, patch_sizes=patch_sizes)
+        validate_stages(len(depths), out_indices=None, patch_sizes=patch_sizes)
         if sr_ratios[-1] != 1:
             raise ValueError(f"The last stage holds the class token and needs sr_ratio 1, got sr_ratios {sr_ratios}.")
         config = constructor_arguments(type(self), locals())

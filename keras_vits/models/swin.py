@@ -264,7 +264,6 @@ class SwinTransformer(VitsModel):
 
 # ----------------------------------------------------------------------------- weights
 
-
 SWIN_WEIGHT_MAP = WeightMap(
     family="swin",
     # Buffers timm stores that this model recomputes from its arguments.

@@ -38,7 +38,7 @@ DEIT_HEADS = ("avg", "cls", "dist")
 # ----------------------------------------------------------------------------- graph
 
 
-def _validate_vit_args(in_chans, depth, num_classes, pos_embed, global_pool, class_token):
+def _validate_vit_args(*, in_chans, depth, num_classes, pos_embed, global_pool, class_token):
     validate_head_and_input(num_classes, in_chans)
     if not isinstance(depth, int) or depth < 1:
         raise ValueError(f"depth must be a positive int, got {depth!r}.")
@@ -167,7 +167,14 @@ class VisionTransformer(VitsModel):
         name: str = "vision_transformer",
         **kwargs,
     ):
-        _validate_vit_args(in_chans, depth, num_classes, pos_embed, global_pool, class_token)
+        _validate_vit_args(
+            in_chans=in_chans,
+            depth=depth,
+            num_classes=num_classes,
+            pos_embed=pos_embed,
+            global_pool=global_pool,
+            class_token=class_token,
+        )
         config = constructor_arguments(type(self), locals())
         # --- functional graph
         images = _image_input(image_size, in_chans)
@@ -191,7 +198,7 @@ class VisionTransformer(VitsModel):
         if not use_fc_norm:
             x = LayerNorm(epsilon=1e-6, name="norm")(x)
         if global_pool == "token":
-            pooled = _take_token(x, 0, name="pool")
+            pooled = _take_token(x, index=0, name="pool")
         else:
             x = keras.layers.Cropping1D((num_prefix_tokens, 0), name="pool_crop")(x)
             pooled = keras.layers.GlobalAveragePooling1D(name="pool")(x)
@@ -260,7 +267,14 @@ class DeiT(VitsModel):
         name: str = "deit",
         **kwargs,
     ):
-        _validate_vit_args(in_chans, depth, num_classes, pos_embed, "token", True)
+        _validate_vit_args(
+            in_chans=in_chans,
+            depth=depth,
+            num_classes=num_classes,
+            pos_embed=pos_embed,
+            global_pool="token",
+            class_token=True,
+        )
         if head not in DEIT_HEADS:
             raise ValueError(f"head must be one of {DEIT_HEADS}, got {head!r}.")
         config = constructor_arguments(type(self), locals())
@@ -282,9 +296,11 @@ class DeiT(VitsModel):
             drop_path_rate=drop_path_rate,
         )
         x = LayerNorm(epsilon=1e-6, name="norm")(x)
-        cls_out = classifier_head(_take_token(x, 0, name="pool_cls"), num_classes, drop_rate=drop_rate, name="head")
+        cls_out = classifier_head(
+            _take_token(x, index=0, name="pool_cls"), num_classes, drop_rate=drop_rate, name="head"
+        )
         dist_out = classifier_head(
-            _take_token(x, 1, name="pool_dist"), num_classes, drop_rate=drop_rate, name="head_dist"
+            _take_token(x, index=1, name="pool_dist"), num_classes, drop_rate=drop_rate, name="head_dist"
         )
         super().__init__(inputs=images, outputs=[cls_out, dist_out], config=config, name=name, **kwargs)
         self.head = head
