@@ -3,6 +3,9 @@
 Each test method runs once per entry of `configs` (see `conftest.py`). A family
 module only states its model class, its configs and, where the model returns
 more than one output in training, how to turn that into a loss.
+
+Also one tiny classifier per family (`TINY_FAMILIES`, `tiny_model`), which the
+export and QAT tests run.
 """
 
 import json
@@ -10,9 +13,40 @@ import json
 import numpy as np
 import tensorflow as tf
 
+import keras_vits
 from keras_vits.backend import IS_KERAS_3, keras
 from keras_vits.export.tflite import TFLiteModel, convert_tflite
 from keras_vits.layers import CUSTOM_LAYERS
+
+_TINY_VIT = dict(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=10, in_chans=1)
+_TINY_SWIN = dict(
+    image_size=32,
+    patch_size=2,
+    embed_dim=16,
+    depths=(2, 2),
+    num_heads=(1, 2),
+    window_size=4,
+    num_classes=10,
+    in_chans=1,
+)
+_TINY_PVT = dict(
+    image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1
+)
+#: `{family: (model class, constructor kwargs)}`: one tiny 32x32 one-channel classifier of 10 classes per family.
+TINY_FAMILIES = {
+    "vit": (keras_vits.VisionTransformer, _TINY_VIT),
+    "deit": (keras_vits.DeiT, _TINY_VIT),
+    "swin": (keras_vits.SwinTransformer, _TINY_SWIN),
+    "pvt_v1": (keras_vits.PyramidVisionTransformer, _TINY_PVT),
+    "pvt_v2": (keras_vits.PyramidVisionTransformerV2, _TINY_PVT),
+    "pvt_v2_li": (keras_vits.PyramidVisionTransformerV2, dict(_TINY_PVT, linear=True)),
+}
+
+
+def tiny_model(family, **overrides):
+    """The tiny model of `family` (a key of `TINY_FAMILIES`), with constructor `overrides`."""
+    model_cls, kwargs = TINY_FAMILIES[family]
+    return model_cls(**{**kwargs, **overrides})
 
 
 def random_images(shape, seed=0):

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from harness import TINY_FAMILIES, tiny_model
 
 import keras_vits
 from keras_vits.export import (
@@ -19,15 +20,6 @@ from keras_vits.export import (
 LABELS = [f"class_{i}" for i in range(10)]
 MEAN, STD = (0.5,), (0.25,)
 
-TINY_MODELS = {
-    "vit": lambda: keras_vits.VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=10, in_chans=1),
-    "deit": lambda: keras_vits.DeiT(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=10, in_chans=1),
-    "swin": lambda: keras_vits.SwinTransformer(image_size=32, patch_size=2, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=4, num_classes=10, in_chans=1),
-    "pvt_v1": lambda: keras_vits.PyramidVisionTransformer(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1),
-    "pvt_v2": lambda: keras_vits.PyramidVisionTransformerV2(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1),
-    "pvt_v2_li": lambda: keras_vits.PyramidVisionTransformerV2(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1, linear=True),
-}  # fmt: skip
-
 
 def _pixels(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=shape).astype(np.float32)
@@ -40,7 +32,7 @@ def _reference_probabilities(model, pixels):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     keras_vits.backend.keras.utils.set_random_seed(0)
-    model = TINY_MODELS["vit"]()
+    model = tiny_model("vit")
     base = tmp_path_factory.mktemp("serving")
     path = export_saved_model(model, LABELS, MEAN, STD, base_dir=base, name="tiny_vit", top_k=3)
     return model, path, tf.saved_model.load(str(path))
@@ -134,7 +126,7 @@ def test_bad_requests_fail_alone_and_the_model_keeps_answering(exported, signatu
 
 def test_export_rejects_wrong_labels_and_feature_models(tmp_path):
     with pytest.raises(ValueError, match="10 single-line names"):
-        export_saved_model(TINY_MODELS["vit"](), LABELS[:3], MEAN, STD, base_dir=tmp_path)
+        export_saved_model(tiny_model("vit"), LABELS[:3], MEAN, STD, base_dir=tmp_path)
     features = keras_vits.SwinTransformer(
         image_size=32, embed_dim=8, depths=(1,), num_heads=(1,), window_size=4, features_only=True
     )
@@ -145,10 +137,10 @@ def test_export_rejects_wrong_labels_and_feature_models(tmp_path):
 # ----------------------------------------------------------------------------- TFLite
 
 
-@pytest.mark.parametrize("family", sorted(TINY_MODELS))
+@pytest.mark.parametrize("family", sorted(TINY_FAMILIES))
 def test_every_family_converts_in_every_mode_with_builtin_ops_only(family):
     keras_vits.backend.keras.utils.set_random_seed(0)
-    model = TINY_MODELS[family]()
+    model = tiny_model(family)
     images = np.random.default_rng(0).normal(size=(8, 32, 32, 1)).astype(np.float32)
     reference = model(images).numpy()
     for mode in TFLITE_MODES:
@@ -162,10 +154,10 @@ def test_every_family_converts_in_every_mode_with_builtin_ops_only(family):
             np.testing.assert_allclose(out, reference, atol=tolerance, err_msg=mode)
 
 
-@pytest.mark.parametrize("family", sorted(TINY_MODELS))
+@pytest.mark.parametrize("family", sorted(TINY_FAMILIES))
 def test_int8_dense_quantizes_dense_layers_and_xnnpack_runs_every_op(family):
     keras_vits.backend.keras.utils.set_random_seed(0)
-    model = TINY_MODELS[family]()
+    model = tiny_model(family)
     images = np.random.default_rng(0).normal(size=(8, 32, 32, 1)).astype(np.float32)
     content = convert_tflite(model, "int8_dense", representative_images=images)
     runner = TFLiteModel(content)
@@ -181,7 +173,7 @@ def test_int8_dense_quantizes_dense_layers_and_xnnpack_runs_every_op(family):
 
 
 def test_full_int8_with_int8_input_and_output():
-    model = TINY_MODELS["vit"]()
+    model = tiny_model("vit")
     images = np.random.default_rng(0).normal(size=(8, 32, 32, 1)).astype(np.float32)
     runner = TFLiteModel(convert_tflite(model, "int8", representative_images=images, int8_io=True))
     assert runner.input["dtype"] == np.int8 and runner.output["dtype"] == np.int8
@@ -189,7 +181,7 @@ def test_full_int8_with_int8_input_and_output():
 
 
 def test_delegation_report_counts_every_op():
-    model = TINY_MODELS["vit"]()
+    model = tiny_model("vit")
     content = convert_tflite(model, "float32")
     report = delegation_report(content)
     assert all(0 <= delegated <= count for count, delegated in report.values())
@@ -197,7 +189,7 @@ def test_delegation_report_counts_every_op():
 
 
 def test_conversion_arguments_are_checked():
-    model = TINY_MODELS["vit"]()
+    model = tiny_model("vit")
     with pytest.raises(ValueError, match="mode must be one of"):
         convert_tflite(model, "int4")
     with pytest.raises(ValueError, match="needs representative_images"):

@@ -10,33 +10,22 @@ import sys
 
 import numpy as np
 import pytest
+from harness import TINY_FAMILIES, tiny_model
 
+import keras_vits
 from keras_vits import backend
+from keras_vits.export import qat
+from keras_vits.export.tflite import TFLiteModel
+from keras_vits.layers import CUSTOM_LAYERS
 
 if backend.IS_KERAS_3:
     pytest.skip("QAT needs tf-keras: this module runs with TF_USE_LEGACY_KERAS=1", allow_module_level=True)
-pytest.importorskip("tensorflow_model_optimization", reason="QAT needs tensorflow-model-optimization")
-
-import tensorflow_model_optimization as tfmot  # noqa: E402
-
-import keras_vits  # noqa: E402
-from keras_vits.export import qat  # noqa: E402
-from keras_vits.export.tflite import TFLiteModel  # noqa: E402
-from keras_vits.layers import CUSTOM_LAYERS  # noqa: E402
+tfmot = pytest.importorskip("tensorflow_model_optimization", reason="QAT needs tensorflow-model-optimization")
 
 keras = backend.keras
 
-TINY_MODELS = {
-    "vit": lambda **kw: keras_vits.VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=10, in_chans=1, **kw),
-    "deit": lambda **kw: keras_vits.DeiT(image_size=32, patch_size=8, embed_dim=32, depth=1, num_heads=2, num_classes=10, in_chans=1, **kw),
-    "swin": lambda **kw: keras_vits.SwinTransformer(image_size=32, patch_size=2, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=4, num_classes=10, in_chans=1, **kw),
-    "pvt_v1": lambda **kw: keras_vits.PyramidVisionTransformer(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1, **kw),
-    "pvt_v2": lambda **kw: keras_vits.PyramidVisionTransformerV2(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1, **kw),
-    "pvt_v2_li": lambda **kw: keras_vits.PyramidVisionTransformerV2(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1, linear=True, **kw),
-}  # fmt: skip
-
 # max |QAT - float| / max |float| of the untrained copy, calibrated on the 16 images compared, was
-# 0.011 to 0.035 over seeds 0-2 of every family above (0.024 at most with seed 0): one 8-bit rounding
+# 0.011 to 0.035 over seeds 0-2 of every tiny family (0.024 at most with seed 0): one 8-bit rounding
 # costs up to 1/510 of a range, compounded over 6 to 33 fake-quantized tensors, worst logit of 160.
 # Left at tfmot's [-6, 6] output prior instead of calibrated, it was 0.09 to 1.0.
 INIT_TOLERANCE = 0.05
@@ -49,14 +38,14 @@ def _images(count=16, seed=0):
     return np.random.default_rng(seed).normal(size=(count, 32, 32, 1)).astype(np.float32)
 
 
-@pytest.fixture(scope="module", params=sorted(TINY_MODELS))
+@pytest.fixture(scope="module", params=sorted(TINY_FAMILIES))
 def family(request):
     """`(name, float model, QAT model calibrated on the images, images, its untrained output)`, once per family.
 
     One test trains the QAT model; the untrained output is kept so that no test depends on the order.
     """
     keras.utils.set_random_seed(0)
-    model = TINY_MODELS[request.param]()
+    model = tiny_model(request.param)
     images = _images()
     qat_model = qat.quantize_aware(model, calibration_images=images)
     return request.param, model, qat_model, images, qat_model(images, training=False).numpy()
@@ -132,7 +121,7 @@ def test_one_training_step_then_full_int8_tflite_with_builtin_ops(family):
 def test_tflite_uses_the_trained_ranges():
     keras.utils.set_random_seed(0)
     images = _images()
-    qat_model = qat.quantize_aware(TINY_MODELS["vit"](), calibration_images=images)
+    qat_model = qat.quantize_aware(tiny_model("vit"), calibration_images=images)
     head = qat_model.get_layer("quant_head")._quantize_activations[0]._post_activation_vars
     head["min_var"].assign(-3.0)
     head["max_var"].assign(5.0)
@@ -147,19 +136,19 @@ def test_tflite_uses_the_trained_ranges():
 def test_deit_copy_outputs_the_inference_head():
     keras.utils.set_random_seed(0)
     images = _images(4)
-    averaged = qat.quantize_aware(TINY_MODELS["deit"]())
+    averaged = qat.quantize_aware(tiny_model("deit"))
     (output,) = averaged.outputs
     assert output.node.layer.name == "head_avg"
     assert sorted(layer.name for layer in output.node.inbound_layers) == ["quant_head", "quant_head_dist"]
     for head, layer_name in (("cls", "quant_head"), ("dist", "quant_head_dist")):
-        single = qat.quantize_aware(TINY_MODELS["deit"](head=head))
+        single = qat.quantize_aware(tiny_model("deit", head=head))
         assert single.outputs[0].node.layer.name == layer_name
         assert single(images).shape == (4, 10)
 
 
 def test_uncalibrated_copy_sets_weight_ranges_from_the_weights():
     keras.utils.set_random_seed(0)
-    model = TINY_MODELS["vit"]()
+    model = tiny_model("vit")
     wrapper = qat.quantize_aware(model).get_layer("quant_head")
     ((_, _, ranges),) = wrapper._weight_vars
     bound = np.abs(model.get_layer("head").kernel.numpy()).max()
@@ -177,7 +166,7 @@ def test_multi_output_models_are_refused_with_a_hint():
 
 
 def test_keras_3_is_refused_naming_the_environment_variable(monkeypatch):
-    model = TINY_MODELS["vit"]()
+    model = tiny_model("vit")
     monkeypatch.setattr(backend, "IS_KERAS_3", True)
     with pytest.raises(RuntimeError, match="TF_USE_LEGACY_KERAS=1"):
         qat.quantize_aware(model)
@@ -187,7 +176,7 @@ def test_keras_3_is_refused_naming_the_environment_variable(monkeypatch):
 
 def test_conversion_refuses_a_model_without_fake_quant():
     with pytest.raises(ValueError, match="no QuantizeWrapper.*convert_tflite"):
-        qat.convert_qat_tflite(TINY_MODELS["vit"](), _images(2))
+        qat.convert_qat_tflite(tiny_model("vit"), _images(2))
 
 
 # ----------------------------------------------------------------------------- transfer_weights
@@ -199,9 +188,9 @@ def _saved(model):
 
 def test_transfer_round_trip_then_quantize():
     keras.utils.set_random_seed(0)
-    source = TINY_MODELS["vit"]()
+    source = tiny_model("vit")
     keras.utils.set_random_seed(1)
-    target = TINY_MODELS["vit"]()
+    target = tiny_model("vit")
     images = _images(2)
     assert not np.allclose(source(images), target(images))
     qat.transfer_weights(_saved(source), target)
@@ -213,7 +202,7 @@ def test_transfer_round_trip_then_quantize():
 
 
 def test_transfer_names_missing_unexpected_and_misshapen_weights():
-    model = TINY_MODELS["vit"]()
+    model = tiny_model("vit")
     weights = _saved(model)
     before = model.get_layer("head").kernel.numpy()
     broken = dict(weights)
@@ -231,6 +220,7 @@ def test_transfer_names_missing_unexpected_and_misshapen_weights():
 
 def test_transfer_from_keras_3_in_another_process(tmp_path):
     # PVT v2 holds a DepthwiseConv2D, whose kernel Keras 3 names `kernel` and tf-keras `depthwise_kernel`.
+    model_cls, kwargs = TINY_FAMILIES["pvt_v2"]
     script = (
         "import sys, numpy as np\n"
         f"sys.path.insert(0, {os.getcwd()!r})\n"
@@ -238,17 +228,17 @@ def test_transfer_from_keras_3_in_another_process(tmp_path):
         "from keras_vits import backend\n"
         "assert backend.IS_KERAS_3\n"
         "backend.keras.utils.set_random_seed(3)\n"
-        "model = keras_vits.PyramidVisionTransformerV2(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1),"
-        " num_heads=(1, 1, 2, 2), num_classes=10, in_chans=1)\n"
-        f"x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype('float32')\n"
-        f"np.savez({str(tmp_path / 'weights.npz')!r}, **{{k: v.numpy() for k, v in backend.layer_weights(model).items()}})\n"
+        f"model = keras_vits.{model_cls.__name__}(**{kwargs!r})\n"
+        "x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype('float32')\n"
+        "weights = {k: v.numpy() for k, v in backend.layer_weights(model).items()}\n"
+        f"np.savez({str(tmp_path / 'weights.npz')!r}, **weights)\n"
         f"np.save({str(tmp_path / 'out.npy')!r}, model(x).numpy())\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     subprocess.run([sys.executable, "-c", script], check=True, env=env, capture_output=True, text=True)
     weights = dict(np.load(tmp_path / "weights.npz"))
     assert any(key.endswith("dwconv/kernel") for key in weights)
-    model = TINY_MODELS["pvt_v2"]()
+    model = tiny_model("pvt_v2")
     qat.transfer_weights(weights, model)
     out = model(np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype("float32")).numpy()
     np.testing.assert_allclose(out, np.load(tmp_path / "out.npy"), atol=1e-6)
