@@ -153,7 +153,7 @@ def _cmd_train(args):
             print(f"{name:22s} {recipe.description}")
         return 0
     overrides = parse_overrides(args.set)
-    for flag in ("epochs", "batch_size", "dataset", "data_dir", "teacher", "distillation"):
+    for flag in ("epochs", "batch_size", "dataset", "data_dir", "teacher", "distillation", "precision"):
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
     if args.config:
@@ -322,6 +322,13 @@ def build_parser():
         default=[],
         metavar="KEY=VALUE",
         help="Override any recipe field; may be repeated, e.g. --set epochs=2 --set randaugment=[2,0.9].",
+    )
+    train.add_argument(
+        "--precision",
+        default=None,
+        choices=("float32", "mixed_float16", "mixed_bfloat16"),
+        help="Override the recipe's precision: float32, mixed_float16 (GPUs, with dynamic loss scaling) or "
+        "mixed_bfloat16 (TPUs and CPUs with bfloat16 units). Variables stay float32.",
     )
     train.add_argument(
         "--max-steps", dest="max_steps", type=int, default=None, help="Stop after this many steps in total."

@@ -2,7 +2,7 @@
 
 `DistillationModel(student, teacher, mode=...)` trains with `compile`/`fit`/`evaluate`
 (its own `train_step` and `test_step`) or inside a custom `tf.distribute` loop
-(`training/train.py` calls the same `train_step` under `strategy.run`).
+(`keras_vits.training.loop` calls the same `train_step` under `strategy.run`).
 
 Losses (Touvron et al. 2021, section 4; Z_s student logits, Z_t teacher logits, y labels):
     none: CE(softmax(Z_s), y)   (a DeiT student's two heads both learn the labels, averaged)
@@ -17,7 +17,7 @@ The KL term is summed over classes and averaged over images, as the paper writes
 
 import tensorflow as tf
 
-from keras_vits.backend import keras
+from keras_vits.backend import IS_KERAS_3, keras
 
 DISTILLATION_MODES = ("none", "soft", "hard")
 
@@ -200,6 +200,19 @@ class DistillationModel(keras.Model):
     @property
     def metrics(self):
         return [*self.train_metrics, *self.eval_top1.values()]
+
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """`keras.Model.compile`; a mixed_float16 student's optimizer gets dynamic loss scaling.
+
+        Keras wraps the optimizer in a `LossScaleOptimizer` only when this wrapper's own dtype
+        policy is mixed_float16; here the student's policy decides, wherever the wrapper was built.
+        """
+        student_policy = getattr(self.student, "dtype_policy", None)
+        if IS_KERAS_3 and getattr(student_policy, "name", None) == "mixed_float16":
+            optimizer = keras.optimizers.get(optimizer)
+            if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        super().compile(optimizer=optimizer, **kwargs)
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)

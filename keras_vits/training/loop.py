@@ -14,9 +14,11 @@ whose index file is replaced atomically),
 student as `model.keras` (`keras-vits export <run>/model.keras` reads the last three).
 """
 
+import contextlib
 import json
 import pathlib
 import time
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -104,7 +106,11 @@ def learning_rate_schedule(recipe, steps_per_epoch, global_batch_size):
 
 
 def make_optimizer(recipe, model, steps_per_epoch, global_batch_size):
-    """AdamW with the recipe's schedule, clipping and EMA; no decay on `no_weight_decay_variables`."""
+    """AdamW with the recipe's schedule, clipping and EMA; no decay on `no_weight_decay_variables`.
+
+    Under `precision="mixed_float16"` it is wrapped in Keras's `LossScaleOptimizer` (dynamic
+    loss scaling: a step whose gradients overflow is skipped and the scale halves).
+    """
     optimizer = keras.optimizers.AdamW(
         learning_rate=learning_rate_schedule(recipe, steps_per_epoch, global_batch_size),
         weight_decay=recipe.weight_decay,
@@ -113,13 +119,26 @@ def make_optimizer(recipe, model, steps_per_epoch, global_batch_size):
         ema_momentum=recipe.ema_momentum or 0.99,
     )
     optimizer.exclude_from_weight_decay(var_list=no_weight_decay_variables(model))
+    if recipe.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=recipe.initial_loss_scale)
     return optimizer
 
 
-def training_checkpoint(student, optimizer):
+def loss_scale(optimizer):
+    """The current dynamic loss scale of a `LossScaleOptimizer`, else None."""
+    scale = getattr(optimizer, "dynamic_scale", None)
+    return None if scale is None else float(scale.numpy())
+
+
+def training_checkpoint(student, optimizer, batches_done=None):
     """A `tf.train.Checkpoint` of every student weight and optimizer variable, keyed by name.
 
-    Keys are `student/<layer>/<weight>` and `optimizer/<variable name>` rather than the
+    `batches_done` (an int64 variable, stored as `progress/batches_done`) counts the training
+    batches consumed. The optimizer's `iterations` cannot: a LossScaleOptimizer leaves it
+    unchanged on the steps it skips, so a resumed run would repeat them.
+
+    Keys are `student/<layer>/<weight>`, `optimizer/<variable name>` and, under mixed_float16,
+    `loss_scale/dynamic_scale` and `loss_scale/step_counter`, rather than the
     attribute paths `tf.train.Checkpoint(student=..., optimizer=...)` would record
     (`student/_operations/7/_kernel`, `optimizer/_trainable_variables/3`): those name Keras
     internals, which can change between Keras versions, and say nothing to a reader.
@@ -128,14 +147,21 @@ def training_checkpoint(student, optimizer):
     for key, variable in layer_weights(student).items():
         layer_name, weight_name = key.split("/")
         student_state.setdefault(layer_name, {})[weight_name] = variable
+    inner = getattr(optimizer, "inner_optimizer", None)
     optimizer_state = {}
-    for variable in optimizer.variables:
+    for variable in (inner or optimizer).variables:
         if variable.name in optimizer_state:
             raise ValueError(
                 f"Two optimizer variables share the name {variable.name!r}; cannot checkpoint them by name."
             )
         optimizer_state[variable.name] = variable
-    return tf.train.Checkpoint(student=student_state, optimizer=optimizer_state)
+    groups = {"student": student_state, "optimizer": optimizer_state}
+    if inner is not None:  # a LossScaleOptimizer's own variables (the scale, its step counter)
+        inner_ids = {id(variable) for variable in inner.variables}
+        groups["loss_scale"] = {v.name: v for v in optimizer.variables if id(v) not in inner_ids}
+    if batches_done is not None:
+        groups["progress"] = {"batches_done": batches_done}
+    return tf.train.Checkpoint(**groups)
 
 
 def restore_checkpoint(checkpoint, path):
@@ -149,6 +175,49 @@ def restore_checkpoint(checkpoint, path):
             f"(a run of another model, optimizer setting or Keras (Keras 3 / tf-keras) wrote it?); "
             f"choose another output folder. {error}"
         ) from error
+
+
+@contextlib.contextmanager
+def dtype_policy(precision):
+    """Sets Keras's global dtype policy to `precision` (`"float32"`, `"mixed_float16"`, ...) inside the block."""
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def warn_if_slow_precision(precision):
+    """float16 has no fast kernels on CPUs: allowed (for testing a GPU recipe), but said."""
+    if precision == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+        warnings.warn(
+            "precision='mixed_float16' without a GPU: CPUs have no float16 matmul kernels, so training "
+            "runs several times slower than float32 here. It is meant for GPUs.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+def with_precision(model, precision):
+    """`model` rebuilt with every layer in the dtype policy `precision`, its weights copied; or `model` itself.
+
+    A teacher saved in float32 runs in the student's mixed precision this way, and one saved in a
+    mixed policy runs in float32. Its outputs are cast to float32 before any loss. Models whose
+    layers cannot be cloned this way (subclassed models) are kept as they are.
+    """
+    if all(layer.dtype_policy.name == precision for layer in model.layers if layer.weights):
+        return model
+
+    def clone(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": precision})
+
+    try:
+        rebuilt = keras.models.clone_model(model, clone_function=clone)
+    except (TypeError, ValueError, NotImplementedError):
+        return model
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
 
 
 def load_teacher(path, num_classes):
@@ -175,9 +244,22 @@ def _check_inputs(recipe, source, eval_source):
         )
 
 
-def _settings(recipe_dict):
-    """The fields that change training (a resumed run must match them); prose fields may differ."""
-    return {k: v for k, v in recipe_dict.items() if k not in ("description", "expected")}
+def _settings_differences(saved, current):
+    """Training fields (not prose) where a run folder's recipe.json and this recipe differ.
+
+    A field missing from `saved` (written before the field existed) counts as its default.
+    """
+    from keras_vits.training.recipes import Recipe
+
+    defaults = Recipe(name="defaults").to_dict()
+    differences = []
+    for field, value in current.items():
+        if field in ("description", "expected"):
+            continue
+        before = saved.get(field, defaults.get(field))
+        if before != value:
+            differences.append(f"{field}: {before!r} there, {value!r} now")
+    return differences
 
 
 class NaNLossError(FloatingPointError):
@@ -289,12 +371,20 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
     output_dir.mkdir(parents=True, exist_ok=True)
     recipe_file = output_dir / run_folder.RECIPE_FILE
     recipe_json = json.dumps(recipe.to_dict(), indent=1, sort_keys=True)
-    if recipe_file.exists() and _settings(json.loads(recipe_file.read_text())) != _settings(json.loads(recipe_json)):
-        raise ValueError(f"{output_dir} holds a run of a different recipe ({recipe_file}); choose another output.")
+    if recipe_file.exists():
+        differences = _settings_differences(json.loads(recipe_file.read_text()), json.loads(recipe_json))
+        if differences:
+            raise ValueError(
+                f"{output_dir} holds a run of a different recipe ({recipe_file}: {'; '.join(differences)}); "
+                f"a resumed run must keep its settings. Choose another output folder."
+            )
 
-    with strategy.scope():
+    warn_if_slow_precision(recipe.precision)
+    with strategy.scope(), dtype_policy(recipe.precision):
         student = build_model(recipe, source.num_classes, source.channels)
-        teacher = load_teacher(recipe.teacher, source.num_classes) if recipe.distillation != "none" else None
+        teacher = None
+        if recipe.distillation != "none":
+            teacher = with_precision(load_teacher(recipe.teacher, source.num_classes), recipe.precision)
         model = DistillationModel(
             student,
             teacher,
@@ -307,7 +397,8 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         optimizer = make_optimizer(recipe, student, steps_per_epoch, global_batch)
         model.compile(optimizer=optimizer)
         optimizer.build(student.trainable_variables)
-        checkpoint = training_checkpoint(student, optimizer)
+        batches_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_done")
+        checkpoint = training_checkpoint(student, optimizer, batches_done)
     checkpoint_dir = output_dir / run_folder.CHECKPOINT_DIR
     if not chief:  # every worker saves (collectives), only the chief's copy is kept
         checkpoint_dir = output_dir / f".worker-{strategy.cluster_resolver.task_id}-checkpoints"
@@ -320,7 +411,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
 
     history_file = output_dir / run_folder.HISTORY_FILE
     history = json.loads(history_file.read_text()) if history_file.exists() and manager.latest_checkpoint else []
-    step = int(optimizer.iterations.numpy())
+    step = int(batches_done.numpy())
     start_epoch = step // steps_per_epoch
     history = [h for h in history if h["epoch"] <= start_epoch]
     if verbose and step:
@@ -335,6 +426,7 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
     @tf.function(jit_compile=recipe.jit_compile)
     def train_step(batch):
         strategy.run(model.train_step, args=(batch,))
+        batches_done.assign_add(1)
 
     last_step = (
         recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
@@ -380,6 +472,8 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         manager.save(checkpoint_number=step)
         eval_logs = evaluate_model(model, eval_dataset, strategy)
         entry = {"epoch": epoch + 1, "step": step, **train_logs, "eval_loss": eval_logs.pop("loss"), **eval_logs}
+        if loss_scale(optimizer) is not None:
+            entry["loss_scale"] = loss_scale(optimizer)
         history.append(entry)
         with writer.as_default(step=step):
             for name, value in entry.items():
@@ -407,6 +501,8 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         "parameters": student.count_params(),
         "train_seconds": train_seconds,
         "images_per_second": trained_images / train_seconds if train_seconds else 0.0,
+        "precision": recipe.precision,
+        "loss_scale": loss_scale(optimizer),
     }
     if chief:
         run_folder.atomic_write_text(

@@ -13,6 +13,9 @@ import importlib.util
 import json
 import pathlib
 
+#: Training precisions: Keras dtype policy names. Variables stay float32 in all three.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -61,10 +64,19 @@ class Recipe:
     tau: float = 1.0
     teacher_label_smoothing: float = 0.0
     jit_compile: bool = False  # XLA for the training step; on CPU it gains little (docs/PERFORMANCE.md)
+    # "float32", "mixed_float16" (GPUs; dynamic loss scaling) or "mixed_bfloat16" (TPUs, recent CPUs)
+    precision: str = "float32"
+    initial_loss_scale: float = 32768.0  # mixed_float16 only: the dynamic loss scale's start (Keras's default)
     # bookkeeping
     seed: int = 0
     checkpoint_every: int = 500  # steps; also at every epoch end
     expected: str = ""
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
+        if not self.initial_loss_scale > 0:
+            raise ValueError(f"initial_loss_scale must be > 0, got {self.initial_loss_scale!r}.")
 
     def replace(self, **changes):
         """A copy with `changes`, checked against the fields."""
