@@ -188,7 +188,8 @@ def _cmd_evaluate(args):
         std=args.std,
     )
     rows = {"top1_cls": "class head", "top1_dist": "distillation head", "top1_avg": "average", "top1": "top-1"}
-    print(f"{args.model} on {args.dataset} {args.split}:")
+    where = f"{args.dataset or 'its own data set'} {args.split or '(evaluation split)'}"
+    print(f"{args.model} on {where}:")
     for key, label in rows.items():
         if key in logs:
             print(f"  {label:18s} {100 * logs[key]:6.2f}%")
@@ -337,15 +338,17 @@ def build_parser():
 
     evaluate = commands.add_parser("evaluate", help="Top-1 of a saved model: class head, distillation head, average.")
     evaluate.add_argument("model", help="A .keras model written by `keras-vits train` (loaded in safe mode).")
-    evaluate.add_argument("--dataset", default="fashion_mnist", help="Data set as for train. Default: fashion_mnist.")
-    evaluate.add_argument("--split", default="test", help="Split to evaluate. Default: test.")
+    evaluate.add_argument(
+        "--dataset", default=None, help="Data set as for train. Default: the run's (recipe.json), else fashion_mnist."
+    )
+    evaluate.add_argument("--split", default=None, help="Split to evaluate. Default: the run's eval split, else test.")
     evaluate.add_argument("--data-dir", dest="data_dir", default=None, help="tensorflow-datasets data_dir.")
     evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=256, help="Default: 256.")
     evaluate.add_argument(
-        "--mean", type=float, nargs="+", default=None, help="Per-channel mean. Default: Fashion-MNIST's."
+        "--mean", type=float, nargs="+", default=None, help="Per-channel mean. Default: the run's recipe.json."
     )
     evaluate.add_argument(
-        "--std", type=float, nargs="+", default=None, help="Per-channel std. Default: Fashion-MNIST's."
+        "--std", type=float, nargs="+", default=None, help="Per-channel std. Default: the run's recipe.json."
     )
     evaluate.set_defaults(func=_cmd_evaluate)
 

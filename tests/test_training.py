@@ -25,6 +25,7 @@ from keras_vits.training.data import check_labels, load_source
 from keras_vits.training.loop import (
     NaNLossError,
     build_model,
+    evaluate,
     learning_rate_schedule,
     no_weight_decay_variables,
     restore_checkpoint,
@@ -480,3 +481,67 @@ def test_cli_train_help_explains_every_flag(capsys):
         assert flag in text
     assert cli_main(["train", "--list-recipes"]) == 0
     assert cli_main(["train", "--recipe", "fmnist_deit_hard", "--set", "epoch=1"]) == 2
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("assignment", "error", "message"),
+    [
+        ("epochs=0", ValueError, "epochs must be >= 1, got 0"),
+        ("epochs=-1", ValueError, "epochs must be >= 1, got -1"),
+        ("epochs=abc", TypeError, "epochs takes an int, got 'abc'"),
+        ("epochs=2.5", TypeError, "epochs takes an int, got 2.5"),
+        ("batch_size=0", ValueError, "batch_size must be >= 1, got 0"),
+        ("base_lr=abc", TypeError, "base_lr takes a float, got 'abc'"),
+        ("base_lr=0", ValueError, "base_lr must be > 0.0, got 0"),
+        ("label_smoothing=1.5", ValueError, "label_smoothing must be >= 0.0 and <= 1.0, got 1.5"),
+        ("augment=3", TypeError, "augment takes a bool, got 3"),
+        ("mean=[0.5,0.5]", ValueError, r"mean \(0.5, 0.5\) and std \(0.353,\) need one entry per channel"),
+        ("distillation=medium", ValueError, "distillation must be 'none', 'soft' or 'hard'"),
+    ],
+)
+def test_bad_recipe_values_are_refused_before_any_work(assignment, error, message):
+    """Each once trained 0 steps, repeated a string (`"abc" * steps`) or failed deep inside TensorFlow."""
+    with pytest.raises(error, match=message):
+        get_recipe("fmnist_deit_hard", **parse_overrides([assignment]))
+
+
+def test_cli_refuses_epochs_zero_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli_main(["train", "--recipe", "fmnist_deit_none", "--output", str(out), "--set", "epochs=0"]) == 2
+    assert "epochs must be >= 1" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_evaluate_uses_the_runs_normalisation_crop_and_classes(tmp_path):
+    """A model trained on an RGB folder is evaluated with its own mean, std and crop, not Fashion-MNIST's."""
+    _write_folder(tmp_path / "data" / "train", per_class=8)
+    _write_folder(tmp_path / "data" / "test", per_class=4)
+    recipe = tiny_recipe(
+        dataset=f"folder:{tmp_path / 'data'}",
+        image_size=14,
+        mean=(0.6, 0.4, 0.5),
+        std=(0.2, 0.3, 0.25),
+        eval_crop_fraction=0.875,
+        epochs=1,
+        batch_size=4,
+        crop_padding=0,
+    )
+    result = train(recipe, tmp_path / "run", verbose=0)
+    logs = evaluate(tmp_path / "run" / "model.keras")  # dataset, split and normalisation from recipe.json
+    assert logs["loss"] == pytest.approx(result["final"]["loss"], rel=1e-5)
+
+    (tmp_path / "other" / "test").mkdir(parents=True)
+    _write_folder(tmp_path / "other" / "test", classes=("ant", "bee", "cow"), per_class=2)
+    with pytest.raises(
+        ValueError, match=r"has the classes \['ant', 'bee', 'cow'\].*trained on \['cat', 'dog', 'eel'\]"
+    ):
+        evaluate(tmp_path / "run" / "model.keras", dataset=f"folder:{tmp_path / 'other'}")
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "model.keras").write_bytes((tmp_path / "run" / "model.keras").read_bytes())
+    with pytest.raises(ValueError, match="No recipe.json beside .* normalisation is unknown"):
+        evaluate(alone / "model.keras", dataset=f"folder:{tmp_path / 'data'}")

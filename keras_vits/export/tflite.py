@@ -46,6 +46,30 @@ INT8_DENSE_FLOAT_OPS = (
 )
 
 
+def _calibration_images(representative_images, shape, batch_size, mode):
+    """The calibration images as float32 `(N, H, W, C)`, checked: enough for one batch, the model's size.
+
+    The converter quantizes nothing when its representative dataset yields no batch, and returns
+    a float model without a word; so too few images must fail here.
+    """
+    images = np.asarray(representative_images)
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape[1:]):
+        raise ValueError(
+            f"representative_images for mode {mode!r} must be (N, {', '.join(map(str, shape[1:]))}) model inputs, "
+            f"got shape {images.shape}."
+        )
+    if not np.issubdtype(images.dtype, np.floating):
+        raise TypeError(
+            f"representative_images must be float, already normalised model inputs, got dtype {images.dtype}."
+        )
+    if len(images) < batch_size:
+        raise ValueError(
+            f"mode {mode!r} calibrates on at least one batch of {batch_size} image(s), got {len(images)}; "
+            f"pass representative images (a few hundred is typical)."
+        )
+    return images.astype(np.float32)
+
+
 def convert_tflite(model, mode="float32", representative_images=None, int8_io=False, batch_size=1):
     """Converts a keras_vits model to a TFLite flatbuffer with builtin ops only.
 
@@ -79,7 +103,7 @@ def convert_tflite(model, mode="float32", representative_images=None, int8_io=Fa
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if mode in CALIBRATED_MODES:
-        images = np.asarray(representative_images, np.float32)
+        images = _calibration_images(representative_images, shape, batch_size, mode)
 
         def representative_dataset():
             for start in range(0, len(images) - batch_size + 1, batch_size):

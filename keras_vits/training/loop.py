@@ -15,6 +15,7 @@ student as `model.keras` (`keras-vits export <run>/model.keras` reads the last t
 """
 
 import contextlib
+import dataclasses
 import json
 import pathlib
 import time
@@ -516,8 +517,8 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
 
 def evaluate(
     model_path,
-    dataset="fashion_mnist",
-    split="test",
+    dataset=None,
+    split=None,
     image_size=None,
     mean=None,
     std=None,
@@ -525,19 +526,55 @@ def evaluate(
     data_dir=None,
     recipe=None,
 ):
-    """Top-1 of a saved student (`.keras`, safe mode): cls, dist and their average for DeiT, else one row."""
+    """Top-1 of a saved student (`.keras`, safe mode): cls, dist and their average for DeiT, else one row.
+
+    `dataset` and `split` default to the run's (its recipe's `dataset` and `eval_split`), else
+    Fashion-MNIST's test split. The images are prepared as in training: the normalisation, image size and evaluation crop come
+    from the run's `recipe.json` beside the model (or from `recipe`, or `mean`/`std` given here),
+    and the data set's class names must match the run's `labels.txt` when there is one.
+
+    Raises:
+        ValueError: no normalisation to be found, other classes than the run's, other channels.
+    """
     from keras_vits.training.recipes import Recipe
 
+    model_path = pathlib.Path(model_path)
+    if not model_path.is_file():
+        raise FileNotFoundError(f"No model at {model_path}; expected a .keras file written by keras-vits train.")
     student = keras.models.load_model(model_path, safe_mode=True, compile=False)
+    saved_recipe, saved_labels = run_folder.run_metadata(model_path)
+    if recipe is None and saved_recipe is not None:
+        known = {f.name for f in dataclasses.fields(Recipe)}
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved_recipe.items() if k in known}
+        recipe = Recipe(**fields)
+    if recipe is None and mean is None:
+        raise ValueError(
+            f"No {run_folder.RECIPE_FILE} beside {model_path}, so its normalisation is unknown: "
+            f"pass mean and std (per channel, on [0, 1] pixels) or the run's recipe."
+        )
+    if (mean is None) != (std is None):
+        raise ValueError(f"Pass mean and std together, got mean={mean!r}, std={std!r}.")
     size = image_size or int(student.inputs[0].shape[1])
     channels = int(student.inputs[0].shape[-1])
-    base = recipe or Recipe(name="evaluate")
+    dataset = dataset or (recipe.dataset if recipe is not None else "fashion_mnist")
+    split = split or (recipe.eval_split if recipe is not None else "test")
+    data_dir = data_dir or (recipe.data_dir if recipe is not None else None)
     changes = {"dataset": dataset, "eval_split": split, "image_size": size, "data_dir": data_dir}
     if mean is not None:
         changes.update(mean=tuple(mean), std=tuple(std))
-    recipe = base.replace(**changes)
+    recipe = (recipe or Recipe(name="evaluate", mean=tuple(mean), std=tuple(std))).replace(**changes)
+    if len(recipe.mean) != channels:
+        raise ValueError(
+            f"{model_path} takes {channels}-channel images but the normalisation has {len(recipe.mean)} "
+            f"entries (mean={recipe.mean}, std={recipe.std})."
+        )
     source = load_source(dataset, split, data_dir=data_dir, channels=channels, image_size=size)
     if source.channels != channels:
         raise ValueError(f"{model_path} takes {channels}-channel images; {source.name} has {source.channels}.")
+    if saved_labels is not None and list(source.class_names) != list(saved_labels):
+        raise ValueError(
+            f"{source.name} {split} has the classes {list(source.class_names)[:12]}, but {model_path} was trained "
+            f"on {saved_labels[:12]} ({run_folder.LABELS_FILE}); evaluate it on its own data set."
+        )
     model = DistillationModel(student)
     return evaluate_model(model, make_dataset(source, recipe, batch_size, training=False), tf.distribute.get_strategy())

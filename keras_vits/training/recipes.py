@@ -16,6 +16,52 @@ import pathlib
 #: Training precisions: Keras dtype policy names. Variables stay float32 in all three.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
+#: Allowed range of each numeric field: (lowest, highest, whether the lowest itself is allowed).
+FIELD_RANGES = {
+    "image_size": (1, 4096, True),
+    "eval_crop_fraction": (0.0, 1.0, False),
+    "drop_path_rate": (0.0, 1.0, True),
+    "epochs": (1, None, True),
+    "batch_size": (1, None, True),
+    "base_lr": (0.0, None, False),
+    "min_lr": (0.0, None, True),
+    "warmup_epochs": (0.0, None, True),
+    "weight_decay": (0.0, None, True),
+    "clip_norm": (0.0, None, False),
+    "ema_momentum": (0.0, 1.0, False),
+    "label_smoothing": (0.0, 1.0, True),
+    "crop_padding": (0, None, True),
+    "mixup_alpha": (0.0, None, True),
+    "cutmix_alpha": (0.0, None, True),
+    "random_erasing": (0.0, 1.0, True),
+    "alpha": (0.0, 1.0, True),
+    "tau": (0.0, None, False),
+    "teacher_label_smoothing": (0.0, 1.0, True),
+    "initial_loss_scale": (0.0, None, False),
+    "seed": (0, None, True),
+    "checkpoint_every": (1, None, True),
+}
+_OPTIONAL = {"data_dir", "manual_dir", "clip_norm", "ema_momentum", "randaugment", "teacher"}
+
+
+def _check_field(name, annotation, value):
+    """Type and range of one recipe field; raises with the field, the value and what it takes."""
+    if value is None and name in _OPTIONAL:
+        return
+    expected = {"str": str, "int": int, "float": (int, float), "bool": bool, "tuple": tuple, "dict": dict}
+    kind = annotation if isinstance(annotation, str) else annotation.__name__
+    wanted = expected[kind]
+    if not isinstance(value, wanted) or (kind in ("int", "float") and isinstance(value, bool)):
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise TypeError(f"Recipe field {name} takes {article} {kind}, got {value!r} ({type(value).__name__}).")
+    if name in FIELD_RANGES:
+        low, high, low_allowed = FIELD_RANGES[name]
+        too_low = value < low or (value == low and not low_allowed)
+        if too_low or (high is not None and value > high):
+            bound = f">= {low}" if low_allowed else f"> {low}"
+            bound += f" and <= {high}" if high is not None else ""
+            raise ValueError(f"Recipe field {name} must be {bound}, got {value!r}.")
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
@@ -73,10 +119,18 @@ class Recipe:
     expected: str = ""
 
     def __post_init__(self):
+        for field in dataclasses.fields(self):
+            _check_field(field.name, field.type, getattr(self, field.name))
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
-        if not self.initial_loss_scale > 0:
-            raise ValueError(f"initial_loss_scale must be > 0, got {self.initial_loss_scale!r}.")
+        if self.distillation not in ("none", "soft", "hard"):
+            raise ValueError(f"distillation must be 'none', 'soft' or 'hard', got {self.distillation!r}.")
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise ValueError(f"mean {self.mean} and std {self.std} need one entry per channel each.")
+        if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in (*self.mean, *self.std)):
+            raise TypeError(f"mean and std must be numbers, got mean={self.mean!r}, std={self.std!r}.")
+        if any(v <= 0 for v in self.std):
+            raise ValueError(f"std entries must be > 0, got {self.std}.")
 
     def replace(self, **changes):
         """A copy with `changes`, checked against the fields."""
