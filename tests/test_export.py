@@ -199,3 +199,18 @@ def test_conversion_arguments_are_checked():
     runner = TFLiteModel(convert_tflite(model, "float32"))
     with pytest.raises(ValueError, match="expects input of shape"):
         runner(np.zeros((1, 16, 16, 1), np.float32))
+
+
+@pytest.mark.parametrize("mode", ["int8", "int16x8", "int8_dense"])
+def test_calibrated_modes_refuse_too_few_or_wrong_images(mode):
+    """With no calibration batch the converter quantized nothing and returned float32 without a word."""
+    model = tiny_model("vit")
+    shape = tuple(model.inputs[0].shape[1:])
+    with pytest.raises(ValueError, match=r"at least one batch of 1 image\(s\), got 0"):
+        convert_tflite(model, mode, representative_images=np.zeros((0, *shape), np.float32))
+    with pytest.raises(ValueError, match=r"at least one batch of 4 image\(s\), got 3"):
+        convert_tflite(model, mode, representative_images=np.zeros((3, *shape), np.float32), batch_size=4)
+    with pytest.raises(ValueError, match=r"must be \(N, .*\) model inputs, got shape \(2, 8, 8, 1\)"):
+        convert_tflite(model, mode, representative_images=np.zeros((2, 8, 8, 1), np.float32))
+    with pytest.raises(TypeError, match="must be float, already normalised"):
+        convert_tflite(model, mode, representative_images=np.zeros((2, *shape), np.uint8))

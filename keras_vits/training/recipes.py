@@ -13,6 +13,8 @@ import importlib.util
 import json
 import pathlib
 
+from keras_vits.layers.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
 #: Training precisions: Keras dtype policy names. Variables stay float32 in all three.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -234,8 +236,8 @@ RECIPES = {
         dataset="imagenet2012",
         eval_split="validation",
         image_size=224,
-        mean=(0.485, 0.456, 0.406),
-        std=(0.229, 0.224, 0.225),
+        mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD,
         eval_crop_fraction=0.875,
         model="deit_small_distilled_patch16_224",
         drop_path_rate=0.1,
