@@ -529,9 +529,9 @@ def evaluate(
     """Top-1 of a saved student (`.keras`, safe mode): cls, dist and their average for DeiT, else one row.
 
     `dataset` and `split` default to the run's (its recipe's `dataset` and `eval_split`), else
-    Fashion-MNIST's test split. The images are prepared as in training: the normalisation, image size and evaluation crop come
-    from the run's `recipe.json` beside the model (or from `recipe`, or `mean`/`std` given here),
-    and the data set's class names must match the run's `labels.txt` when there is one.
+    Fashion-MNIST's test split. The images are prepared as in training: the normalisation, image
+    size and evaluation crop come from the run's `recipe.json` beside the model (or from `recipe`,
+    or `mean`/`std` given here), and the data set's class names must match the run's `labels.txt`.
 
     Raises:
         ValueError: no normalisation to be found, other classes than the run's, other channels.
