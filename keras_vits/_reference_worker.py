@@ -49,7 +49,10 @@ def timm_case(name, batch, image_size, train):
 
         config = PvtConfig(image_size=image_size, depths=PVT_V1_DEPTHS[name], num_labels=1000)
         module = PvtForImageClassification(config)
-        forward = lambda x: module(pixel_values=x).logits  # noqa: E731
+
+        def forward(x):
+            return module(pixel_values=x).logits
+
     else:
         size_argument = {} if image_size == 224 else {"img_size": image_size}
         module = forward = timm.create_model(name, pretrained=False, num_classes=1000, **size_argument)

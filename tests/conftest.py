@@ -1,12 +1,11 @@
 """Shared pytest set-up: quiet TensorFlow, an environment no test can leak, `config_name` parametrisation."""
 
 import os
+import pathlib
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import pytest
 
-import pathlib  # noqa: E402
-
-import pytest  # noqa: E402
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any test module imports TensorFlow
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 

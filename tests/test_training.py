@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from training_worker import TINY_STUDENT, tiny_recipe
 
 from keras_vits.backend import keras
 from keras_vits.cli import build_parser as cli_build_parser
@@ -38,8 +39,6 @@ from keras_vits.training.recipes import RECIPES, Recipe, get_recipe, load_recipe
 pytestmark = pytest.mark.keras3_only
 
 WORKER = pathlib.Path(__file__).with_name("training_worker.py")
-sys.path.insert(0, str(WORKER.parent))
-from training_worker import TINY_STUDENT, tiny_recipe  # noqa: E402
 
 
 def _run_worker(*args, env=None, timeout=600):
