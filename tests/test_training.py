@@ -22,6 +22,7 @@ from training_worker import TINY_STUDENT, tiny_recipe
 from keras_vits.backend import keras
 from keras_vits.cli import build_parser as cli_build_parser
 from keras_vits.cli import main as cli_main
+from keras_vits.training import run_folder
 from keras_vits.training.data import check_labels, load_source
 from keras_vits.training.loop import (
     NaNLossError,
@@ -544,3 +545,49 @@ def test_evaluate_uses_the_runs_normalisation_crop_and_classes(tmp_path):
     (alone / "model.keras").write_bytes((tmp_path / "run" / "model.keras").read_bytes())
     with pytest.raises(ValueError, match="No recipe.json beside .* normalisation is unknown"):
         evaluate(alone / "model.keras", dataset=f"folder:{tmp_path / 'data'}")
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_with_the_holders_pid(tmp_path):
+    out = tmp_path / "run"
+    with run_folder.folder_lock(out), tfds.testing.mock_data(num_examples=16):
+        with pytest.raises(run_folder.FolderInUseError, match=rf"in use by another process \(pid {os.getpid()}\)"):
+            train(tiny_recipe(), out, max_steps=1, verbose=0)
+        assert not (out / "checkpoints").exists()
+    with tfds.testing.mock_data(num_examples=16):
+        train(tiny_recipe(), out, max_steps=1, verbose=0)  # the lock went with its holder
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL at one point of the loop (BaseException: nothing catches it)."""
+
+
+@pytest.mark.parametrize("killed_at", ["history", "checkpoint"])
+def test_a_kill_around_the_epoch_end_loses_no_history_entry(tmp_path, monkeypatch, killed_at):
+    """Killed after the epoch's history write or after its checkpoint: resumed, every epoch is logged once."""
+    out = tmp_path / "run"
+    recipe = tiny_recipe(epochs=3, checkpoint_every=3)  # 64 mock images, batch 8: 8 steps per epoch
+    original_save, original_write = tf.train.CheckpointManager.save, run_folder.atomic_write_text
+
+    def save(self, checkpoint_number=None, **kwargs):
+        path = original_save(self, checkpoint_number=checkpoint_number, **kwargs)
+        if killed_at == "checkpoint" and checkpoint_number == 16:
+            raise _Killed
+        return path
+
+    def write(path, text):
+        original_write(path, text)
+        if killed_at == "history" and pathlib.Path(path).name == run_folder.HISTORY_FILE and '"epoch": 2' in text:
+            raise _Killed
+
+    with tfds.testing.mock_data(num_examples=64):
+        monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+        monkeypatch.setattr(run_folder, "atomic_write_text", write)
+        with pytest.raises(_Killed):
+            train(recipe, out, verbose=0)
+        monkeypatch.undo()
+        result = train(recipe, out, verbose=0)
+    history = json.loads((out / run_folder.HISTORY_FILE).read_text())
+    assert [entry["epoch"] for entry in history] == [1, 2, 3]
+    assert [entry["step"] for entry in history] == [8, 16, 24]
+    assert all(np.isfinite(entry["train_loss"]) and "top1_avg" in entry for entry in history)
+    assert result["steps"] == 24

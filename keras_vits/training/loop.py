@@ -370,149 +370,153 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         raise ValueError(f"{source.name} has {source.num_examples} examples, fewer than one batch of {global_batch}.")
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    recipe_file = output_dir / run_folder.RECIPE_FILE
-    recipe_json = json.dumps(recipe.to_dict(), indent=1, sort_keys=True)
-    if recipe_file.exists():
-        differences = _settings_differences(json.loads(recipe_file.read_text()), json.loads(recipe_json))
-        if differences:
-            raise ValueError(
-                f"{output_dir} holds a run of a different recipe ({recipe_file}: {'; '.join(differences)}); "
-                f"a resumed run must keep its settings. Choose another output folder."
-            )
-
-    warn_if_slow_precision(recipe.precision)
-    with strategy.scope(), dtype_policy(recipe.precision):
-        student = build_model(recipe, source.num_classes, source.channels)
-        teacher = None
-        if recipe.distillation != "none":
-            teacher = with_precision(load_teacher(recipe.teacher, source.num_classes), recipe.precision)
-        model = DistillationModel(
-            student,
-            teacher,
-            mode=recipe.distillation,
-            alpha=recipe.alpha,
-            tau=recipe.tau,
-            label_smoothing=recipe.label_smoothing,
-            teacher_label_smoothing=recipe.teacher_label_smoothing,
-        )
-        optimizer = make_optimizer(recipe, student, steps_per_epoch, global_batch)
-        model.compile(optimizer=optimizer)
-        optimizer.build(student.trainable_variables)
-        batches_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_done")
-        checkpoint = training_checkpoint(student, optimizer, batches_done)
-    checkpoint_dir = output_dir / run_folder.CHECKPOINT_DIR
-    if not chief:  # every worker saves (collectives), only the chief's copy is kept
-        checkpoint_dir = output_dir / f".worker-{strategy.cluster_resolver.task_id}-checkpoints"
-    manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
-    if manager.latest_checkpoint:
-        restore_checkpoint(checkpoint, manager.latest_checkpoint)
-    if chief:
-        run_folder.atomic_write_text(recipe_file, recipe_json)
-        run_folder.write_labels(output_dir, source.class_names)
-
-    history_file = output_dir / run_folder.HISTORY_FILE
-    history = json.loads(history_file.read_text()) if history_file.exists() and manager.latest_checkpoint else []
-    step = int(batches_done.numpy())
-    start_epoch = step // steps_per_epoch
-    history = [h for h in history if h["epoch"] <= start_epoch]
-    if verbose and step:
-        print(f"Resumed from {manager.latest_checkpoint} at step {step} (epoch {start_epoch + 1}).")
-    writer = (
-        tf.summary.create_file_writer(str(output_dir / run_folder.TENSORBOARD_DIR))
-        if chief
-        else tf.summary.create_noop_writer()
-    )
-    eval_dataset = make_dataset(eval_source, recipe, global_batch, training=False)
-
-    @tf.function(jit_compile=recipe.jit_compile)
-    def train_step(batch):
-        strategy.run(model.train_step, args=(batch,))
-        batches_done.assign_add(1)
-
-    last_step = (
-        recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
-    )
-    train_seconds, trained_images = 0.0, 0
-    progress_names = [metric.name for metric in model.train_metrics]
-    for epoch in range(start_epoch, recipe.epochs):
-        if step >= last_step:
-            break
-        for metric in model.metrics:
-            metric.reset_state()
-        skip = step - epoch * steps_per_epoch
-        dataset = make_dataset(
-            source, recipe, global_batch, training=True, epoch=epoch, skip_batches=skip, augment=recipe.augment
-        )
-        progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=progress_names, verbose=verbose and chief)
-        if verbose and chief:
-            print(f"Epoch {epoch + 1}/{recipe.epochs}")
-        started = time.perf_counter()
-        for batch in strategy.experimental_distribute_dataset(dataset.with_options(_shard_by_data())):
-            train_step(batch)
-            step += 1
-            loss = float(model.loss_tracker.result())
-            if not np.isfinite(loss):
-                raise NaNLossError(
-                    f"The loss became {loss} at step {step} (epoch {epoch + 1}); stopped without saving. "
-                    f"The last good checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}."
+    with run_folder.folder_lock(output_dir) if chief else contextlib.nullcontext():
+        recipe_file = output_dir / run_folder.RECIPE_FILE
+        recipe_json = json.dumps(recipe.to_dict(), indent=1, sort_keys=True)
+        if recipe_file.exists():
+            differences = _settings_differences(json.loads(recipe_file.read_text()), json.loads(recipe_json))
+            if differences:
+                raise ValueError(
+                    f"{output_dir} holds a run of a different recipe ({recipe_file}: {'; '.join(differences)}); "
+                    f"a resumed run must keep its settings. Choose another output folder."
                 )
-            logs = [(m.name, float(m.result())) for m in model.train_metrics]
-            progress.update(step - epoch * steps_per_epoch, values=logs)
-            if step % recipe.checkpoint_every == 0:
-                manager.save(checkpoint_number=step)
-            if step % 50 == 0:
-                with writer.as_default(step=step):
-                    for name, value in logs:
-                        tf.summary.scalar(f"train/{name}", value)
-                    tf.summary.scalar("train/learning_rate", float(optimizer.learning_rate))
+
+        warn_if_slow_precision(recipe.precision)
+        with strategy.scope(), dtype_policy(recipe.precision):
+            student = build_model(recipe, source.num_classes, source.channels)
+            teacher = None
+            if recipe.distillation != "none":
+                teacher = with_precision(load_teacher(recipe.teacher, source.num_classes), recipe.precision)
+            model = DistillationModel(
+                student,
+                teacher,
+                mode=recipe.distillation,
+                alpha=recipe.alpha,
+                tau=recipe.tau,
+                label_smoothing=recipe.label_smoothing,
+                teacher_label_smoothing=recipe.teacher_label_smoothing,
+            )
+            optimizer = make_optimizer(recipe, student, steps_per_epoch, global_batch)
+            model.compile(optimizer=optimizer)
+            optimizer.build(student.trainable_variables)
+            batches_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_done")
+            checkpoint = training_checkpoint(student, optimizer, batches_done)
+        checkpoint_dir = output_dir / run_folder.CHECKPOINT_DIR
+        if not chief:  # every worker saves (collectives), only the chief's copy is kept
+            checkpoint_dir = output_dir / f".worker-{strategy.cluster_resolver.task_id}-checkpoints"
+        manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
+        if manager.latest_checkpoint:
+            restore_checkpoint(checkpoint, manager.latest_checkpoint)
+        if chief:
+            run_folder.atomic_write_text(recipe_file, recipe_json)
+            run_folder.write_labels(output_dir, source.class_names)
+
+        history_file = output_dir / run_folder.HISTORY_FILE
+        history = json.loads(history_file.read_text()) if history_file.exists() and manager.latest_checkpoint else []
+        step = int(batches_done.numpy())
+        start_epoch = step // steps_per_epoch
+        history = [h for h in history if h["epoch"] <= start_epoch]
+        if verbose and step:
+            print(f"Resumed from {manager.latest_checkpoint} at step {step} (epoch {start_epoch + 1}).")
+        writer = (
+            tf.summary.create_file_writer(str(output_dir / run_folder.TENSORBOARD_DIR))
+            if chief
+            else tf.summary.create_noop_writer()
+        )
+        eval_dataset = make_dataset(eval_source, recipe, global_batch, training=False)
+
+        @tf.function(jit_compile=recipe.jit_compile)
+        def train_step(batch):
+            strategy.run(model.train_step, args=(batch,))
+            batches_done.assign_add(1)
+
+        last_step = (
+            recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
+        )
+        train_seconds, trained_images = 0.0, 0
+        progress_names = [metric.name for metric in model.train_metrics]
+        for epoch in range(start_epoch, recipe.epochs):
             if step >= last_step:
                 break
-        train_seconds += time.perf_counter() - started
-        trained_images += (step - epoch * steps_per_epoch - skip) * global_batch
-        train_logs = {f"train_{m.name}": float(m.result()) for m in model.train_metrics}
-        manager.save(checkpoint_number=step)
-        eval_logs = evaluate_model(model, eval_dataset, strategy)
-        entry = {"epoch": epoch + 1, "step": step, **train_logs, "eval_loss": eval_logs.pop("loss"), **eval_logs}
-        if loss_scale(optimizer) is not None:
-            entry["loss_scale"] = loss_scale(optimizer)
-        history.append(entry)
-        with writer.as_default(step=step):
-            for name, value in entry.items():
-                if name not in ("epoch", "step"):
-                    tf.summary.scalar(f"epoch/{name}", value)
-        if chief:
-            run_folder.atomic_write_text(history_file, json.dumps(history, indent=1))
-            _plot_curves(history, output_dir / run_folder.CURVES_FILE)
-        if verbose and chief:
-            print("  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "step")))
+            for metric in model.metrics:
+                metric.reset_state()
+            skip = step - epoch * steps_per_epoch
+            dataset = make_dataset(
+                source, recipe, global_batch, training=True, epoch=epoch, skip_batches=skip, augment=recipe.augment
+            )
+            progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=progress_names, verbose=verbose and chief)
+            if verbose and chief:
+                print(f"Epoch {epoch + 1}/{recipe.epochs}")
+            started = time.perf_counter()
+            for batch in strategy.experimental_distribute_dataset(dataset.with_options(_shard_by_data())):
+                train_step(batch)
+                step += 1
+                loss = float(model.loss_tracker.result())
+                if not np.isfinite(loss):
+                    raise NaNLossError(
+                        f"The loss became {loss} at step {step} (epoch {epoch + 1}); stopped without saving. "
+                        f"The last good checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}."
+                    )
+                logs = [(m.name, float(m.result())) for m in model.train_metrics]
+                progress.update(step - epoch * steps_per_epoch, values=logs)
+                if step % recipe.checkpoint_every == 0:
+                    manager.save(checkpoint_number=step)
+                if step % 50 == 0:
+                    with writer.as_default(step=step):
+                        for name, value in logs:
+                            tf.summary.scalar(f"train/{name}", value)
+                        tf.summary.scalar("train/learning_rate", float(optimizer.learning_rate))
+                if step >= last_step:
+                    break
+            train_seconds += time.perf_counter() - started
+            trained_images += (step - epoch * steps_per_epoch - skip) * global_batch
+            train_logs = {f"train_{m.name}": float(m.result()) for m in model.train_metrics}
+            # The history entry is written before the epoch-end checkpoint: a kill between the two
+            # resumes from the previous checkpoint, inside this epoch, which drops the entry and writes
+            # it again; the other order lost the entry for good.
+            eval_logs = evaluate_model(model, eval_dataset, strategy)
+            entry = {"epoch": epoch + 1, "step": step, **train_logs, "eval_loss": eval_logs.pop("loss"), **eval_logs}
+            if loss_scale(optimizer) is not None:
+                entry["loss_scale"] = loss_scale(optimizer)
+            history.append(entry)
+            with writer.as_default(step=step):
+                for name, value in entry.items():
+                    if name not in ("epoch", "step"):
+                        tf.summary.scalar(f"epoch/{name}", value)
+            if chief:
+                run_folder.atomic_write_text(history_file, json.dumps(history, indent=1))
+                _plot_curves(history, output_dir / run_folder.CURVES_FILE)
+            manager.save(checkpoint_number=step)
+            if verbose and chief:
+                print("  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "step")))
 
-    if recipe.ema_momentum is not None:
-        optimizer.finalize_variable_values(student.trainable_variables)
-    final = evaluate_model(model, eval_dataset, strategy)
-    if chief:
-        run_folder.save_model_atomically(student, output_dir / run_folder.MODEL_FILE)
-    result = {
-        "student": student,
-        "final": final,
-        "history": history,
-        "steps": step,
-        "epochs": recipe.epochs,
-        "replicas": replicas,
-        "global_batch_size": global_batch,
-        "parameters": student.count_params(),
-        "train_seconds": train_seconds,
-        "images_per_second": trained_images / train_seconds if train_seconds else 0.0,
-        "precision": recipe.precision,
-        "loss_scale": loss_scale(optimizer),
-    }
-    if chief:
-        run_folder.atomic_write_text(
-            output_dir / run_folder.RESULT_FILE,
-            json.dumps({k: v for k, v in result.items() if k not in ("history", "student")}, indent=1),
-        )
-    if verbose and chief:
-        print(summary_table(recipe, result))
-    return result
+        if recipe.ema_momentum is not None:
+            optimizer.finalize_variable_values(student.trainable_variables)
+        final = evaluate_model(model, eval_dataset, strategy)
+        if chief:
+            run_folder.save_model_atomically(student, output_dir / run_folder.MODEL_FILE)
+        result = {
+            "student": student,
+            "final": final,
+            "history": history,
+            "steps": step,
+            "epochs": recipe.epochs,
+            "replicas": replicas,
+            "global_batch_size": global_batch,
+            "parameters": student.count_params(),
+            "train_seconds": train_seconds,
+            "images_per_second": trained_images / train_seconds if train_seconds else 0.0,
+            "precision": recipe.precision,
+            "loss_scale": loss_scale(optimizer),
+        }
+        if chief:
+            run_folder.atomic_write_text(
+                output_dir / run_folder.RESULT_FILE,
+                json.dumps({k: v for k, v in result.items() if k not in ("history", "student")}, indent=1),
+            )
+        if verbose and chief:
+            print(summary_table(recipe, result))
+        return result
 
 
 def evaluate(
