@@ -254,6 +254,8 @@ def test_train_writes_everything_and_resumes(tmp_path):
     assert second["steps"] == 8  # 2 epochs x 4 steps, counting on from 5
     assert [h["epoch"] for h in second["history"]] == [1, 2]
     assert {"top1_cls", "top1_dist", "top1_avg", "train_loss", "eval_loss"} <= set(second["history"][-1])
+    # 4 steps an epoch: every step is logged, once, across the resume, for curves.png's per-step line
+    assert [s["step"] for s in json.loads((out / "steps.json").read_text())] == list(range(1, 9))
     with pytest.raises(ValueError, match="different recipe"), tfds.testing.mock_data(num_examples=32):
         train(tiny_recipe(epochs=3, base_lr=0.1), out, verbose=0)
 

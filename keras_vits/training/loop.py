@@ -288,21 +288,26 @@ def evaluate_model(model, dataset, strategy):
     return {metric.name: float(metric.result()) for metric in model.eval_metrics}
 
 
-def _plot_curves(history, path):
+def _plot_curves(history, step_log, path):
+    """Loss per logged step and per evaluation (left), top-1 per evaluation (right), against steps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [h["epoch"] for h in history]
+    steps = [h["step"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax_loss.plot(epochs, [h["eval_loss"] for h in history], "o-", label="eval")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    for key in ("train_top1", "top1_cls", "top1_dist", "top1_avg", "top1"):
-        if key in history[0]:
-            ax_acc.plot(epochs, [100 * h[key] for h in history], "o-", label=key)
-    ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="accuracy")
+    if step_log:
+        ax_loss.plot(
+            [s["step"] for s in step_log], [s["loss"] for s in step_log], "-", label="train (epoch mean so far)"
+        )
+        ax_acc.plot([s["step"] for s in step_log], [100 * s["top1"] for s in step_log], "-", label="train_top1")
+    ax_loss.plot(steps, [h["eval_loss"] for h in history], "o-", label="eval")
+    ax_loss.set(xlabel="step", ylabel="loss", title="loss")
+    for key in ("top1_cls", "top1_dist", "top1_avg", "top1"):
+        if history and key in history[0]:
+            ax_acc.plot(steps, [100 * h[key] for h in history], "o-", label=key)
+    ax_acc.set(xlabel="step", ylabel="top-1 (%)", title="accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -416,6 +421,10 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
         step = int(batches_done.numpy())
         start_epoch = step // steps_per_epoch
         history = [h for h in history if h["epoch"] <= start_epoch]
+        steps_file = output_dir / run_folder.STEPS_FILE
+        step_log = json.loads(steps_file.read_text()) if steps_file.exists() and manager.latest_checkpoint else []
+        step_log = [s for s in step_log if s["step"] <= step]
+        log_every = max(1, min(50, steps_per_epoch // 20))  # 20 points an epoch at least, for short runs too
         if verbose and step:
             print(f"Resumed from {manager.latest_checkpoint} at step {step} (epoch {start_epoch + 1}).")
         writer = (
@@ -461,6 +470,9 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
                 progress.update(step - epoch * steps_per_epoch, values=logs)
                 if step % recipe.checkpoint_every == 0:
                     manager.save(checkpoint_number=step)
+                if step % log_every == 0:
+                    metrics = dict(logs)
+                    step_log.append({"step": step, "loss": metrics["loss"], "top1": metrics["top1"]})
                 if step % 50 == 0:
                     with writer.as_default(step=step):
                         for name, value in logs:
@@ -485,7 +497,8 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
                         tf.summary.scalar(f"epoch/{name}", value)
             if chief:
                 run_folder.atomic_write_text(history_file, json.dumps(history, indent=1))
-                _plot_curves(history, output_dir / run_folder.CURVES_FILE)
+                run_folder.atomic_write_text(steps_file, json.dumps(step_log))
+                _plot_curves(history, step_log, output_dir / run_folder.CURVES_FILE)
             manager.save(checkpoint_number=step)
             if verbose and chief:
                 print("  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "step")))

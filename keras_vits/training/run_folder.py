@@ -6,6 +6,7 @@ A run folder holds:
     labels.txt       one class name per line, in label order
     model.keras      the trained student (written last)
     history.json     one entry per evaluation
+    steps.json       training loss and top-1 (epoch means so far) every few steps
     result.json      final evaluation, steps and timing
     curves.png       training loss per step and evaluation top-1 per evaluation
     checkpoints/     model, optimizer and loss-scale state (tf.train.CheckpointManager)
@@ -25,6 +26,7 @@ RECIPE_FILE = "recipe.json"
 LABELS_FILE = "labels.txt"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
+STEPS_FILE = "steps.json"
 RESULT_FILE = "result.json"
 CURVES_FILE = "curves.png"
 CHECKPOINT_DIR = "checkpoints"
