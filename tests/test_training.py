@@ -593,3 +593,4 @@ def test_a_kill_around_the_epoch_end_loses_no_history_entry(tmp_path, monkeypatc
     assert [entry["step"] for entry in history] == [8, 16, 24]
     assert all(np.isfinite(entry["train_loss"]) and "top1_avg" in entry for entry in history)
     assert result["steps"] == 24
+    assert [s["step"] for s in json.loads((out / run_folder.STEPS_FILE).read_text())] == list(range(1, 25))

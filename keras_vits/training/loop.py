@@ -468,11 +468,13 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
                     )
                 logs = [(m.name, float(m.result())) for m in model.train_metrics]
                 progress.update(step - epoch * steps_per_epoch, values=logs)
-                if step % recipe.checkpoint_every == 0:
-                    manager.save(checkpoint_number=step)
                 if step % log_every == 0:
                     metrics = dict(logs)
                     step_log.append({"step": step, "loss": metrics["loss"], "top1": metrics["top1"]})
+                if step % recipe.checkpoint_every == 0:
+                    if chief:  # the step log up to the checkpoint, so a resume from it has every point
+                        run_folder.atomic_write_text(steps_file, json.dumps(step_log))
+                    manager.save(checkpoint_number=step)
                 if step % 50 == 0:
                     with writer.as_default(step=step):
                         for name, value in logs:
