@@ -59,3 +59,31 @@ def in_xla_context():
     except ImportError:  # pragma: no cover - a TensorFlow that moved the module
         return False
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def load_keras_file(path, what="model"):
+    """A `.keras` file loaded in safe mode (no Lambda or other code), with errors that say what is wrong.
+
+    Args:
+        path: the `.keras` file.
+        what: what the model is for, in messages (`"teacher"`, `"model"`).
+
+    Raises:
+        FileNotFoundError: nothing at `path`.
+        ValueError: not a `.keras` archive (truncated, another format), or one Keras cannot rebuild.
+    """
+    import os
+    import zipfile
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No {what} at {path!r}; expected a .keras file.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a .keras file (a .keras file is a zip archive; this one is truncated or another "
+            f"format). Save models with model.save('name.keras')."
+        )
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+        raise ValueError(f"Cannot load the {what} {path!r} in safe mode: {error}") from error

@@ -84,13 +84,11 @@ def _cmd_demo(args):
 
 def _trained_model(args):
     """A `.keras` model (safe mode) with the normalisation and labels its training run wrote beside it."""
-    from keras_vits.backend import keras
+    from keras_vits.backend import load_keras_file
     from keras_vits.training import run_folder
 
     path = pathlib.Path(args.name)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist.")
-    model = keras.models.load_model(path, safe_mode=True, compile=False)
+    model = load_keras_file(path)
     recipe, labels = run_folder.run_metadata(path)
     if args.mean and args.std:
         cfg = {"mean": args.mean, "std": args.std}

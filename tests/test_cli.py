@@ -88,3 +88,15 @@ def test_export_writes_a_saved_model_and_a_tflite_file(tmp_path, capsys):
     assert (tmp_path / "pvt_v2_b0_float16.tflite").stat().st_size > 0
     assert main(["export", "pvt_v2_b0", "--format", "tflite", "--mode", "int8", *common]) == 2
     assert "needs --calibration" in capsys.readouterr().err
+
+
+def test_export_and_evaluate_of_a_garbage_or_truncated_keras_file_say_what_it_is(tmp_path, capsys):
+    """Once "File not found" for a file that was there."""
+    garbage = tmp_path / "garbage" / "model.keras"
+    garbage.parent.mkdir()
+    garbage.write_bytes(b"not a zip archive at all")
+    for command in (["export", str(garbage), "--output", str(tmp_path / "out")], ["evaluate", str(garbage)]):
+        assert main(command) == 2
+        assert "is not a .keras file (a .keras file is a zip archive" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "absent.keras")]) == 2
+    assert "No model at" in capsys.readouterr().err

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_vits
-from keras_vits.backend import keras, layer_weights
+from keras_vits.backend import keras, layer_weights, load_keras_file
 from keras_vits.distillation import DistillationModel
 from keras_vits.training import run_folder, teachers
 from keras_vits.training.data import load_source
@@ -228,7 +228,7 @@ def load_teacher(path, num_classes):
         raise FileNotFoundError(
             f"Teacher {path} does not exist; train one first (keras-vits train --recipe fmnist_teacher)."
         )
-    return keras.models.load_model(path, safe_mode=True, compile=False)
+    return load_keras_file(path, "teacher")
 
 
 def _check_inputs(recipe, source, eval_source):
@@ -558,9 +558,7 @@ def evaluate(
     from keras_vits.training.recipes import Recipe
 
     model_path = pathlib.Path(model_path)
-    if not model_path.is_file():
-        raise FileNotFoundError(f"No model at {model_path}; expected a .keras file written by keras-vits train.")
-    student = keras.models.load_model(model_path, safe_mode=True, compile=False)
+    student = load_keras_file(model_path)
     saved_recipe, saved_labels = run_folder.run_metadata(model_path)
     if recipe is None and saved_recipe is not None:
         known = {f.name for f in dataclasses.fields(Recipe)}
