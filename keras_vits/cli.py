@@ -10,6 +10,7 @@ keras-vits evaluate runs/fmnist_deit_hard/model.keras
 
 import argparse
 import json
+import os
 import pathlib
 import sys
 
@@ -102,11 +103,24 @@ def _trained_model(args):
     return model, cfg, labels or [f"class_{i}" for i in range(num_classes)]
 
 
+def _check_writable(folder):
+    """Creates `folder` and checks that a file can be written there; raises a clear error if not."""
+    folder = pathlib.Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"Cannot write to the output folder {folder}: {error.strerror or error}.") from error
+
+
 def _cmd_export(args):
     """Writes a SavedModel for TF Serving or a TFLite file."""
     import numpy as np
 
     import keras_vits
+    from keras_vits._io import atomic_write_bytes
     from keras_vits.export import convert_tflite, export_saved_model
 
     if args.name.endswith(".keras"):
@@ -123,6 +137,7 @@ def _cmd_export(args):
 
         labels = read_labels(args.labels)
     if args.format == "saved_model":
+        _check_writable(args.output)
         path = export_saved_model(
             model, labels, cfg["mean"], cfg["std"], base_dir=args.output, name=args.export_name, version=args.version
         )
@@ -134,10 +149,10 @@ def _cmd_export(args):
             print(f"keras-vits export: error: --mode {args.mode} needs --calibration IMAGES.npy", file=sys.stderr)
             return 2
         representative = np.load(args.calibration, allow_pickle=False)
+    path = pathlib.Path(args.output) / f"{pathlib.Path(args.export_name or args.name).stem}_{args.mode}.tflite"
+    _check_writable(path.parent)  # before the conversion, which can take minutes
     content = convert_tflite(model, args.mode, representative_images=representative, int8_io=args.int8_io)
-    path = pathlib.Path(args.output) / f"{args.export_name or args.name}_{args.mode}.tflite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
+    atomic_write_bytes(path, content)
     print(f"TFLite ({args.mode}) written to {path}, {len(content) / 1e6:.1f} MB")
     return 0
 

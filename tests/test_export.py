@@ -1,5 +1,6 @@
 """Export: SavedModel signatures for TF Serving, bad input at serving time, TFLite modes of every family."""
 
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,8 @@ import tensorflow as tf
 from harness import TINY_FAMILIES, tiny_model
 
 import keras_vits
+from keras_vits._io import FolderInUseError, folder_lock
+from keras_vits.cli import main as cli_main
 from keras_vits.export import (
     TFLITE_MODES,
     TFLiteModel,
@@ -16,6 +19,7 @@ from keras_vits.export import (
     delegation_report,
     export_saved_model,
 )
+from keras_vits.export.saved_model import STAGING_PREFIX
 
 LABELS = [f"class_{i}" for i in range(10)]
 MEAN, STD = (0.5,), (0.25,)
@@ -214,3 +218,36 @@ def test_calibrated_modes_refuse_too_few_or_wrong_images(mode):
         convert_tflite(model, mode, representative_images=np.zeros((2, 8, 8, 1), np.float32))
     with pytest.raises(TypeError, match="must be float, already normalised"):
         convert_tflite(model, mode, representative_images=np.zeros((2, *shape), np.uint8))
+
+
+def test_saved_model_versions_locks_and_stale_staging_folders(tmp_path):
+    model = tiny_model("vit")
+    for bad in (-1, 0, True, "2", 1.5):
+        with pytest.raises(ValueError, match=r"version must be an int >= 1"):
+            export_saved_model(model, LABELS, MEAN, STD, base_dir=tmp_path, name="m", version=bad)
+    assert not (tmp_path / "m" / "-1").exists()
+    stale = tmp_path / "m" / f"{STAGING_PREFIX}3-abcd"  # left by an export killed before its rename
+    stale.mkdir(parents=True)
+    in_use = rf"in use by another process \(pid {os.getpid()}\)"
+    with folder_lock(tmp_path / "m"), pytest.raises(FolderInUseError, match=in_use):
+        export_saved_model(model, LABELS, MEAN, STD, base_dir=tmp_path, name="m")
+    path = export_saved_model(model, LABELS, MEAN, STD, base_dir=tmp_path, name="m")
+    assert path.name == "1" and not stale.exists()
+    assert sorted(p.name for p in (tmp_path / "m").iterdir() if not p.name.startswith(".lock")) == ["1"]
+
+
+def test_cli_export_to_an_unwritable_folder_fails_before_converting(tmp_path, capsys, monkeypatch):
+    """Once failed only after the whole conversion. A file where the folder should be: unwritable even as root."""
+    from keras_vits import export
+
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted before checking the output folder")
+
+    monkeypatch.setattr(export, "convert_tflite", no_conversion)
+    command = ["export", "pvt_v2_b0", "--num-classes", "3", "--image-size", "32", "--output", str(blocker / "x")]
+    for output_format in ("tflite", "saved_model"):
+        assert cli_main([*command, "--format", output_format]) == 2
+        assert "Cannot write to the output folder" in capsys.readouterr().err

@@ -23,6 +23,8 @@ import tempfile
 
 import tensorflow as tf
 
+from keras_vits._io import folder_lock
+
 SIGNATURES = ("serving_default", "serving_uint8", "serving_bytes")
 
 
@@ -128,6 +130,10 @@ class ServingModule(tf.Module):
         return self._predict(images)
 
 
+#: Prefix of the folder an export is written to before its rename into `<version>/`.
+STAGING_PREFIX = ".staging-"
+
+
 def next_version(model_dir):
     """The integer version after the highest one in `model_dir` (1 for a new model)."""
     versions = [int(p.name) for p in pathlib.Path(model_dir).glob("*") if p.name.isdigit()]
@@ -151,7 +157,8 @@ def export_saved_model(model, labels, mean, std, base_dir="saved_models", name=N
 
     Raises:
         ValueError: labels that do not match the logits, a model without a
-            classifier, or a version that already exists.
+            classifier, a version that is not an int >= 1 or already exists.
+        FolderInUseError: another process is exporting to `<base_dir>/<name>/` (its pid named).
     """
     if getattr(model, "get_config", None) and model.get_config().get("features_only"):
         raise ValueError("export_saved_model needs a classifier; this model returns feature maps (features_only=True).")
@@ -159,13 +166,22 @@ def export_saved_model(model, labels, mean, std, base_dir="saved_models", name=N
     labels = [str(label) for label in labels]
     if len(labels) != num_classes or any("\n" in label for label in labels):
         raise ValueError(f"labels must be {num_classes} single-line names (one per logit), got {len(labels)}.")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        raise ValueError(f"version must be an int >= 1 (TF Serving's version folders), got {version!r}.")
     model_dir = pathlib.Path(base_dir) / (name or model.name)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    version = next_version(model_dir) if version is None else int(version)
+    with folder_lock(model_dir):  # one export at a time per model; a second gets FolderInUseError
+        return _export_locked(model, model_dir, labels, mean, std, version, top_k)
+
+
+def _export_locked(model, model_dir, labels, mean, std, version, top_k):
+    # Staging folders of exports killed before their final rename: no export runs now but ours.
+    for stale in model_dir.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    version = next_version(model_dir) if version is None else version
     target = model_dir / str(version)
     if target.exists():
         raise ValueError(f"{target} already exists; TF Serving versions are immutable, pick another version.")
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{version}-", dir=model_dir))
     try:
         labels_file = staging / "labels.txt"
         labels_file.write_text("\n".join(labels) + "\n")

@@ -16,11 +16,31 @@ A run folder holds:
 beside a `model.keras`, so a trained model is always used with its own normalisation.
 """
 
-import contextlib
-import fcntl
 import json
 import os
 import pathlib
+
+from keras_vits._io import LOCK_FILE, FolderInUseError, atomic_write_text, folder_lock
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "CURVES_FILE",
+    "HISTORY_FILE",
+    "LABELS_FILE",
+    "LOCK_FILE",
+    "MODEL_FILE",
+    "RECIPE_FILE",
+    "RESULT_FILE",
+    "STEPS_FILE",
+    "TENSORBOARD_DIR",
+    "FolderInUseError",
+    "atomic_write_text",
+    "folder_lock",
+    "read_labels",
+    "run_metadata",
+    "save_model_atomically",
+    "write_labels",
+]
 
 RECIPE_FILE = "recipe.json"
 LABELS_FILE = "labels.txt"
@@ -31,45 +51,6 @@ RESULT_FILE = "result.json"
 CURVES_FILE = "curves.png"
 CHECKPOINT_DIR = "checkpoints"
 TENSORBOARD_DIR = "tensorboard"
-LOCK_FILE = ".lock"
-
-
-class FolderInUseError(ValueError):
-    """Another process is writing to this folder (a run or an export); the message names its pid."""
-
-
-@contextlib.contextmanager
-def folder_lock(folder):
-    """Holds an exclusive lock on `folder` for the block; a second holder gets `FolderInUseError`.
-
-    An `fcntl.flock` on `<folder>/.lock`, which holds the holder's pid. The kernel drops the
-    lock when its process dies, so a killed run leaves no stale lock behind.
-    """
-    folder = pathlib.Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_FILE, "a+") as handle:  # closing the file releases the lock
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise FolderInUseError(
-                f"{folder} is in use by another process (pid {holder}); wait for it to finish, "
-                f"or choose another output folder."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        yield
-
-
-def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder, so a kill leaves old or new."""
-    path = pathlib.Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def save_model_atomically(model, path):

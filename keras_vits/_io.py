@@ -1,0 +1,54 @@
+"""Files written so that a kill leaves the old or the new content, and folders one process writes at a time."""
+
+import contextlib
+import fcntl
+import os
+import pathlib
+
+LOCK_FILE = ".lock"
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` through a temporary file in the same folder, so a kill leaves old or new."""
+    path = pathlib.Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def atomic_write_bytes(path, content):
+    """Writes `content` to `path` through a temporary file in the same folder."""
+    path = pathlib.Path(path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_bytes(content)
+    os.replace(partial, path)
+
+
+class FolderInUseError(ValueError):
+    """Another process is writing to this folder (a run or an export); the message names its pid."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """Holds an exclusive lock on `folder` for the block; a second holder gets `FolderInUseError`.
+
+    An `fcntl.flock` on `<folder>/.lock`, which holds the holder's pid. The kernel drops the
+    lock when its process dies, so a killed run leaves no stale lock behind.
+    """
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a+") as handle:  # closing the file releases the lock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise FolderInUseError(
+                f"{folder} is in use by another process (pid {holder}); wait for it to finish, "
+                f"or choose another output folder."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
