@@ -258,7 +258,11 @@ def build_parser():
         help="Registered model name (see `keras-vits list`), or a .keras file from `keras-vits train` "
         "(its run folder's recipe.json and labels.txt give normalisation and labels).",
     )
-    export.add_argument("--weights", default=None, help="A .safetensors path or 'timm/<repo>'. Default: random init.")
+    export.add_argument(
+        "--weights",
+        default=None,
+        help="A .safetensors path or a HuggingFace repo id ('timm/<name>', 'owner/name'). Default: random init.",
+    )
     export.add_argument(
         "--format", choices=("saved_model", "tflite"), default="saved_model", help="Default: saved_model."
     )

@@ -195,7 +195,11 @@ class ModelBattery:
         model = self.build(config_name, drop_rate=0.1, attn_drop_rate=0.1, drop_path_rate=0.1)
         images = random_images(self.input_shape(model))
         np.testing.assert_array_equal(model(images).numpy(), model(images).numpy())
-        np.testing.assert_array_equal(model.predict(images, verbose=0), model(images).numpy())
+        predicted = model.predict(images, verbose=0)
+        np.testing.assert_array_equal(model.predict(images, verbose=0), predicted)
+        # predict may run another compiled graph (Keras picks XLA for an uncompiled model), whose
+        # kernels round differently from the eager call's: equal within float32 rounding, not bit for bit.
+        np.testing.assert_allclose(predicted, model(images).numpy(), rtol=1e-5, atol=1e-6)
         training_a = as_list(model(images, training=True))[0].numpy()
         training_b = as_list(model(images, training=True))[0].numpy()
         assert not np.array_equal(training_a, training_b), "dropout and drop path must act in training"
