@@ -131,7 +131,7 @@ def _cmd_export(args):
             args.name, weights=args.weights, num_classes=args.num_classes, image_size=args.image_size
         )
         cfg = keras_vits.get_pretrained_cfg(args.name)
-        labels = [f"class_{i}" for i in range(args.num_classes)]
+        labels = [f"class_{i}" for i in range(int(model.outputs[0].shape[-1]))]
     if args.labels:
         from keras_vits.training.run_folder import read_labels
 
@@ -270,7 +270,12 @@ def build_parser():
     export.add_argument("--export-name", default=None, help="Name in the path. Default: the model name.")
     export.add_argument("--version", type=int, default=None, help="SavedModel version. Default: the next free one.")
     export.add_argument("--labels", default=None, help="Text file, one class name per line. Default: class_<i>.")
-    export.add_argument("--num-classes", type=int, default=1000, help="Classes of the head. Default: 1000.")
+    export.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="Classes of the head. Default: the checkpoint's (--weights), else 1000.",
+    )
     export.add_argument("--image-size", type=int, default=None, help="Input size. Default: the variant's own.")
     export.add_argument(
         "--mode",

@@ -7,13 +7,19 @@ this module only gathers them. There is no function per variant.
 import difflib
 import fnmatch
 import inspect
+import logging
 import os
 import re
 
 from keras_vits.backend import keras
 from keras_vits.models import pvt, swin, vit
 from keras_vits.models.base import Variant
-from keras_vits.weights.loader import load_timm_weights
+from keras_vits.weights.loader import checkpoint_num_classes, load_timm_weights
+
+logger = logging.getLogger("keras_vits")
+
+#: Head size of a model built without weights and without `num_classes` (ImageNet-1k's).
+DEFAULT_NUM_CLASSES = 1000
 
 _FAMILIES = (vit, swin, pvt)
 
@@ -94,7 +100,7 @@ def resolve_checkpoint(weights: str | os.PathLike) -> str:
 def create_model(
     name: str,
     weights: str | os.PathLike | None = None,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     image_size: int | tuple[int, int] | None = None,
     **overrides,
 ) -> keras.Model:
@@ -104,8 +110,10 @@ def create_model(
         name: timm's model name, e.g. `"deit_small_patch16_224"`; see `list_models()`.
         weights: None (random init), a `.safetensors` path, or a HuggingFace Hub repo
             id such as `"timm/deit_small_patch16_224.fb_in1k"` (see `resolve_checkpoint`). Defaults to None.
-        num_classes: classes of the head; 0 returns features. When it differs from
-            the checkpoint's, the head is left freshly initialised. Defaults to 1000.
+        num_classes: classes of the head; 0 returns features. None takes the
+            checkpoint's head (a fine-tuned 10-class file gives its trained 10-class
+            head), or 1000 without weights. Another size than the checkpoint's leaves
+            a fresh head, and says so in a warning of the `keras_vits` logger. Defaults to None.
         image_size: int or `(H, W)`; position embeddings are resampled to it when
             loading. Defaults to the variant's.
         **overrides: any other constructor argument (`drop_path_rate=0.1`, ...).
@@ -125,10 +133,25 @@ def create_model(
             f"{variant.model_cls.__name__} ({name}) takes no argument {', '.join(unknown)}.{hint} "
             f"It takes: {', '.join(p for p in accepted if p not in ('self', 'kwargs'))}."
         )
+    checkpoint = resolve_checkpoint(weights) if weights is not None else None
+    if num_classes is None:
+        in_checkpoint = checkpoint_num_classes(checkpoint, variant.model_cls.weight_map) if checkpoint else None
+        num_classes = DEFAULT_NUM_CLASSES if in_checkpoint is None else in_checkpoint
     config = dict(variant.config, num_classes=num_classes, **overrides)
     if image_size is not None:
         config["image_size"] = image_size
     model = variant.model_cls(name=name, **config)
-    if weights is not None:
-        load_timm_weights(model, resolve_checkpoint(weights))
+    if checkpoint is not None:
+        skipped = load_timm_weights(model, checkpoint)
+        head_keys = [
+            key for key in skipped if key.split(".")[0] in {m.split(".")[0] for m in model.weight_map.head_modules}
+        ]
+        if head_keys and num_classes:
+            logger.warning(
+                "%s: the checkpoint's head does not fit num_classes=%d; these weights were not loaded and the "
+                "head is freshly initialised: %s",
+                name,
+                num_classes,
+                ", ".join(head_keys),
+            )
     return model

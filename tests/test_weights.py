@@ -267,3 +267,20 @@ def test_bfloat16_checkpoints_are_read_as_float32(tmp_path):
     loaded = read_safetensors(path)["w"]
     assert loaded.dtype == np.float32
     np.testing.assert_array_equal(loaded, values)
+
+
+def test_create_model_takes_the_checkpoints_head_unless_told_otherwise(vit_case, fixtures_dir, caplog):
+    """A fine-tuned 10-class file once got a random 1000-class head under the default num_classes."""
+    config, checkpoint = vit_case
+    config = {k: v for k, v in config.items() if k != "num_classes"}
+    io = load_file(str(fixtures_dir / "vit_token_io.safetensors"))
+    with caplog.at_level("WARNING", logger="keras_vits"):
+        model = keras_vits.create_model("vit_tiny_patch16_224", weights=checkpoint, **config)
+    assert model.outputs[0].shape[-1] == 10
+    assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4  # the trained head, not a fresh one
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="keras_vits"):
+        other = keras_vits.create_model("vit_tiny_patch16_224", weights=checkpoint, num_classes=5, **config)
+    assert other.outputs[0].shape[-1] == 5
+    assert "head does not fit num_classes=5" in caplog.text and "head.weight" in caplog.text
+    assert keras_vits.create_model("vit_tiny_patch16_224", **config).outputs[0].shape[-1] == 1000

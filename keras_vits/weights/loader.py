@@ -153,3 +153,22 @@ def load_timm_weights(
     for key, value in values.items():
         weights[key].assign(value.astype(np.float32))
     return skipped
+
+
+def checkpoint_num_classes(path, weight_map):
+    """Classes of the checkpoint's head, read from the file's header alone; None if it has no head.
+
+    Args:
+        path: a `.safetensors` file.
+        weight_map: the family's `WeightMap` (its first `head_modules` entry is the classifier).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    key = f"{weight_map.head_modules[0]}.weight"
+    try:
+        with safe_open(os.fspath(path), framework="numpy") as checkpoint:
+            if key not in set(checkpoint.keys()):
+                return None
+            return int(checkpoint.get_slice(key).get_shape()[0])
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"Cannot read {os.fspath(path)!r} as safetensors ({error}).") from error
