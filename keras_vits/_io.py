@@ -8,20 +8,26 @@ import pathlib
 LOCK_FILE = ".lock"
 
 
-def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder, so a kill leaves old or new."""
+def write_atomically(path, write, partial_suffix=".partial"):
+    """Calls `write(partial_path)` on a temporary path in `path`'s folder, then renames it to `path`.
+
+    A kill at any point leaves the old file or the new one, never half of one. `partial_suffix`
+    ends the temporary name (`.keras` for Keras, which checks the suffix of what it saves).
+    """
     path = pathlib.Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(text)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{partial_suffix}")
+    write(partial)
     os.replace(partial, path)
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` atomically (see `write_atomically`)."""
+    write_atomically(path, lambda partial: partial.write_text(text))
 
 
 def atomic_write_bytes(path, content):
-    """Writes `content` to `path` through a temporary file in the same folder."""
-    path = pathlib.Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_bytes(content)
-    os.replace(partial, path)
+    """Writes `content` to `path` atomically (see `write_atomically`)."""
+    write_atomically(path, lambda partial: partial.write_bytes(content))
 
 
 class FolderInUseError(ValueError):

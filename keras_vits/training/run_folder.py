@@ -17,10 +17,9 @@ beside a `model.keras`, so a trained model is always used with its own normalisa
 """
 
 import json
-import os
 import pathlib
 
-from keras_vits._io import LOCK_FILE, FolderInUseError, atomic_write_text, folder_lock
+from keras_vits._io import LOCK_FILE, FolderInUseError, atomic_write_text, folder_lock, write_atomically
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -55,10 +54,7 @@ TENSORBOARD_DIR = "tensorboard"
 
 def save_model_atomically(model, path):
     """`model.save(path)` through a temporary `.keras` file in the same folder."""
-    path = pathlib.Path(path)
-    partial = path.with_name(f".partial-{os.getpid()}-{path.name}")
-    model.save(partial)
-    os.replace(partial, path)
+    write_atomically(path, model.save, partial_suffix=".keras")
 
 
 def write_labels(folder, class_names):
