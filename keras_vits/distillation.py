@@ -15,6 +15,8 @@ The KL term is summed over classes and averaged over images, as the paper writes
 (DeiT's reference code divides by images x classes instead, a 1/classes smaller weight).
 """
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from keras_vits.backend import IS_KERAS_3, keras
@@ -40,15 +42,15 @@ def split_heads_output(outputs):
 
 
 def distillation_losses(
-    student_outputs,
-    targets,
-    teacher_logits=None,
-    mode="none",
-    alpha=0.5,
-    tau=1.0,
-    label_smoothing=0.0,
-    teacher_label_smoothing=0.0,
-):
+    student_outputs: tf.Tensor | tuple[tf.Tensor, tf.Tensor],
+    targets: tf.Tensor,
+    teacher_logits: tf.Tensor | None = None,
+    mode: str = "none",
+    alpha: float = 0.5,
+    tau: float = 1.0,
+    label_smoothing: float = 0.0,
+    teacher_label_smoothing: float = 0.0,
+) -> dict[str, tf.Tensor]:
     """Per-image losses of one batch, as the DeiT paper defines them.
 
     Args:
@@ -143,14 +145,14 @@ class DistillationModel(keras.Model):
 
     def __init__(
         self,
-        student,
-        teacher=None,
-        mode="none",
-        alpha=0.5,
-        tau=1.0,
-        label_smoothing=0.0,
-        teacher_label_smoothing=0.0,
-        teacher_preprocessing=None,
+        student: keras.Model,
+        teacher: keras.Model | None = None,
+        mode: str = "none",
+        alpha: float = 0.5,
+        tau: float = 1.0,
+        label_smoothing: float = 0.0,
+        teacher_label_smoothing: float = 0.0,
+        teacher_preprocessing: Callable[[tf.Tensor], tf.Tensor] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)

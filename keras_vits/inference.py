@@ -11,6 +11,7 @@ margin depends on model and batch, so the choice is measured rather than fixed p
 import pathlib
 import statistics
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -80,7 +81,13 @@ def median_seconds(function, images, repeats=5, calls=3):
     return alternating_medians({"function": lambda: function(images)}, repeats, calls)["function"]
 
 
-def compile_for_inference(model, images=None, modes=None, rtol=None, verbose=False):
+def compile_for_inference(
+    model: keras.Model,
+    images: np.ndarray | None = None,
+    modes: Sequence[str] | None = None,
+    rtol: float | None = None,
+    verbose: bool = False,
+) -> "InferencePath":
     """The fastest of `modes` whose logits agree with the plain float32 graph.
 
     Args:

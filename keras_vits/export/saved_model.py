@@ -20,10 +20,12 @@ import os
 import pathlib
 import shutil
 import tempfile
+from collections.abc import Sequence
 
 import tensorflow as tf
 
 from keras_vits._io import folder_lock
+from keras_vits.backend import keras
 
 SIGNATURES = ("serving_default", "serving_uint8", "serving_bytes")
 
@@ -134,13 +136,22 @@ class ServingModule(tf.Module):
 STAGING_PREFIX = ".staging-"
 
 
-def next_version(model_dir):
+def next_version(model_dir: str | os.PathLike) -> int:
     """The integer version after the highest one in `model_dir` (1 for a new model)."""
     versions = [int(p.name) for p in pathlib.Path(model_dir).glob("*") if p.name.isdigit()]
     return max(versions, default=0) + 1
 
 
-def export_saved_model(model, labels, mean, std, base_dir="saved_models", name=None, version=None, top_k=5):
+def export_saved_model(
+    model: keras.Model,
+    labels: Sequence[str],
+    mean: Sequence[float],
+    std: Sequence[float],
+    base_dir: str | os.PathLike = "saved_models",
+    name: str | None = None,
+    version: int | None = None,
+    top_k: int = 5,
+) -> pathlib.Path:
     """Writes `model` as a SavedModel for TF Serving at `<base_dir>/<name>/<version>/`.
 
     Args:

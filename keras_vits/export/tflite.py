@@ -19,6 +19,8 @@ the converter leaves SHAPE/PACK ops before reshapes that XNNPACK cannot take.
 import numpy as np
 import tensorflow as tf
 
+from keras_vits.backend import keras
+
 TFLITE_MODES = ("float32", "float16", "dynamic_int8", "int8", "int16x8", "int8_dense")
 CALIBRATED_MODES = ("int8", "int16x8", "int8_dense")
 # Ops int8_dense keeps in float32 (every op XNNPACK cannot run in int8, and the cheap ones around them,
@@ -70,7 +72,13 @@ def _calibration_images(representative_images, shape, batch_size, mode):
     return images.astype(np.float32)
 
 
-def convert_tflite(model, mode="float32", representative_images=None, int8_io=False, batch_size=1):
+def convert_tflite(
+    model: keras.Model,
+    mode: str = "float32",
+    representative_images: np.ndarray | None = None,
+    int8_io: bool = False,
+    batch_size: int = 1,
+) -> bytes:
     """Converts a keras_vits model to a TFLite flatbuffer with builtin ops only.
 
     Args:
@@ -218,6 +226,6 @@ class TFLiteModel:
         return np.concatenate([self(images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
-def delegation_report(model_content, num_threads=1):
+def delegation_report(model_content: bytes, num_threads: int = 1) -> dict:
     """`{op name: (count, count delegated to XNNPACK)}` for a `.tflite` model."""
     return TFLiteModel(model_content, num_threads=num_threads).delegation()

@@ -17,9 +17,11 @@ student as `model.keras` (`keras-vits export <run>/model.keras` reads the last t
 import contextlib
 import dataclasses
 import json
+import os
 import pathlib
 import time
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -30,6 +32,7 @@ from keras_vits.distillation import DistillationModel
 from keras_vits.training import run_folder, teachers
 from keras_vits.training.data import load_source
 from keras_vits.training.pipeline import make_dataset
+from keras_vits.training.recipes import Recipe
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
@@ -250,8 +253,6 @@ def _settings_differences(saved, current):
 
     A field missing from `saved` (written before the field existed) counts as its default.
     """
-    from keras_vits.training.recipes import Recipe
-
     defaults = Recipe(name="defaults").to_dict()
     differences = []
     for field, value in current.items():
@@ -331,7 +332,14 @@ def summary_table(recipe, result):
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
-def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verbose=1):
+def train(
+    recipe: Recipe,
+    output_dir: str | os.PathLike,
+    strategy: str | tf.distribute.Strategy = "default",
+    tpu: str | None = None,
+    max_steps: int | None = None,
+    verbose: int = 1,
+) -> dict:
     """Trains `recipe`, resuming from `output_dir`'s last checkpoint when there is one.
 
     Args:
@@ -535,16 +543,16 @@ def train(recipe, output_dir, strategy="default", tpu=None, max_steps=None, verb
 
 
 def evaluate(
-    model_path,
-    dataset=None,
-    split=None,
-    image_size=None,
-    mean=None,
-    std=None,
-    batch_size=256,
-    data_dir=None,
-    recipe=None,
-):
+    model_path: str | os.PathLike,
+    dataset: str | None = None,
+    split: str | None = None,
+    image_size: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    batch_size: int = 256,
+    data_dir: str | None = None,
+    recipe: Recipe | None = None,
+) -> dict:
     """Top-1 of a saved student (`.keras`, safe mode): cls, dist and their average for DeiT, else one row.
 
     `dataset` and `split` default to the run's (its recipe's `dataset` and `eval_split`), else
@@ -555,8 +563,6 @@ def evaluate(
     Raises:
         ValueError: no normalisation to be found, other classes than the run's, other channels.
     """
-    from keras_vits.training.recipes import Recipe
-
     model_path = pathlib.Path(model_path)
     student = load_keras_file(model_path)
     saved_recipe, saved_labels = run_folder.run_metadata(model_path)

@@ -11,7 +11,9 @@ docs/RESULTS.md with their commands).
 import dataclasses
 import importlib.util
 import json
+import os
 import pathlib
+from collections.abc import Sequence
 
 from keras_vits.layers.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
@@ -261,14 +263,14 @@ RECIPES = {
 }
 
 
-def get_recipe(name, **overrides):
+def get_recipe(name: str, **overrides) -> Recipe:
     """The named recipe with `overrides` applied."""
     if name not in RECIPES:
         raise ValueError(f"Unknown recipe {name!r}; known: {sorted(RECIPES)}.")
     return RECIPES[name].replace(**overrides) if overrides else RECIPES[name]
 
 
-def parse_overrides(assignments):
+def parse_overrides(assignments: Sequence[str] | None) -> dict:
     """`["epochs=2", "mean=[0.5]", "teacher=t.keras"]` -> dict; values are JSON where they parse, else strings."""
     overrides = {}
     for item in assignments or ():
@@ -283,7 +285,7 @@ def parse_overrides(assignments):
     return overrides
 
 
-def load_recipe_file(path):
+def load_recipe_file(path: str | os.PathLike) -> Recipe:
     """The `Recipe` in a recipe file: a `.py` file that defines `RECIPE`, or a `.json` object of fields.
 
     A `.py` file is the user's own code and is executed, as big_vision's configs are;
