@@ -17,12 +17,13 @@ position embedding stay float in training; the TFLite converter quantizes them
 too, with ranges calibrated on representative images, as post-training
 quantization does.
 
-Workflow:
-    >>> model = keras_vits.VisionTransformer(...)              # under tf-keras
-    >>> transfer_weights(dict(np.load("weights.npz")), model)   # weights from Keras 3
-    >>> qat = quantize_aware(model, calibration_images=x[:256])
-    >>> qat.compile(...); qat.fit(...)
-    >>> tflite_bytes = convert_qat_tflite(qat, x[:256])
+Workflow (under tf-keras; tests/test_qat.py runs it on tiny models):
+
+    model = keras_vits.VisionTransformer(...)
+    transfer_weights(dict(np.load("weights.npz")), model)   # weights saved from Keras 3
+    qat = quantize_aware(model, calibration_images=x[:256])
+    qat.compile(...); qat.fit(...)
+    tflite_bytes = convert_qat_tflite(qat, x[:256])
 """
 
 import warnings
