@@ -594,3 +594,22 @@ def test_a_kill_around_the_epoch_end_loses_no_history_entry(tmp_path, monkeypatc
     assert all(np.isfinite(entry["train_loss"]) and "top1_avg" in entry for entry in history)
     assert result["steps"] == 24
     assert [s["step"] for s in json.loads((out / run_folder.STEPS_FILE).read_text())] == list(range(1, 25))
+
+
+def test_a_checkpoint_from_before_batches_done_resumes_at_its_step(tmp_path, monkeypatch):
+    """Runs started before `progress/batches_done` existed (float32 only) resume from the optimizer's step."""
+    from keras_vits.training import loop
+
+    out = tmp_path / "run"
+    original = loop.training_checkpoint
+    with tfds.testing.mock_data(num_examples=32):
+        monkeypatch.setattr(
+            loop, "training_checkpoint", lambda student, optimizer, batches_done=None: original(student, optimizer)
+        )
+        train(tiny_recipe(checkpoint_every=2), out, max_steps=4, verbose=0)
+        monkeypatch.undo()
+        keys = {k for k, _ in tf.train.list_variables(tf.train.latest_checkpoint(str(out / "checkpoints")))}
+        assert not any(k.startswith("progress/") for k in keys)
+        result = train(tiny_recipe(checkpoint_every=2), out, verbose=0)
+    assert result["steps"] == 8  # 2 epochs of 4 steps
+    assert result["trained_images"] == 4 * 8  # only the 4 steps after the checkpoint's, of 8 images each

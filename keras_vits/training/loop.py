@@ -419,7 +419,12 @@ def train(
             checkpoint_dir = output_dir / f".worker-{strategy.cluster_resolver.task_id}-checkpoints"
         manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
         if manager.latest_checkpoint:
-            restore_checkpoint(checkpoint, manager.latest_checkpoint)
+            saved_keys = {key for key, _ in tf.train.list_variables(manager.latest_checkpoint)}
+            if "progress/batches_done/.ATTRIBUTES/VARIABLE_VALUE" in saved_keys:
+                restore_checkpoint(checkpoint, manager.latest_checkpoint)
+            else:  # written before batches_done existed, by a float32 run: every batch was an iteration
+                restore_checkpoint(training_checkpoint(student, optimizer), manager.latest_checkpoint)
+                batches_done.assign(optimizer.iterations)
         if chief:
             run_folder.atomic_write_text(recipe_file, recipe_json)
             run_folder.write_labels(output_dir, source.class_names)
@@ -528,6 +533,7 @@ def train(
             "global_batch_size": global_batch,
             "parameters": student.count_params(),
             "train_seconds": train_seconds,
+            "trained_images": trained_images,  # by this call: a resumed run counts from its checkpoint
             "images_per_second": trained_images / train_seconds if train_seconds else 0.0,
             "precision": recipe.precision,
             "loss_scale": loss_scale(optimizer),
