@@ -10,7 +10,7 @@ import tensorflow as tf
 from harness import TINY_FAMILIES, tiny_model
 
 import keras_vits
-from keras_vits._io import FolderInUseError, folder_lock
+from keras_vits._io import LOCK_FILE, FolderInUseError, folder_lock
 from keras_vits.cli import main as cli_main
 from keras_vits.export import (
     TFLITE_MODES,
@@ -52,7 +52,9 @@ def test_layout_is_what_tf_serving_watches_and_versions_increment(exported, tmp_
     assert (path / "assets" / "labels.txt").read_text().split() == LABELS
     second = export_saved_model(model, LABELS, MEAN, STD, base_dir=path.parent.parent, name="tiny_vit")
     assert second.name == "2"
-    assert sorted(p.name for p in path.parent.iterdir()) == ["1", "2"], "no temporary folder is left behind"
+    # Only the version folders and the export lock (a file, which TF Serving ignores: it loads integer folders).
+    left = sorted(p.name for p in path.parent.iterdir())
+    assert left == [LOCK_FILE, "1", "2"], "no temporary folder is left behind"
     with pytest.raises(ValueError, match="already exists"):
         export_saved_model(model, LABELS, MEAN, STD, base_dir=path.parent.parent, name="tiny_vit", version=1)
 
@@ -233,7 +235,7 @@ def test_saved_model_versions_locks_and_stale_staging_folders(tmp_path):
         export_saved_model(model, LABELS, MEAN, STD, base_dir=tmp_path, name="m")
     path = export_saved_model(model, LABELS, MEAN, STD, base_dir=tmp_path, name="m")
     assert path.name == "1" and not stale.exists()
-    assert sorted(p.name for p in (tmp_path / "m").iterdir() if not p.name.startswith(".lock")) == ["1"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [LOCK_FILE, "1"]
 
 
 def test_cli_export_to_an_unwritable_folder_fails_before_converting(tmp_path, capsys, monkeypatch):
