@@ -563,11 +563,12 @@ class _Killed(BaseException):
     """Stands in for SIGKILL at one point of the loop (BaseException: nothing catches it)."""
 
 
+@pytest.mark.parametrize("checkpoint_every", [3, 4])  # 4 divides the 8 steps of an epoch: a periodic save there
 @pytest.mark.parametrize("killed_at", ["history", "checkpoint"])
-def test_a_kill_around_the_epoch_end_loses_no_history_entry(tmp_path, monkeypatch, killed_at):
+def test_a_kill_around_the_epoch_end_loses_no_history_entry(tmp_path, monkeypatch, killed_at, checkpoint_every):
     """Killed after the epoch's history write or after its checkpoint: resumed, every epoch is logged once."""
     out = tmp_path / "run"
-    recipe = tiny_recipe(epochs=3, checkpoint_every=3)  # 64 mock images, batch 8: 8 steps per epoch
+    recipe = tiny_recipe(epochs=3, checkpoint_every=checkpoint_every)  # 64 mock images, batch 8: 8 steps an epoch
     original_save, original_write = tf.train.CheckpointManager.save, run_folder.atomic_write_text
 
     def save(self, checkpoint_number=None, **kwargs):

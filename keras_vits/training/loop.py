@@ -484,7 +484,9 @@ def train(
                 if step % log_every == 0:
                     metrics = dict(logs)
                     step_log.append({"step": step, "loss": metrics["loss"], "top1": metrics["top1"]})
-                if step % recipe.checkpoint_every == 0:
+                epoch_ends = step == (epoch + 1) * steps_per_epoch or step >= last_step
+                # At an epoch's end the checkpoint waits until the history entry is written (below).
+                if step % recipe.checkpoint_every == 0 and not epoch_ends:
                     if chief:  # the step log up to the checkpoint, so a resume from it has every point
                         run_folder.atomic_write_text(steps_file, json.dumps(step_log))
                     manager.save(checkpoint_number=step)
@@ -503,8 +505,9 @@ def train(
             # it again; the other order lost the entry for good.
             eval_logs = evaluate_model(model, eval_dataset, strategy)
             entry = {"epoch": epoch + 1, "step": step, **train_logs, "eval_loss": eval_logs.pop("loss"), **eval_logs}
-            if loss_scale(optimizer) is not None:
-                entry["loss_scale"] = loss_scale(optimizer)
+            scale = loss_scale(optimizer)
+            if scale is not None:
+                entry["loss_scale"] = scale
             history.append(entry)
             with writer.as_default(step=step):
                 for name, value in entry.items():
