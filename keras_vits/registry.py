@@ -113,26 +113,33 @@ def create_model(
         num_classes: classes of the head; 0 returns features. None takes the
             checkpoint's head (a fine-tuned 10-class file gives its trained 10-class
             head), or 1000 without weights. Another size than the checkpoint's leaves
-            a fresh head, and says so in a warning of the `keras_vits` logger. Defaults to None.
+            a fresh head, and says so in a warning of the `keras_vits` logger. A
+            `features_only=True` model has no head: leave it None (or 0). Defaults to None.
         image_size: int or `(H, W)`; position embeddings are resampled to it when
             loading. Defaults to the variant's.
-        **overrides: any other constructor argument (`drop_path_rate=0.1`, ...).
+        **overrides: any other constructor argument (`drop_path_rate=0.1`, ...):
+            `features_only=True, out_indices=(...)` for feature maps (every family),
+            `dynamic_img_size=True` for a ViT or DeiT that takes any input size.
 
     Returns: the Keras model, named `name`.
     """
     variant = get_variant(name)
     accepted = inspect.signature(variant.model_cls.__init__).parameters
-    unknown = sorted(set(overrides) - set(accepted))
+    unknown = sorted(set(overrides) - set(accepted) - {"allow_large"})  # allow_large: VitsModel's size limits
     if unknown:
-        hint = (
-            " features_only is for the hierarchical families (Swin, PVT); use num_classes=0 for pooled features."
-            if "features_only" in unknown
-            else ""
-        )
+        close = difflib.get_close_matches(unknown[0], [p for p in accepted if p not in ("self", "kwargs")], n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
         raise ValueError(
             f"{variant.model_cls.__name__} ({name}) takes no argument {', '.join(unknown)}.{hint} "
             f"It takes: {', '.join(p for p in accepted if p not in ('self', 'kwargs'))}."
         )
+    if overrides.get("features_only"):
+        if num_classes:
+            raise ValueError(
+                f"create_model({name!r}, features_only=True) returns feature maps and builds no head, "
+                f"got num_classes={num_classes!r}: leave num_classes out (or pass 0)."
+            )
+        num_classes = 0
     checkpoint = resolve_checkpoint(weights) if weights is not None else None
     if num_classes is None:
         in_checkpoint = checkpoint_num_classes(checkpoint, variant.model_cls.weight_map) if checkpoint else None

@@ -14,6 +14,7 @@ from keras_vits.layers import (
     AttentionCore,
     AttentionCoreBase,
     DropPath,
+    DynamicPositionEmbedding,
     LayerNorm,
     LayerScale,
     PatchMerging2x2,
@@ -108,7 +109,7 @@ def test_attention_cores_share_one_base_and_stay_registered_under_their_own_name
 
 def test_only_token_position_and_bias_table_layers_are_excluded_from_weight_decay():
     excluded = {cls for cls in CUSTOM_LAYERS if getattr(cls, "exclude_from_weight_decay", False)}
-    assert excluded == {PrependToken, PositionEmbedding, WindowAttentionCore}
+    assert excluded == {PrependToken, PositionEmbedding, DynamicPositionEmbedding, WindowAttentionCore}
 
 
 def test_classifier_head_names_its_layers_and_returns_float32_logits():

@@ -146,8 +146,8 @@ def test_pretrained_configs_carry_preprocessing():
 
 
 def test_unknown_arguments_are_named_with_what_the_model_takes():
-    with pytest.raises(ValueError, match="features_only is for the hierarchical families"):
-        keras_vits.create_model("vit_tiny_patch16_224", features_only=True)
+    with pytest.raises(ValueError, match="takes no argument featurs_only. Did you mean features_only"):
+        keras_vits.create_model("vit_tiny_patch16_224", featurs_only=True)
     with pytest.raises(ValueError, match="takes no argument windw_size"):
         keras_vits.create_model("swin_tiny_patch4_window7_224", windw_size=8)
 

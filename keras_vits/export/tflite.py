@@ -101,6 +101,11 @@ def convert_tflite(
     if int8_io and mode != "int8":
         raise ValueError(f"int8_io applies to mode 'int8' only, got mode {mode!r}.")
     shape = (batch_size, *model.inputs[0].shape[1:])
+    if None in shape[1:]:
+        raise ValueError(
+            f"TFLite needs a fixed input size; {model.name} takes images of shape {tuple(model.inputs[0].shape)} "
+            f"(dynamic_img_size=True). Convert a fixed-size model: model.fixed_size_copy((H, W)) for ViT and DeiT."
+        )
     function = tf.function(lambda images: model(images, training=False))
     concrete = function.get_concrete_function(tf.TensorSpec(shape, tf.float32, name="images"))
     # No trackable object: the converter then freezes variables into constants.

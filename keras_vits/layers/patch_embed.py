@@ -33,10 +33,13 @@ def patch_embed(images, patch_size, embed_dim, use_bias=True, strict=True, name=
             Defaults to True.
         name: prefix of the layer names (`{name}_proj`, `{name}_flatten`).
 
-    Returns: `(B, (H // ph) * (W // pw), C)` tensor, patches in row-major order.
+    Returns: `(B, (H // ph) * (W // pw), C)` tensor, patches in row-major order
+    (`(B, None, C)` when `H, W` are unknown until run time).
     """
     patch_size = to_2tuple(patch_size, "patch_size")
-    if strict:
+    known = None not in tuple(images.shape[1:3])
+    if strict and known:
         patch_grid(tuple(images.shape[1:3]), patch_size)
     x = keras.layers.Conv2D(embed_dim, patch_size, strides=patch_size, use_bias=use_bias, name=f"{name}_proj")(images)
-    return keras.layers.Reshape((x.shape[1] * x.shape[2], embed_dim), name=f"{name}_flatten")(x)
+    length = x.shape[1] * x.shape[2] if known else -1
+    return keras.layers.Reshape((length, embed_dim), name=f"{name}_flatten")(x)

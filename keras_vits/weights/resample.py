@@ -3,7 +3,9 @@
 The one home of every resampler. Array functions (`resize_grid`,
 `resample_abs_pos_embed`) work on NumPy arrays; the `(value, layer)` functions
 are the `WeightMap.resamplers` of the families, resizing a checkpoint value to
-the layer it is assigned to.
+the layer it is assigned to. `resample_abs_pos_embed_tf` is the in-graph form
+of the bicubic resize (a `dynamic_img_size` ViT resizes its embedding to each
+call's grid): the same kernel as matrix products, which XLA compiles.
 
 timm's checkpoint filters resize with PyTorch's `F.interpolate(mode="bicubic",
 antialias=True)`; TensorFlow's `tf.image.resize(method="bicubic", antialias=True)`
@@ -64,6 +66,68 @@ def resample_abs_pos_embed(pos_embed, new_grid, num_prefix_tokens, old_grid=None
     grid = patches.reshape(old_grid[0], old_grid[1], -1)
     resized = resize_grid(grid, tuple(new_grid), method).reshape(1, -1, grid.shape[-1])
     return np.concatenate([prefix.astype(np.float32), resized], axis=1)
+
+
+def _keys_cubic(x, a=-0.5):
+    """The Keys cubic convolution kernel (PyTorch's and TensorFlow's bicubic), zero for `|x| >= 2`."""
+    x = tf.abs(x)
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    far = ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+    return tf.where(x <= 1.0, near, tf.where(x < 2.0, far, tf.zeros_like(x)))
+
+
+def bicubic_resize_matrix(in_size, out_size):
+    """`(out_size, in_size)` float32 weights of antialiased bicubic resizing along one axis, in TF ops.
+
+    Half-pixel centres; when shrinking, the kernel is stretched by the scale
+    (antialiasing); each row is renormalised over the taps inside the input, as
+    `F.interpolate(mode="bicubic", antialias=True)` and `tf.image.resize(...,
+    antialias=True)` do. Only matmul-friendly ops, so it runs under XLA, where
+    `tf.image.resize`'s antialiased kernel (`ScaleAndTranslate`) has no lowering.
+
+    Args:
+        in_size: a Python int.
+        out_size: an int or a scalar int32 tensor.
+    """
+    out_size = tf.cast(out_size, tf.float32)
+    scale = float(in_size) / out_size
+    stretch = tf.maximum(scale, 1.0)
+    centres = scale * (tf.range(out_size, dtype=tf.float32) + 0.5)
+    taps = tf.range(in_size, dtype=tf.float32) + 0.5
+    weights = _keys_cubic((taps[None, :] - centres[:, None]) / stretch)
+    return weights / tf.reduce_sum(weights, axis=1, keepdims=True)
+
+
+def resample_abs_pos_embed_tf(pos_embed, new_grid, num_prefix_tokens, old_grid):
+    """In-graph `resample_abs_pos_embed` (bicubic, antialiased) to a grid that may be known only at run time.
+
+    The same resize as at load time (`resize_grid`, `tf.image.resize`), written as
+    two matrix products (`bicubic_resize_matrix`) so that XLA compiles it; the two
+    agree to float32 rounding (tests/test_vit_features.py). At the stored grid the
+    matrices are the identity; a grid known while tracing to be the stored one adds
+    no op at all.
+
+    Args:
+        pos_embed: `(1, P + h * w, C)` float32 tensor or variable.
+        new_grid: `(h', w')`: Python ints, or an int32 tensor of shape `(2,)`.
+        num_prefix_tokens: `P`, a Python int.
+        old_grid: `(h, w)`, Python ints.
+
+    Returns: `(1, P + h' * w', C)` float32 tensor.
+    """
+    pos_embed = tf.convert_to_tensor(pos_embed, tf.float32)
+    old_grid = tuple(int(g) for g in old_grid)
+    static = isinstance(new_grid, (tuple, list)) and all(isinstance(g, int) for g in new_grid)
+    if static and tuple(new_grid) == old_grid:
+        return pos_embed
+    dim = pos_embed.shape[-1]
+    prefix, patches = pos_embed[:, :num_prefix_tokens], pos_embed[0, num_prefix_tokens:]
+    grid = tf.reshape(patches, [old_grid[0], old_grid[1], dim])
+    rows = bicubic_resize_matrix(old_grid[0], new_grid[0])
+    cols = bicubic_resize_matrix(old_grid[1], new_grid[1])
+    grid = tf.einsum("ih,hwc->iwc", rows, grid)
+    grid = tf.einsum("jw,iwc->ijc", cols, grid)
+    return tf.concat([prefix, tf.reshape(grid, [1, -1, dim])], axis=1)
 
 
 def _resample_pos_embed_to_layer(value, layer, method):
