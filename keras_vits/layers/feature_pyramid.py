@@ -93,7 +93,8 @@ def with_simple_feature_pyramid(backbone, out_channels=256, norm=True, name=None
         raise ValueError(f"with_simple_feature_pyramid needs a stride-16 map, got reduction {stride} ({info[-1]}).")
     prefix = "simfp"
     maps = simple_feature_pyramid(outputs[0], out_channels=out_channels, norm=norm, name=prefix)
-    model = keras.Model(backbone.inputs, maps, name=name or f"{backbone.name}_simfp")
+    inputs = backbone.inputs[0] if len(backbone.inputs) == 1 else backbone.inputs
+    model = keras.Model(inputs, maps, name=name or f"{backbone.name}_simfp")
     model.feature_info = [
         dict(num_chs=out_channels, reduction=int(stride * scale), module=f"{prefix}_{stage}")
         for stage, scale in PYRAMID_LEVELS

@@ -42,9 +42,8 @@ class DynamicPositionEmbedding(PositionEmbedding):
         self.patch_size = to_2tuple(patch_size, "patch_size")
 
     def build(self, input_shape):
-        token_shape = tuple(input_shape[0])
-        length = self.num_prefix_tokens + self.grid_size[0] * self.grid_size[1]
-        super().build((token_shape[0], length if token_shape[1] is None else token_shape[1], token_shape[2]))
+        token_shape = tuple(input_shape[0])  # the stored length, whatever grid the first call has
+        super().build((token_shape[0], self.num_prefix_tokens + self.grid_size[0] * self.grid_size[1], token_shape[2]))
 
     def call(self, inputs):
         tokens, images = inputs

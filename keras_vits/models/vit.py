@@ -339,7 +339,10 @@ class VisionTransformer(PlainViT):
         out_indices: blocks returned when `features_only`; negative indices count from
             the end, as in timm; None is the last block. Defaults to None.
         features_norm: apply the final norm to each returned block (timm's
-            `forward_intermediates(norm=True)`); False returns them before it. Defaults to False.
+            `forward_intermediates(norm=True)`); False returns them before it. A model
+            that normalises after pooling (`fc_norm`, as `global_pool="avg"` does by
+            default) has no final token norm, so this changes nothing there, as in timm.
+            Defaults to False.
         return_prefix_tokens: follow each map with its block's prefix tokens
             `(B, P, embed_dim)`. Defaults to False.
         name: model name. Defaults to `"vision_transformer"`.
@@ -421,6 +424,7 @@ class VisionTransformer(PlainViT):
             drop_path_rate=drop_path_rate,
             dynamic_img_size=dynamic_img_size,
         )
+        use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
         if features_only:
             outputs = _block_features(
                 blocks,
@@ -428,12 +432,11 @@ class VisionTransformer(PlainViT):
                 out_indices=out_indices,
                 patch_size=patch_size,
                 num_prefix_tokens=num_prefix_tokens,
-                features_norm=features_norm,
+                features_norm=features_norm and not use_fc_norm,
                 return_prefix_tokens=return_prefix_tokens,
             )
         else:
             x = blocks[-1]
-            use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
             if not use_fc_norm:
                 x = LayerNorm(epsilon=1e-6, name="norm")(x)
             if global_pool == "token":
@@ -445,7 +448,8 @@ class VisionTransformer(PlainViT):
                 pooled = LayerNorm(epsilon=1e-6, name="fc_norm")(pooled)
             outputs = classifier_head(pooled, num_classes, drop_rate=drop_rate, name="head")
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
-        self._finish(config, features_only, out_indices, depth, embed_dim, patch_size, features_norm, num_prefix_tokens)
+        has_norm = features_norm and not use_fc_norm
+        self._finish(config, features_only, out_indices, depth, embed_dim, patch_size, has_norm, num_prefix_tokens)
 
 
 @register_serializable
@@ -481,7 +485,10 @@ class DeiT(PlainViT):
         out_indices: blocks returned when `features_only`; negative indices count from
             the end, as in timm; None is the last block. Defaults to None.
         features_norm: apply the final norm to each returned block (timm's
-            `forward_intermediates(norm=True)`); False returns them before it. Defaults to False.
+            `forward_intermediates(norm=True)`); False returns them before it. A model
+            that normalises after pooling (`fc_norm`, as `global_pool="avg"` does by
+            default) has no final token norm, so this changes nothing there, as in timm.
+            Defaults to False.
         return_prefix_tokens: follow each map with its block's prefix tokens
             `(B, P, embed_dim)`. Defaults to False.
         name: model name. Defaults to `"deit"`.

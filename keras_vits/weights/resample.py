@@ -115,7 +115,7 @@ def resample_abs_pos_embed_tf(pos_embed, new_grid, num_prefix_tokens, old_grid):
 
     Returns: `(1, P + h' * w', C)` float32 tensor.
     """
-    pos_embed = tf.convert_to_tensor(pos_embed, tf.float32)
+    pos_embed = tf.cast(pos_embed, tf.float32)  # a Keras 3 layer reads its variable in the compute dtype
     old_grid = tuple(int(g) for g in old_grid)
     static = isinstance(new_grid, (tuple, list)) and all(isinstance(g, int) for g in new_grid)
     if static and tuple(new_grid) == old_grid:
