@@ -20,6 +20,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from keras_vits.backend import IS_KERAS_3, keras
+from keras_vits.compile_modes import choose_jit_compile
 
 DISTILLATION_MODES = ("none", "soft", "hard")
 
@@ -203,18 +204,26 @@ class DistillationModel(keras.Model):
     def metrics(self):
         return [*self.train_metrics, *self.eval_top1.values()]
 
-    def compile(self, optimizer="rmsprop", **kwargs):
-        """`keras.Model.compile`; a mixed_float16 student's optimizer gets dynamic loss scaling.
+    def compile(self, optimizer="rmsprop", jit_compile="auto", **kwargs):
+        """`keras.Model.compile`, with two differences.
 
-        Keras wraps the optimizer in a `LossScaleOptimizer` only when this wrapper's own dtype
-        policy is mixed_float16; here the student's policy decides, wherever the wrapper was built.
+        - A mixed_float16 student's optimizer gets dynamic loss scaling. Keras wraps the optimizer
+          in a `LossScaleOptimizer` only when this wrapper's own dtype policy is mixed_float16;
+          here the student's policy decides, wherever the wrapper was built.
+        - `jit_compile="auto"` is not Keras's "auto" (XLA wherever it can): it asks
+          `keras_vits.compile_modes.choose_jit_compile`, which picks graph or XLA from measurements
+          per device and model family. Pass True or False to choose yourself.
         """
         student_policy = getattr(self.student, "dtype_policy", None)
         if IS_KERAS_3 and getattr(student_policy, "name", None) == "mixed_float16":
             optimizer = keras.optimizers.get(optimizer)
             if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        super().compile(optimizer=optimizer, **kwargs)
+        if jit_compile == "auto":
+            jit_compile = choose_jit_compile(self.student)
+        elif not isinstance(jit_compile, bool):
+            raise TypeError(f"jit_compile takes True, False or 'auto', got {jit_compile!r}.")
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 import keras_vits
 from keras_vits.backend import keras, layer_weights, load_keras_file
+from keras_vits.compile_modes import choose_jit_compile
 from keras_vits.distillation import DistillationModel
 from keras_vits.training import run_folder, teachers
 from keras_vits.training.data import load_source
@@ -35,6 +36,9 @@ from keras_vits.training.pipeline import make_dataset
 from keras_vits.training.recipes import Recipe
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+SUMMARY_EVERY = 50  # steps between TensorBoard scalars
+#: Recipe fields that say how the step runs, not what it learns: a resumed run may change them.
+EXECUTION_FIELDS = ("compile_mode", "steps_per_execution")
 
 
 def make_strategy(name="default", tpu=None):
@@ -256,7 +260,7 @@ def _settings_differences(saved, current):
     defaults = Recipe(name="defaults").to_dict()
     differences = []
     for field, value in current.items():
-        if field in ("description", "expected"):
+        if field in ("description", "expected", *EXECUTION_FIELDS):
             continue
         before = saved.get(field, defaults.get(field))
         if before != value:
@@ -447,10 +451,17 @@ def train(
         )
         eval_dataset = make_dataset(eval_source, recipe, global_batch, training=False)
 
-        @tf.function(jit_compile=recipe.jit_compile)
-        def train_step(batch):
-            strategy.run(model.train_step, args=(batch,))
-            batches_done.assign_add(1)
+        jit_compile = choose_jit_compile(student, recipe.compile_mode, strategy)
+        # Across processes, collectives inside the tf.range loop hung (the two-worker test, 600 s): one step a call.
+        steps_per_call = 1 if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
+        one_step = tf.function(model.train_step, jit_compile=jit_compile)
+
+        @tf.function
+        def train_steps(iterator, count):
+            """`count` steps in one call: the host waits for the device once per call, not per step."""
+            for _ in tf.range(count):
+                strategy.run(one_step, args=(next(iterator),))
+                batches_done.assign_add(1)
 
         last_step = (
             recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
@@ -470,13 +481,22 @@ def train(
             if verbose and chief:
                 print(f"Epoch {epoch + 1}/{recipe.epochs}")
             started = time.perf_counter()
-            for batch in strategy.experimental_distribute_dataset(dataset.with_options(_shard_by_data())):
-                train_step(batch)
-                step += 1
+            iterator = iter(strategy.experimental_distribute_dataset(dataset.with_options(_shard_by_data())))
+            epoch_end = min((epoch + 1) * steps_per_epoch, last_step)
+            while step < epoch_end:
+                # A call ends where the host has work: a log point, a checkpoint, a summary, the epoch's end.
+                count = min(
+                    steps_per_call or recipe.steps_per_execution,
+                    epoch_end - step,
+                    *(every - step % every for every in (log_every, recipe.checkpoint_every, SUMMARY_EVERY)),
+                )
+                train_steps(iterator, tf.constant(count, tf.int64))
+                first, step = step + 1, step + count
                 loss = float(model.loss_tracker.result())
                 if not np.isfinite(loss):
+                    where = f"at step {step}" if count == 1 else f"in steps {first}-{step}"
                     raise NaNLossError(
-                        f"The loss became {loss} at step {step} (epoch {epoch + 1}); stopped without saving. "
+                        f"The loss became {loss} {where} (epoch {epoch + 1}); stopped without saving. "
                         f"The last good checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}."
                     )
                 logs = [(m.name, float(m.result())) for m in model.train_metrics]
@@ -490,13 +510,11 @@ def train(
                     if chief:  # the step log up to the checkpoint, so a resume from it has every point
                         run_folder.atomic_write_text(steps_file, json.dumps(step_log))
                     manager.save(checkpoint_number=step)
-                if step % 50 == 0:
+                if step % SUMMARY_EVERY == 0:
                     with writer.as_default(step=step):
                         for name, value in logs:
                             tf.summary.scalar(f"train/{name}", value)
                         tf.summary.scalar("train/learning_rate", float(optimizer.learning_rate))
-                if step >= last_step:
-                    break
             train_seconds += time.perf_counter() - started
             trained_images += (step - epoch * steps_per_epoch - skip) * global_batch
             train_logs = {f"train_{m.name}": float(m.result()) for m in model.train_metrics}

@@ -15,6 +15,7 @@ import os
 import pathlib
 from collections.abc import Sequence
 
+from keras_vits.compile_modes import COMPILE_MODES
 from keras_vits.layers.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 #: Training precisions: Keras dtype policy names. Variables stay float32 in all three.
@@ -44,6 +45,7 @@ FIELD_RANGES = {
     "initial_loss_scale": (0.0, None, False),
     "seed": (0, None, True),
     "checkpoint_every": (1, None, True),
+    "steps_per_execution": (1, None, True),
 }
 _OPTIONAL = {"data_dir", "manual_dir", "clip_norm", "ema_momentum", "randaugment", "teacher"}
 
@@ -113,7 +115,9 @@ class Recipe:
     alpha: float = 0.5
     tau: float = 1.0
     teacher_label_smoothing: float = 0.0
-    jit_compile: bool = False  # XLA for the training step; on CPU it gains little (docs/PERFORMANCE.md)
+    # how the step runs (not what it learns, so a resumed run may change them):
+    compile_mode: str = "auto"  # "graph", "xla", or "auto": keras_vits.compile_modes.XLA_TRAINING, measured per device
+    steps_per_execution: int = 16  # training steps per tf.function call (fewer host round trips)
     # "float32", "mixed_float16" (GPUs; dynamic loss scaling) or "mixed_bfloat16" (TPUs, recent CPUs)
     precision: str = "float32"
     initial_loss_scale: float = 32768.0  # mixed_float16 only: the dynamic loss scale's start (Keras's default)
@@ -127,6 +131,8 @@ class Recipe:
             _check_field(field.name, field.type, getattr(self, field.name))
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}.")
         if self.distillation not in ("none", "soft", "hard"):
             raise ValueError(f"distillation must be 'none', 'soft' or 'hard', got {self.distillation!r}.")
         if len(self.mean) != len(self.std) or not self.mean:

@@ -1,0 +1,94 @@
+"""Where the Fashion-MNIST distillation step's time goes, part by part, in one run.
+
+    python tools/profile_distillation_step.py [--recipe fmnist_deit_hard] [--repeats 5] [--calls 10]
+
+Parts (each a `tf.function` over one fixed batch unless it says otherwise; medians of
+alternating repetitions, so machine noise falls on all alike):
+  pipeline            make_dataset's augmented training batches, iterated alone (no model)
+  teacher_forward     the convnet teacher's forward pass
+  student_step        student forward, backward and AdamW (mode "none"), graph and XLA
+  distill_step        DistillationModel.train_step with the teacher, graph and XLA
+  distill_step_x8     8 such steps in one tf.function call (a tf.range loop)
+  host_sync           one `float()` read of each training metric (what the loop did every step)
+
+The teacher here has random weights (speed does not depend on them).
+"""
+
+import argparse
+import json
+import time
+
+import tensorflow as tf
+
+from keras_vits.distillation import DistillationModel
+from keras_vits.inference import alternating_medians
+from keras_vits.training import data, loop, pipeline, recipes, teachers
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", default="fmnist_deit_hard")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--json", help="also write the medians here")
+    args = parser.parse_args(argv)
+    recipe = recipes.get_recipe(args.recipe)
+    batch = recipe.batch_size
+    source = data.load_source(recipe.dataset, recipe.train_split, channels=len(recipe.mean), image_size=28)
+    dataset = pipeline.make_dataset(source, recipe, batch, training=True)
+    images, targets = next(iter(dataset))
+
+    def models(jit_compile):
+        student = loop.build_model(recipe, source.num_classes, source.channels)
+        teacher = teachers.convnet_small(recipe.image_size, source.channels, source.num_classes)
+        model = DistillationModel(student, teacher, mode="hard")
+        plain = DistillationModel(student, None, mode="none")
+        for wrapper in (model, plain):
+            optimizer = loop.make_optimizer(recipe, student, 468, batch)
+            wrapper.compile(optimizer=optimizer, jit_compile=jit_compile)
+            optimizer.build(student.trainable_variables)
+        return model, plain, teacher
+
+    functions = {}
+    iterator = iter(dataset.repeat())
+    functions["pipeline"] = lambda: next(iterator)[0]
+    for jit in (False, True):
+        suffix = "_xla" if jit else ""
+        model, plain, teacher = models(jit)
+        functions[f"teacher_forward{suffix}"] = tf.function(lambda m=model: m.teacher_logits(images), jit_compile=jit)
+        student_step = tf.function(lambda p=plain: p.train_step((images, targets))["loss"], jit_compile=jit)
+        functions[f"student_step{suffix}"] = student_step
+        distill_step = tf.function(lambda m=model: m.train_step((images, targets))["loss"], jit_compile=jit)
+        functions[f"distill_step{suffix}"] = distill_step
+
+        def eight_steps(m=model):
+            for _ in tf.range(8):
+                m.train_step((images, targets))
+            return m.loss_tracker.result()
+
+        functions[f"distill_step_x8{suffix}"] = tf.function(eight_steps, jit_compile=jit)
+        if not jit:
+            metrics = model.train_metrics
+            functions["host_sync"] = lambda ms=metrics: [float(m.result()) for m in ms]
+    started = time.perf_counter()
+    medians = alternating_medians(functions, repeats=args.repeats, calls=args.calls)
+    rows = {key: {"ms": 1000 * seconds} for key, seconds in medians.items()}
+    for key, row in rows.items():
+        per_batch = row["ms"] / (8 if "_x8" in key else 1)
+        row["ms_per_batch"] = per_batch
+        row["images_per_second"] = batch * 1000 / per_batch if key != "host_sync" else None
+    print(
+        f"{args.recipe}, batch {batch}, {args.repeats} repetitions of {args.calls} calls, "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    print(f"{'part':24s} {'ms/batch':>9s} {'images/s':>9s}")
+    for key, row in rows.items():
+        ips = f"{row['images_per_second']:9.0f}" if row["images_per_second"] else " " * 9
+        print(f"{key:24s} {row['ms_per_batch']:9.2f} {ips}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"recipe": args.recipe, "batch": batch, "parts": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
