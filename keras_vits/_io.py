@@ -1,6 +1,7 @@
 """Files written so that a kill leaves the old or the new content, and folders one process writes at a time."""
 
 import contextlib
+import errno
 import fcntl
 import os
 import pathlib
@@ -14,10 +15,22 @@ def write_atomically(path, write, partial_suffix=".partial"):
     A kill at any point leaves the old file or the new one, never half of one. `partial_suffix`
     ends the temporary name (`.keras` for Keras, which checks the suffix of what it saves).
     """
-    path = pathlib.Path(path)
+    path = pathlib.Path(os.fsdecode(os.fspath(path)))
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial{partial_suffix}")
-    write(partial)
-    os.replace(partial, path)
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                error.errno,
+                f"No space left to write {path} ({error.strerror or error}); the previous version, if any, "
+                f"is intact and nothing was half-written. Free some space in {path.parent} and run again "
+                f"(a training run resumes from its last checkpoint)",
+            ) from error
+        raise
 
 
 def atomic_write_text(path, text):
@@ -28,6 +41,10 @@ def atomic_write_text(path, text):
 def atomic_write_bytes(path, content):
     """Writes `content` to `path` atomically (see `write_atomically`)."""
     write_atomically(path, lambda partial: partial.write_bytes(content))
+
+
+class DiskFullError(OSError):
+    """A write failed for lack of space (ENOSPC, EDQUOT); the message names the file and what to do."""
 
 
 class FolderInUseError(ValueError):

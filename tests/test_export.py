@@ -1,6 +1,8 @@
 """Export: SavedModel signatures for TF Serving, bad input at serving time, TFLite modes of every family."""
 
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -128,6 +130,76 @@ def test_bad_requests_fail_alone_and_the_model_keeps_answering(exported, signatu
     pixels = _pixels((1, 32, 32, 1))
     answer = loaded.signatures["serving_default"](images=tf.constant(pixels))
     np.testing.assert_allclose(answer["probabilities"].numpy(), _reference_probabilities(model, pixels), atol=1e-5)
+
+
+def test_the_wrong_rank_message_is_the_one_deployment_md_quotes(exported):
+    from keras_vits.export.saved_model import RANK_MESSAGE
+
+    deployment = (pathlib.Path(__file__).parents[1] / "docs" / "DEPLOYMENT.md").read_text()
+    assert f'"{RANK_MESSAGE}"' in " ".join(deployment.split())
+    _, _, loaded = exported
+    for signature, value in [
+        ("serving_default", np.zeros((32, 32, 1), np.float32)),
+        ("serving_uint8", np.zeros((2, 2), np.uint8)),
+    ]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(RANK_MESSAGE)):
+            loaded.signatures[signature](images=tf.constant(value))
+
+
+def _encoded(kind, height, width):
+    image = tf.zeros((height, width, 1), tf.uint8)
+    if kind == "png":
+        return tf.io.encode_png(image).numpy()
+    if kind == "jpeg":
+        return tf.io.encode_jpeg(image).numpy()
+    if kind == "bmp":  # a 1-bit header is enough: the size is read before any pixel
+        header = b"BM" + bytes(16) + width.to_bytes(4, "little") + height.to_bytes(4, "little", signed=True)
+        return header + bytes(64)
+    return b"GIF89a" + width.to_bytes(2, "little") + height.to_bytes(2, "little") + bytes(64)  # gif
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "gif", "bmp"])
+def test_serving_refuses_images_above_the_pixel_limit_before_decoding(tmp_path, kind):
+    keras_vits.backend.keras.utils.set_random_seed(0)
+    model = tiny_model("vit")
+    path = export_saved_model(model, LABELS, MEAN, STD, base_dir=tmp_path, max_image_pixels=40 * 40)
+    loaded = tf.saved_model.load(str(path))
+    assert int(loaded.max_image_pixels) == 1600
+    small = _encoded("png", 40, 40)
+    if kind in ("png", "jpeg"):
+        big = _encoded(kind, 41, 40)
+    else:  # a header claiming 60000 x 60000: refused from the header, with no decode attempted
+        big = _encoded(kind, 60000, 60000)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="above the limit max_image_pixels"):
+        loaded.signatures["serving_bytes"](image_bytes=tf.constant([small, big]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="above the limit max_image_pixels"):
+        loaded.signatures["serving_uint8"](images=tf.zeros((1, 41, 40, 1), tf.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="above the limit max_image_pixels"):
+        loaded.signatures["serving_default"](images=tf.zeros((1, 40, 41, 1), tf.float32))
+    answer = loaded.signatures["serving_bytes"](image_bytes=tf.constant([small]))  # and it keeps serving
+    assert answer["probabilities"].shape == (1, 10)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, fragment",
+    [
+        (dict(max_image_pixels=0), ValueError, "max_image_pixels must be a positive int"),
+        (dict(top_k=0), ValueError, "top_k must be a positive int"),
+        (dict(mean=(0.5, 0.5)), ValueError, "mean must hold 1 or 1 numbers"),
+        (dict(std=(0.0,)), ValueError, "std must be positive"),
+        (dict(base_dir=3), TypeError, "base_dir must be a path"),
+    ],
+)
+def test_export_arguments_are_checked_before_any_folder_is_made(tmp_path, kwargs, error, fragment):
+    arguments = dict(labels=LABELS, mean=MEAN, std=STD, base_dir=tmp_path / "out", **kwargs)
+    with pytest.raises(error, match=re.escape(fragment)):
+        export_saved_model(tiny_model("vit"), **arguments)
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_takes_a_bytes_base_dir(tmp_path):
+    path = export_saved_model(tiny_model("vit"), LABELS, MEAN, STD, base_dir=os.fsencode(str(tmp_path)), name="b")
+    assert path == tmp_path / "b" / "1"
 
 
 def test_export_rejects_wrong_labels_and_feature_models(tmp_path):

@@ -14,20 +14,78 @@ Each returns `probabilities` `(B, num_classes)`, `top_k_ids` int64 `(B, k)`,
 `top_k_probabilities` `(B, k)` and `top_k_labels` string `(B, k)`. Channels
 may be the model's, or 1 and 3 interchangeably (converted); anything else is
 an InvalidArgument error for that request alone.
+
+Images above `max_image_pixels` (height x width, set at export, default
+`MAX_IMAGE_PIXELS` = 4096 x 4096) are refused, each request alone: encoded
+images by their header, before they are decoded. The limit is kept in the
+SavedModel as `max_image_pixels`.
 """
 
+import numbers
 import os
 import pathlib
 import shutil
 import tempfile
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from keras_vits._io import folder_lock
 from keras_vits.backend import keras
 
 SIGNATURES = ("serving_default", "serving_uint8", "serving_bytes")
+
+#: Default pixel limit of the serving signatures (height x width): 4096 x 4096, about 200 MB
+#: of float32 RGB per decoded image. A 300 KB PNG of 10000 x 10000 once cost 1.2 GB per request.
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+#: The wrong-rank message of the image signatures, as docs/DEPLOYMENT.md quotes it.
+RANK_MESSAGE = "images must be rank 4: (batch, height, width, channels)"
+
+
+def _unsigned(data, offset, length, little_endian):
+    """The unsigned int of `length` bytes at `offset` of the scalar string `data`, as int64."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, offset, length), tf.uint8), tf.int64)
+    order = range(length) if little_endian else reversed(range(length))
+    return tf.reduce_sum(raw * tf.constant([256**i for i in order], tf.int64))
+
+
+def encoded_image_size(data):
+    """`(height, width)` int64 of an encoded JPEG, PNG, GIF or BMP, read from its header alone; `(-1, -1)` otherwise.
+
+    PNG: big-endian width and height at bytes 16 and 20 (IHDR); GIF: little-endian 16-bit
+    at bytes 6 and 8; BMP: little-endian 32-bit at 18 and 22 (height signed); JPEG: its SOF marker.
+    """
+    length = tf.strings.length(data)
+    magic = tf.strings.substr(data, 0, 4)
+    unknown = (tf.constant(-1, tf.int64), tf.constant(-1, tf.int64))
+
+    def png():
+        return _unsigned(data, 20, 4, False), _unsigned(data, 16, 4, False)
+
+    def gif():
+        return _unsigned(data, 8, 2, True), _unsigned(data, 6, 2, True)
+
+    def bmp():
+        height = _unsigned(data, 22, 4, True)
+        height = tf.where(height >= 2**31, 2**32 - height, height)  # negative: a top-down bitmap
+        return height, _unsigned(data, 18, 4, True)
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+        return shape[0], shape[1]
+
+    return tf.case(
+        [
+            (tf.logical_and(tf.equal(magic, b"\x89PNG"), length >= 24), png),
+            (tf.logical_and(tf.equal(tf.strings.substr(data, 0, 3), b"GIF"), length >= 10), gif),
+            (tf.logical_and(tf.equal(tf.strings.substr(data, 0, 2), b"BM"), length >= 26), bmp),
+            (tf.io.is_jpeg(data), jpeg),
+        ],
+        default=lambda: unknown,
+        exclusive=False,
+    )
 
 
 class ServingModule(tf.Module):
@@ -39,10 +97,16 @@ class ServingModule(tf.Module):
         mean, std: per-channel normalisation of the model's inputs, on [0, 1] pixels.
         top_k: how many classes the top-k outputs hold.
         resize_method: `tf.image.resize` method used to reach the model's size. Defaults to `"bilinear"`.
+        max_image_pixels: largest height x width a request's image may have. Defaults to `MAX_IMAGE_PIXELS`.
     """
 
-    def __init__(self, model, labels_file, mean, std, top_k=5, resize_method="bilinear"):
+    def __init__(
+        self, model, labels_file, mean, std, top_k=5, resize_method="bilinear", max_image_pixels=MAX_IMAGE_PIXELS
+    ):
         super().__init__(name="keras_vits_serving")
+        self.max_image_pixels = tf.Variable(
+            int(max_image_pixels), dtype=tf.int64, trainable=False, name="max_image_pixels"
+        )
         self.model = model
         self.height, self.width, self.channels = (int(d) for d in model.inputs[0].shape[1:])
         self.num_classes = int(model.outputs[0].shape[-1])
@@ -87,13 +151,39 @@ class ServingModule(tf.Module):
 
     def preprocess(self, images):
         """Pixels in [0, 255], any size -> the model's normalised input `(B, H, W, C)` float32."""
+
         # The signatures declare no rank, so that this check runs on every request rather
         # than being folded away against a declared rank that nothing enforces at run time.
-        tf.debugging.assert_rank(images, 4, message="images must be rank 4: (batch, height, width, channels)")
+        def wrong_rank():
+            # In a branch whose output feeds everything after: the message comes before any shape op fails.
+            with tf.control_dependencies(
+                [tf.debugging.Assert(False, [RANK_MESSAGE + "; got shape", tf.shape(images)])]
+            ):
+                return tf.zeros([0, 0, 0, 0], images.dtype)
+
+        images = tf.cond(tf.equal(tf.rank(images), 4), lambda: tf.identity(images), wrong_rank)
         images = tf.ensure_shape(images, [None, None, None, None])
+        shape = tf.cast(tf.shape(images), tf.int64)
+        images = self._check_pixels(images, shape[1], shape[2])
         images = self._match_channels(tf.cast(images, tf.float32))
         images = tf.image.resize(images, (self.height, self.width), method=self.resize_method, antialias=True)
         return (images / 255.0 - self.mean) / self.std
+
+    def _check_pixels(self, value, height, width):
+        """`value`, once `height x width` is checked against the export's pixel limit."""
+        check = tf.debugging.Assert(
+            tf.logical_and(tf.less_equal(height * width, self.max_image_pixels), tf.greater_equal(height, 0)),
+            [
+                "image of height x width",
+                height,
+                width,
+                "is above the limit max_image_pixels =",
+                self.max_image_pixels,
+                "(set at export); send a smaller image",
+            ],
+        )
+        with tf.control_dependencies([check]):
+            return tf.identity(value)
 
     def _predict(self, images):
         logits = tf.cast(self.model(self.preprocess(images), training=False), tf.float32)
@@ -120,6 +210,8 @@ class ServingModule(tf.Module):
         decode_channels = 1 if self.channels == 1 else 3
 
         def decode(data):
+            height, width = encoded_image_size(data)  # from the header: a huge image is refused before decoding
+            data = self._check_pixels(data, height, width)
             image = tf.io.decode_image(data, channels=decode_channels, expand_animations=False)
             image = tf.image.resize(tf.cast(image, tf.float32), (self.height, self.width), antialias=True)
             return image
@@ -151,6 +243,7 @@ def export_saved_model(
     name: str | None = None,
     version: int | None = None,
     top_k: int = 5,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
 ) -> pathlib.Path:
     """Writes `model` as a SavedModel for TF Serving at `<base_dir>/<name>/<version>/`.
 
@@ -163,6 +256,8 @@ def export_saved_model(
         name: model name in the path. Defaults to `model.name`.
         version: integer version; None takes the next free one. Defaults to None.
         top_k: classes in the top-k outputs. Defaults to 5.
+        max_image_pixels: the signatures refuse a request's image of more pixels (height x
+            width; an encoded one before decoding). Defaults to `MAX_IMAGE_PIXELS` (4096 x 4096).
 
     Returns: the export directory (`pathlib.Path`).
 
@@ -179,12 +274,24 @@ def export_saved_model(
         raise ValueError(f"labels must be {num_classes} single-line names (one per logit), got {len(labels)}.")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
         raise ValueError(f"version must be an int >= 1 (TF Serving's version folders), got {version!r}.")
-    model_dir = pathlib.Path(base_dir) / (name or model.name)
+    for arg_name, value in (("top_k", top_k), ("max_image_pixels", max_image_pixels)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{arg_name} must be a positive int, got {value!r}.")
+    channels = int(model.inputs[0].shape[-1])
+    for arg_name, value in (("mean", mean), ("std", std)):
+        values = [value] if isinstance(value, numbers.Real) else list(np.ravel(value))
+        if len(values) not in (1, channels) or not all(isinstance(v, numbers.Real) for v in values):
+            raise ValueError(f"{arg_name} must hold 1 or {channels} numbers (one per channel), got {value!r}.")
+        if arg_name == "std" and any(v <= 0 for v in values):
+            raise ValueError(f"std must be positive, got {value!r}.")
+    if not isinstance(base_dir, (str, bytes, os.PathLike)):
+        raise TypeError(f"base_dir must be a path (str, bytes or os.PathLike), got {base_dir!r}.")
+    model_dir = pathlib.Path(os.fsdecode(os.fspath(base_dir))) / (name or model.name)
     with folder_lock(model_dir):  # one export at a time per model; a second gets FolderInUseError
-        return _export_locked(model, model_dir, labels, mean, std, version, top_k)
+        return _export_locked(model, model_dir, labels, mean, std, version, top_k, max_image_pixels)
 
 
-def _export_locked(model, model_dir, labels, mean, std, version, top_k):
+def _export_locked(model, model_dir, labels, mean, std, version, top_k, max_image_pixels):
     # Staging folders of exports killed before their final rename: no export runs now but ours.
     for stale in model_dir.glob(f"{STAGING_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -196,7 +303,7 @@ def _export_locked(model, model_dir, labels, mean, std, version, top_k):
     try:
         labels_file = staging / "labels.txt"
         labels_file.write_text("\n".join(labels) + "\n")
-        module = ServingModule(model, labels_file, mean, std, top_k=top_k)
+        module = ServingModule(model, labels_file, mean, std, top_k=top_k, max_image_pixels=max_image_pixels)
         signatures = {
             "serving_default": module.serving_default.get_concrete_function(),
             "serving_uint8": module.serving_uint8.get_concrete_function(),

@@ -16,6 +16,9 @@ Models are converted with a fixed batch (1 by default): with a dynamic batch
 the converter leaves SHAPE/PACK ops before reshapes that XNNPACK cannot take.
 """
 
+import os
+import pathlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -100,6 +103,8 @@ def convert_tflite(
         raise ValueError(f"mode {mode!r} needs representative_images (float32 model inputs) for calibration.")
     if int8_io and mode != "int8":
         raise ValueError(f"int8_io applies to mode 'int8' only, got mode {mode!r}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int (the converted model's fixed batch), got {batch_size!r}.")
     shape = (batch_size, *model.inputs[0].shape[1:])
     if None in shape[1:]:
         raise ValueError(
@@ -151,13 +156,30 @@ def convert_tflite(
         raise ValueError(f"TFLite conversion of {model.name} in mode {mode!r} failed: {error}") from error
 
 
+def _flatbuffer(model):
+    """The `.tflite` bytes of `model`: flatbuffer bytes (file identifier `TFL3`), or a path to read them from."""
+    if isinstance(model, (bytes, bytearray)) and bytes(model[4:8]) == b"TFL3":
+        return bytes(model)
+    if isinstance(model, (str, bytes, os.PathLike)):
+        path = os.fsdecode(os.fspath(model))
+        if isinstance(model, bytes) and not os.path.isfile(path):
+            raise ValueError("model_content is neither TFLite flatbuffer bytes (no TFL3 identifier) nor a file path.")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No TFLite model at {path!r}; pass the .tflite bytes or the path of a file.")
+        content = pathlib.Path(path).read_bytes()
+        if content[4:8] != b"TFL3":
+            raise ValueError(f"{path!r} is not a TFLite model (no TFL3 file identifier).")
+        return content
+    raise TypeError(f"model_content must be .tflite bytes or a path, got {type(model).__name__}.")
+
+
 class TFLiteModel:
     """Runs a `.tflite` model with the LiteRT interpreter, taking and returning float32.
 
     Quantized inputs and outputs are scaled with the model's own parameters.
 
     Args:
-        model_content: the flatbuffer bytes.
+        model_content: the flatbuffer bytes, or the path (str, bytes, `os.PathLike`) of a `.tflite` file.
         num_threads: interpreter threads. Defaults to 1.
         use_xnnpack: apply LiteRT's default XNNPACK delegate. Defaults to True.
     """
@@ -165,10 +187,16 @@ class TFLiteModel:
     def __init__(self, model_content, num_threads=1, use_xnnpack=True):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        model_content = _flatbuffer(model_content)
+        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive int, got {num_threads!r}.")
         resolver = OpResolverType.AUTO if use_xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        self.interpreter = Interpreter(
-            model_content=model_content, num_threads=num_threads, experimental_op_resolver_type=resolver
-        )
+        try:
+            self.interpreter = Interpreter(
+                model_content=model_content, num_threads=num_threads, experimental_op_resolver_type=resolver
+            )
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(f"Cannot load this TFLite model ({error}).") from error
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
@@ -223,9 +251,16 @@ class TFLiteModel:
         return out
 
     def predict(self, images):
-        """Runs any number of images through the fixed-batch model."""
+        """Runs any number of images (at least one) through the fixed-batch model."""
         images = np.asarray(images, np.float32)
         batch = self.batch_size
+        expected = tuple(int(d) for d in self.input["shape"][1:])
+        if images.ndim != len(self.input["shape"]) or tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"predict expects images of shape (N, {', '.join(map(str, expected))}), got {images.shape}."
+            )
+        if len(images) == 0:
+            raise ValueError(f"predict needs at least one image of shape {expected}, got 0 images.")
         if len(images) % batch:
             raise ValueError(f"predict needs a multiple of the model's batch size {batch}, got {len(images)} images.")
         return np.concatenate([self(images[i : i + batch]) for i in range(0, len(images), batch)])

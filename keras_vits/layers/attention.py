@@ -67,6 +67,10 @@ class AttentionCoreBase(keras.layers.Layer):
 
     def __init__(self, num_heads, attn_drop_rate=0.0, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(num_heads, bool) or not isinstance(num_heads, (int, np.integer)) or num_heads < 1:
+            raise ValueError(f"{type(self).__name__}: num_heads must be a positive int, got {num_heads!r}.")
+        if isinstance(attn_drop_rate, bool) or not 0 <= attn_drop_rate < 1:
+            raise ValueError(f"{type(self).__name__}: attn_drop_rate must be in [0, 1), got {attn_drop_rate!r}.")
         self.num_heads = int(num_heads)
         self.attn_drop_rate = float(attn_drop_rate)
         self.attn_dropout = keras.layers.Dropout(self.attn_drop_rate) if self.attn_drop_rate else None
@@ -182,6 +186,8 @@ def attention_block(tokens, num_heads, qkv_bias=True, attn_drop_rate=0.0, proj_d
     Returns: `(B, N, C)` tensor.
     """
     dim = tokens.shape[-1]
+    if isinstance(num_heads, bool) or not isinstance(num_heads, (int, np.integer)) or num_heads < 1:
+        raise ValueError(f"num_heads must be a positive int, got {num_heads!r}.")
     if dim % num_heads:
         raise ValueError(f"embed_dim ({dim}) must be divisible by num_heads ({num_heads}).")
     qkv_proj = keras.layers.Dense(

@@ -1,10 +1,20 @@
 """What every keras_vits model shares: a functional graph built from its arguments."""
 
+import contextlib
+import contextvars
+import difflib
 import inspect
+import math
+import numbers
 
+import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import keras
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
 
 
 def check_images(images, expected_shape, model_name):
@@ -61,6 +71,181 @@ def validate_stages(num_stages, out_indices, **per_stage):
     return out_indices
 
 
+# ----------------------------------------------------------------------------- argument checks
+# One vocabulary for every family (timm's), so one table of checks by argument name.
+
+#: Arguments that are a positive int, or a pair of them (`image_size`: None, a dynamic size, is allowed).
+_POSITIVE_INT_OR_PAIR = ("image_size", "patch_size", "window_size")
+#: Arguments that are a positive int.
+_POSITIVE_INTS = ("embed_dim", "depth")
+#: Arguments that are one entry per stage, each a positive int.
+_POSITIVE_INT_PER_STAGE = ("depths", "embed_dims", "sr_ratios", "patch_sizes")
+#: Every per-stage argument: one entry per stage, as `depths` has.
+_PER_STAGE = ("depths", "embed_dims", "num_heads", "mlp_ratios", "sr_ratios", "patch_sizes")
+#: Keras's own constructor arguments a model also takes, and the size limits' switch.
+_KERAS_KWARGS = ("trainable", "dtype", "allow_large")
+#: Dropout-like rates, in [0, 1).
+_RATES = ("drop_rate", "attn_drop_rate", "drop_path_rate")
+#: Plain switches.
+_BOOLS = ("qkv_bias", "class_token", "shifted", "patch_norm", "pad_before_shift", "linear", "features_only")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
+def _check_positive_int(arg_name, value, what="a positive int"):
+    if not _is_int(value) or value < 1:
+        kind = type(value).__name__
+        raise (TypeError if not _is_int(value) else ValueError)(f"{arg_name} must be {what}, got {value!r} ({kind}).")
+
+
+def _check_sequence(arg_name, value, check_item, what):
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{arg_name} must be a tuple of {what} (one per stage), got {value!r}.")
+    if not value:
+        raise ValueError(f"{arg_name} must have at least one stage, got {value!r}.")
+    for item in value:
+        check_item(f"{arg_name} entry", item)
+
+
+def _check_ratio(arg_name, value):
+    if not _is_number(value):
+        raise TypeError(f"{arg_name} must be a finite number > 0 (MLP width over token width), got {value!r}.")
+    if value <= 0:
+        raise ValueError(f"{arg_name} must be > 0 (MLP width over token width), got {value!r}.")
+
+
+def check_constructor_arguments(model_cls, arguments):
+    """Raises `TypeError`/`ValueError` naming the first argument of the wrong type or out of range.
+
+    Args:
+        model_cls: the model class (in messages).
+        arguments: `{name: value}` of every `__init__` argument, defaults included.
+    """
+    where = model_cls.__name__
+    for arg_name, value in arguments.items():
+        if arg_name in _POSITIVE_INT_OR_PAIR:
+            if value is None and arg_name == "image_size":
+                continue
+            pair = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+            if len(pair) != 2 or not all(_is_int(v) for v in pair):
+                raise TypeError(f"{where}: {arg_name} must be an int or a pair (height, width) of ints, got {value!r}.")
+            if min(pair) < 1:
+                raise ValueError(f"{where}: {arg_name} must be positive, got {value!r}.")
+        elif arg_name in _POSITIVE_INTS:
+            _check_positive_int(f"{where}: {arg_name}", value)
+        elif arg_name in _POSITIVE_INT_PER_STAGE:
+            _check_sequence(f"{where}: {arg_name}", value, _check_positive_int, "positive ints")
+        elif arg_name == "num_heads":
+            if isinstance(value, (list, tuple)):
+                _check_sequence(f"{where}: num_heads", value, _check_positive_int, "positive ints")
+            else:
+                _check_positive_int(f"{where}: num_heads", value)
+        elif arg_name == "mlp_ratio":
+            _check_ratio(f"{where}: mlp_ratio", value)
+        elif arg_name == "mlp_ratios":
+            _check_sequence(f"{where}: mlp_ratios", value, _check_ratio, "numbers > 0")
+        elif arg_name in _RATES:
+            if not _is_number(value):
+                raise TypeError(f"{where}: {arg_name} must be a number in [0, 1), got {value!r}.")
+            if not 0 <= value < 1:
+                raise ValueError(f"{where}: {arg_name} must be in [0, 1) (a probability), got {value!r}.")
+        elif arg_name in _BOOLS:
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{where}: {arg_name} must be True or False, got {value!r}.")
+        elif arg_name == "fc_norm":
+            if value is not None and not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{where}: fc_norm must be None, True or False, got {value!r}.")
+        elif arg_name == "init_values":
+            if value is not None and not _is_number(value):
+                raise TypeError(f"{where}: init_values must be None or a finite number (layer scale), got {value!r}.")
+        elif arg_name == "name" and (not isinstance(value, str) or not value):
+            raise TypeError(f"{where}: name must be a non-empty str, got {value!r}.")
+    per_stage = {k: arguments[k] for k in _PER_STAGE if isinstance(arguments.get(k), (list, tuple))}
+    if "depths" in per_stage:
+        stages = len(per_stage["depths"])
+        for arg_name, values in per_stage.items():
+            if len(values) != stages:
+                raise ValueError(
+                    f"{where}: {arg_name} {tuple(values)} must have one entry per stage ({stages}, as depths)."
+                )
+    num_classes, in_chans = arguments.get("num_classes", 0), arguments.get("in_chans", 1)
+    if isinstance(num_classes, bool) or isinstance(in_chans, bool):
+        raise TypeError(f"{where}: num_classes and in_chans must be ints, got {num_classes!r} and {in_chans!r}.")
+    validate_head_and_input(num_classes, in_chans)
+    dim, heads = arguments.get("embed_dim"), arguments.get("num_heads")
+    if _is_int(dim) and _is_int(heads) and dim % heads:
+        raise ValueError(
+            f"{where}: embed_dim ({dim}) must be divisible by num_heads ({heads}); "
+            f"e.g. embed_dim={max(heads, round(dim / heads) * heads)}."
+        )
+    if _is_int(dim) and "mlp_ratio" in arguments and int(dim * arguments["mlp_ratio"]) < 1:
+        raise ValueError(
+            f"{where}: mlp_ratio {arguments['mlp_ratio']!r} gives an MLP of width int({dim} * "
+            f"{arguments['mlp_ratio']!r}) = 0; it must give at least 1."
+        )
+
+
+# ----------------------------------------------------------------------------- size limits
+
+#: Largest model built without `allow_large=True`: parameters (4 GB of float32 weights).
+MAX_PARAMETERS = 1_000_000_000
+#: Largest activation memory for one image built without `allow_large=True`, in elements
+#: (4 GB of float32): the input, and each block's attention scores, MLP hidden and token maps.
+MAX_ACTIVATIONS_PER_IMAGE = 1_000_000_000
+
+_ALLOW_LARGE = contextvars.ContextVar("keras_vits_allow_large", default=False)
+
+
+@contextlib.contextmanager
+def allow_large_models():
+    """Within this block, models above the size limits are built (as with `allow_large=True`).
+
+    For loading a saved large model: `with allow_large_models(): keras.models.load_model(path)`.
+    A `.keras` config cannot lift the limits itself.
+    """
+    token = _ALLOW_LARGE.set(True)
+    try:
+        yield
+    finally:
+        _ALLOW_LARGE.reset(token)
+
+
+def transformer_stage_size(*, tokens, keys, dim, depth, heads, mlp_ratio):
+    """`(parameters, activations)` of `depth` pre-norm blocks on `tokens` queries over `keys` keys.
+
+    Parameters: qkv and output projections, the two MLP layers and both norms.
+    Activations for one image: each block's attention scores, MLP hidden and a few token maps.
+    """
+    hidden = int(dim * mlp_ratio)
+    parameters = depth * (4 * dim * dim + 4 * dim + 2 * dim * hidden + hidden + dim + 4 * dim)
+    activations = depth * (heads * tokens * keys + tokens * hidden + 8 * tokens * dim)
+    return parameters, activations
+
+
+def check_model_size(model_cls, arguments, allow_large):
+    """Refuses a model whose estimate (`model_cls.estimate_size`) is above the limits, before it is built."""
+    if allow_large or _ALLOW_LARGE.get():
+        return
+    estimate = getattr(model_cls, "estimate_size", None)
+    if estimate is None:
+        return
+    parameters, activations = estimate(arguments)
+    if parameters > MAX_PARAMETERS or (activations is not None and activations > MAX_ACTIVATIONS_PER_IMAGE):
+        size = arguments.get("image_size")
+        raise ValueError(
+            f"{model_cls.__name__} with image_size={size!r} would hold about {parameters:.3g} parameters "
+            f"(limit {MAX_PARAMETERS:.0e}) and need about {activations or 0:.3g} activation values for one "
+            f"image (limit {MAX_ACTIVATIONS_PER_IMAGE:.0e}, 4 bytes each), estimated from its arguments. "
+            f"Pass allow_large=True (or build inside keras_vits.models.base.allow_large_models()) if you mean it."
+        )
+
+
 def constructor_arguments(model_cls, local_variables):
     """The model's config: the current value of each `__init__` argument (all but `self`, `name`, `kwargs`).
 
@@ -85,7 +270,30 @@ class VitsModel(keras.Model):
 
     weight_map = None
 
+    def __new__(cls, *args, **kwargs):
+        # Every family's arguments are checked here, before its __init__ builds anything.
+        if cls.__init__ is not VitsModel.__init__:
+            signature = inspect.signature(cls.__init__)
+            try:
+                bound = signature.bind(None, *args, **kwargs)
+            except TypeError as error:
+                raise TypeError(f"{cls.__name__}: {error}.") from None
+            bound.apply_defaults()
+            unknown = sorted(set(bound.arguments.get("kwargs", {})) - set(_KERAS_KWARGS))
+            if unknown:
+                names = [p for p in signature.parameters if p not in ("self", "kwargs")]
+                close = {u: difflib.get_close_matches(u, names, n=1) for u in unknown}
+                hints = "".join(f" Did you mean {c[0]} for {u}?" for u, c in close.items() if c)
+                raise TypeError(
+                    f"{cls.__name__} takes no argument {', '.join(unknown)}.{hints} It takes: {', '.join(names)}."
+                )
+            arguments = {k: v for k, v in bound.arguments.items() if k not in ("self", "kwargs")}
+            check_constructor_arguments(cls, arguments)
+            check_model_size(cls, arguments, kwargs.get("allow_large", False))
+        return super().__new__(cls, *args, **kwargs)
+
     def __init__(self, inputs, outputs, config, **kwargs):
+        kwargs.pop("allow_large", None)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self._vits_config = dict(config)
 
@@ -99,6 +307,32 @@ class VitsModel(keras.Model):
         images = args[0] if args else kwargs.get("inputs")
         check_images(images, self.expected_image_shape, type(self).__name__)
         return super().__call__(*args, **kwargs)
+
+    def _check_data(self, data):
+        """`check_images` on an array, tensor or tf.data element spec, before Keras traces anything.
+
+        Keras's predict and evaluate functions relax the traced shape after a first call, so a
+        second image size reached the graph unchecked ("Input to reshape is a tensor with ...").
+        """
+        if isinstance(data, tf.data.Dataset):
+            data = data.element_spec
+            if isinstance(data, (tuple, list)) and data:
+                data = data[0]
+            if not hasattr(data, "shape"):
+                return  # a dict or nested structure: Keras's own checks apply
+        check_images(data, self.expected_image_shape, type(self).__name__)
+
+    def predict(self, x, *args, **kwargs):
+        self._check_data(x)
+        return super().predict(x, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        self._check_data(x)
+        return super().predict_on_batch(x)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        self._check_data(x)
+        return super().evaluate(x, *args, **kwargs)
 
     def no_weight_decay(self):
         """Sorted names of the layers whose weights AdamW should not decay (beyond every vector).
@@ -116,7 +350,39 @@ class VitsModel(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        return cls(**config)
+        # A saved config cannot lift the size limits (see `allow_large_models`).
+        return cls(**{k: v for k, v in config.items() if k != "allow_large"})
+
+    @classmethod
+    def estimate_size(cls, arguments):
+        """`(parameters, activations for one image)` estimated from constructor arguments, nothing built.
+
+        This default is the plain ViT's (one stage of `depth` blocks over patch tokens);
+        the hierarchical families override it. Activations are None for a dynamic size.
+        """
+        patch = _pair(arguments.get("patch_size", 16))
+        dim, depth = arguments["embed_dim"], arguments["depth"]
+        in_chans, num_classes = arguments.get("in_chans", 3), arguments.get("num_classes", 0)
+        prefix = 2 if "head" in arguments else int(bool(arguments.get("class_token", True)))
+        size = arguments.get("image_size")
+        grid = None if size is None else math.prod(s // p for s, p in zip(_pair(size), patch))
+        tokens = (grid or 0) + prefix
+        parameters, activations = transformer_stage_size(
+            tokens=tokens,
+            keys=tokens,
+            dim=dim,
+            depth=depth,
+            heads=arguments["num_heads"],
+            mlp_ratio=arguments.get("mlp_ratio", 4.0),
+        )
+        heads = 2 if "head" in arguments else 1
+        parameters += math.prod(patch) * in_chans * dim + dim + prefix * dim + 2 * dim
+        parameters += heads * (dim * num_classes + num_classes)
+        if arguments.get("pos_embed", "learned") == "learned":
+            parameters += tokens * dim
+        if size is None:
+            return parameters, None
+        return parameters, activations + math.prod(_pair(size)) * in_chans
 
 
 class Variant:

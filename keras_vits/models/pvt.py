@@ -37,6 +37,7 @@ from keras_vits.models.base import (
     Variant,
     VitsModel,
     constructor_arguments,
+    transformer_stage_size,
     validate_head_and_input,
     validate_stages,
 )
@@ -82,6 +83,11 @@ def spatial_reduction_attention(
     Returns: a tensor of `x`'s shape.
     """
     dim = x.shape[-1]
+    if not linear and sr_ratio > min(grid):
+        raise ValueError(
+            f"sr_ratios entry {sr_ratio} is larger than its stage's {grid[0]}x{grid[1]} map; use a larger "
+            f"image_size or a smaller sr_ratio ({name})."
+        )
     query = keras.layers.Dense(dim, use_bias=qkv_bias, kernel_initializer=dense_initializer(), name=f"{name}_q")(x)
     source = x
     if linear or sr_ratio > 1:
@@ -201,7 +207,45 @@ class _PyramidBase(VitsModel):
         for dim, heads in zip(embed_dims, num_heads):
             if dim % heads:
                 raise ValueError(f"embed_dims {tuple(embed_dims)} must be divisible by num_heads {tuple(num_heads)}.")
+        for dim, ratio in zip(embed_dims, mlp_ratios):
+            if int(dim * ratio) < 1:
+                raise ValueError(f"mlp_ratios {mlp_ratios} give an MLP of width 0 for embed_dims {embed_dims}.")
         return out_indices
+
+    @classmethod
+    def estimate_size(cls, arguments):
+        """`(parameters, activations for one image)` from the arguments (see `VitsModel.estimate_size`)."""
+        size = to_2tuple(arguments["image_size"], "image_size")
+        channels, linear = arguments["in_chans"], arguments.get("linear", False)
+        v1 = "patch_sizes" in arguments
+        patches = arguments["patch_sizes"] if v1 else (4,) + (2,) * (len(arguments["depths"]) - 1)
+        grid, parameters, activations = list(size), 0, size[0] * size[1] * channels
+        stages = zip(arguments["embed_dims"], arguments["depths"], arguments["num_heads"])
+        for stage, (dim, depth, heads) in enumerate(stages):
+            patch, ratio = patches[stage], arguments["mlp_ratios"][stage]
+            sr = arguments["sr_ratios"][stage]
+            kernel = patch if v1 else (7 if stage == 0 else 3)
+            grid = [g // patch for g in grid] if v1 else [-(-g // patch) for g in grid]
+            tokens = grid[0] * grid[1] + int(v1 and stage == len(arguments["depths"]) - 1)
+            keys = (
+                LINEAR_POOL_SIZE**2 if linear else (max(1, grid[0] // sr) * max(1, grid[1] // sr) if sr > 1 else tokens)
+            )
+            block_parameters, block_activations = transformer_stage_size(
+                tokens=tokens, keys=keys, dim=dim, depth=depth, heads=heads, mlp_ratio=ratio
+            )
+            reduction = (dim * dim + 3 * dim) if linear else ((sr * sr * dim * dim + 3 * dim) if sr > 1 else 0)
+            hidden = int(dim * ratio)
+            extra = 0 if v1 else 10 * hidden  # the depth-wise conv of the MLP
+            parameters += block_parameters + depth * (reduction + extra)
+            parameters += (
+                kernel * kernel * channels * dim
+                + 3 * dim
+                + (tokens * dim + dim * (tokens > grid[0] * grid[1]) if v1 else 2 * dim)
+            )
+            activations += block_activations + depth * (0 if v1 else 2 * tokens * hidden)
+            channels = dim
+        parameters += (channels + 1) * arguments["num_classes"] + 2 * channels * v1
+        return parameters, activations
 
 
 # ----------------------------------------------------------------------------- models

@@ -36,6 +36,7 @@ from keras_vits.models.base import (
     Variant,
     VitsModel,
     constructor_arguments,
+    transformer_stage_size,
     validate_head_and_input,
     validate_stages,
 )
@@ -206,6 +207,12 @@ class SwinTransformer(VitsModel):
             raise ValueError(f"pos_embed must be one of {SWIN_POS_EMBEDS}, got {pos_embed!r}.")
         if global_pool != "avg":
             raise ValueError(f"global_pool must be 'avg' for Swin, got {global_pool!r}.")
+        for stage, heads in enumerate(num_heads):
+            if (embed_dim * 2**stage) % heads:
+                raise ValueError(
+                    f"num_heads {num_heads} must divide each stage's width (embed_dim * 2**stage = "
+                    f"{[embed_dim * 2**i for i in range(len(num_heads))]}); stage {stage} has {heads} heads."
+                )
         window_size = to_2tuple(window_size, "window_size")
         patch = to_2tuple(patch_size, "patch_size")
         config = constructor_arguments(type(self), locals())
@@ -260,6 +267,33 @@ class SwinTransformer(VitsModel):
             outputs = classifier_head(x, num_classes, drop_rate=drop_rate, name="head_fc", drop_name="head_drop")
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
         self.feature_info = [feature_info[i] for i in out_indices] if features_only else feature_info
+
+    @classmethod
+    def estimate_size(cls, arguments):
+        """`(parameters, activations for one image)` from the arguments (see `VitsModel.estimate_size`)."""
+        patch = to_2tuple(arguments["patch_size"], "patch_size")
+        window = to_2tuple(arguments["window_size"], "window_size")
+        dim, in_chans = arguments["embed_dim"], arguments["in_chans"]
+        size = to_2tuple(arguments["image_size"], "image_size")
+        grid = [-(-s // p) for s, p in zip(size, patch)]
+        parameters = patch[0] * patch[1] * in_chans * dim + 3 * dim
+        activations = size[0] * size[1] * in_chans
+        if arguments["pos_embed"] in ("absolute", "absolute+relative"):
+            parameters += grid[0] * grid[1] * dim
+        for stage, (depth, heads) in enumerate(zip(arguments["depths"], arguments["num_heads"])):
+            if stage:
+                parameters += 8 * dim * dim + 8 * dim  # merge: norm of 4C, 4C -> 2C
+                dim, grid = 2 * dim, [-(-g // 2) for g in grid]
+            win = [min(w, g) for w, g in zip(window, grid)]
+            tokens = int(np.prod([-(-g // w) * w for g, w in zip(grid, win)]))
+            block_parameters, block_activations = transformer_stage_size(
+                tokens=tokens, keys=win[0] * win[1], dim=dim, depth=depth, heads=heads, mlp_ratio=arguments["mlp_ratio"]
+            )
+            table = (2 * win[0] - 1) * (2 * win[1] - 1) * heads
+            parameters += block_parameters + depth * table
+            activations += block_activations + depth * tokens * win[0] * win[1]  # the shift masks
+        parameters += 2 * dim + (dim + 1) * arguments["num_classes"]
+        return parameters, activations
 
 
 # ----------------------------------------------------------------------------- weights

@@ -112,16 +112,91 @@ def _folder_source(root, split, channels, image_size, seed):
     if split_dir.is_dir():
         dataset = keras.utils.image_dataset_from_directory(split_dir, **options)
     else:
+        count = sum(1 for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        if int(0.1 * count) == 0:
+            raise ValueError(
+                f"folder:{root} holds {count} image(s), too few for its 90/10 train/validation split (at least 10, "
+                f"so that validation gets one); add images, or make {root}/train and {root}/test class folders."
+            )
         subset = "training" if split == "train" else "validation"
         dataset = keras.utils.image_dataset_from_directory(
             root, validation_split=0.1, subset=subset, seed=seed, **dict(options, shuffle=True)
         )
     class_names = tuple(dataset.class_names)
     num_examples = int(dataset.cardinality())
+    folder = split_dir if split_dir.is_dir() else root
     if num_examples <= 0:
-        raise FileNotFoundError(f"No images found under {split_dir if split_dir.is_dir() else root}.")
+        raise FileNotFoundError(f"No images found under {folder}.")
+    check_class_folders(folder, class_names)
+    check_image_files(dataset.file_paths)
     dataset = dataset.map(lambda image, label: (tf.cast(tf.round(image), tf.uint8), tf.cast(label, tf.int64)))
     return ImageSource(dataset, num_examples, len(class_names), channels, class_names, f"folder:{root}")
+
+
+#: The image files a folder data set reads (Keras's `image_dataset_from_directory` formats).
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+def check_class_folders(folder, class_names):
+    """Refuses class folders with no image file: a class with no images cannot be learned or scored.
+
+    torchvision's `ImageFolder` (timm's) refuses them too; Keras would make them classes silently.
+    """
+    folder = pathlib.Path(folder)
+    empty = [
+        name
+        for name in class_names
+        if not any(f.suffix.lower() in IMAGE_EXTENSIONS for f in (folder / name).rglob("*") if f.is_file())
+    ]
+    if empty:
+        raise ValueError(
+            f"Class folder(s) {empty} under {folder} hold no image ({', '.join(IMAGE_EXTENSIONS)}); a class with "
+            f"no images cannot be learned or evaluated. Add images, or remove the folder(s)."
+        )
+
+
+def _looks_complete(head, tail, size):
+    """True when a file's first and last bytes are those of a whole JPEG, PNG, GIF or BMP."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return b"IEND" in tail
+    if head.startswith(b"\xff\xd8"):
+        return b"\xff\xd9" in tail
+    if head.startswith(b"GIF8"):
+        return tail.rstrip(b"\x00").endswith(b"\x3b")
+    if head.startswith(b"BM") and len(head) >= 6:
+        return int.from_bytes(head[2:6], "little") <= size
+    return False
+
+
+def check_image_files(paths, tail_bytes=64):
+    """Refuses, naming them, image files that are empty, not an image, or cut short.
+
+    Reads each file's first and last bytes only; a file that fails this is decoded to
+    make sure (an image with bytes after its end marker is kept). Corruption inside a
+    file whose ends are whole is not seen here (its decode fails in the pipeline).
+    """
+    bad = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(16)
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - tail_bytes))
+                tail = handle.read()
+        except OSError as error:
+            bad.append(f"{path} ({error.strerror or error})")
+            continue
+        if _looks_complete(head, tail, size):
+            continue
+        try:
+            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        except (tf.errors.InvalidArgumentError, ValueError):
+            bad.append(f"{path} ({size} bytes)")
+    if bad:
+        raise ValueError(
+            f"{len(bad)} image file(s) cannot be decoded (empty, not an image, or truncated): {bad[:10]}"
+            f"{' ...' if len(bad) > 10 else ''}. Replace or remove them."
+        )
 
 
 def _tfds_source(name, split, data_dir, manual_dir, download):
@@ -171,6 +246,10 @@ def load_source(dataset, split, data_dir=None, manual_dir=None, download=False, 
         ValueError: an unknown data set.
         FileNotFoundError: a known data set that is not on this machine, with how to get it.
     """
+    if not isinstance(dataset, str):
+        raise TypeError(
+            f"dataset must be a str ('fashion_mnist', 'folder:<path>' or a tfds name), got {type(dataset).__name__}."
+        )
     if dataset == "fashion_mnist":
         return _fashion_mnist_source(split, download)
     if dataset.startswith("folder:"):

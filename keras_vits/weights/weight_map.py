@@ -74,3 +74,21 @@ FAMILY_SIGNATURES = {
 def guess_family(keys):
     """The families whose signature keys appear in `keys`."""
     return [family for family, pattern in FAMILY_SIGNATURES.items() if any(re.search(pattern, k) for k in keys)]
+
+
+#: `(side, key regex, hint)`: added to a checkpoint's misfit message when a key on that side
+#: (`"unexpected"` in the checkpoint, `"missing"` from it) matches.
+CHECKPOINT_HINTS = (
+    (
+        "unexpected",
+        r"^(dist_token|head_dist\.)",
+        "This is a distilled DeiT checkpoint (it holds dist_token and head_dist): use the `_distilled_` "
+        "model (keras_vits.DeiT, e.g. create_model('deit_tiny_distilled_patch16_224')).",
+    ),
+    (
+        "missing",
+        r"^(dist_token|head_dist)/",
+        "This is a checkpoint without distillation (no dist_token, no head_dist): use the model without "
+        "`_distilled_` (keras_vits.VisionTransformer, e.g. create_model('deit_tiny_patch16_224')).",
+    ),
+)
