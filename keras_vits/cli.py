@@ -14,6 +14,25 @@ import os
 import pathlib
 import sys
 
+
+def _int_at_least(minimum):
+    """An argparse type: an int >= `minimum`; anything else is a usage error (exit 2)."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+POSITIVE_INT, NON_NEGATIVE_INT = _int_at_least(1), _int_at_least(0)
+
 #: The demo's timm fixture (a 2-block ViT and timm's logits for it), shipped as package data.
 DEMO_DATA = pathlib.Path(__file__).resolve().parent / "demo_data"
 
@@ -138,8 +157,16 @@ def _cmd_export(args):
         labels = read_labels(args.labels)
     if args.format == "saved_model":
         _check_writable(args.output)
+        limit = {} if args.max_image_pixels is None else {"max_image_pixels": args.max_image_pixels}
         path = export_saved_model(
-            model, labels, cfg["mean"], cfg["std"], base_dir=args.output, name=args.export_name, version=args.version
+            model,
+            labels,
+            cfg["mean"],
+            cfg["std"],
+            base_dir=args.output,
+            name=args.export_name,
+            version=args.version,
+            **limit,
         )
         print(f"SavedModel written to {path} (signatures: serving_default, serving_uint8, serving_bytes)")
         return 0
@@ -243,9 +270,9 @@ def build_parser():
 
     info = commands.add_parser("info", help="Build a model and print its parameters, MACs and pretrained config.")
     info.add_argument("name", help="Registered model name (see `keras-vits list`).")
-    info.add_argument("--image-size", type=int, default=None, help="Input size; default: the variant's own.")
+    info.add_argument("--image-size", type=POSITIVE_INT, default=None, help="Input size; default: the variant's own.")
     info.add_argument(
-        "--num-classes", type=int, default=1000, help="Classes of the head; 0 for features. Default: 1000."
+        "--num-classes", type=NON_NEGATIVE_INT, default=1000, help="Classes of the head; 0 for features. Default: 1000."
     )
     info.add_argument("--summary", action="store_true", help="Also print the Keras layer summary.")
     info.set_defaults(func=_cmd_info)
@@ -268,15 +295,17 @@ def build_parser():
     )
     export.add_argument("--output", default="saved_models", help="Base folder. Default: saved_models.")
     export.add_argument("--export-name", default=None, help="Name in the path. Default: the model name.")
-    export.add_argument("--version", type=int, default=None, help="SavedModel version. Default: the next free one.")
+    export.add_argument(
+        "--version", type=POSITIVE_INT, default=None, help="SavedModel version. Default: the next free one."
+    )
     export.add_argument("--labels", default=None, help="Text file, one class name per line. Default: class_<i>.")
     export.add_argument(
         "--num-classes",
-        type=int,
+        type=NON_NEGATIVE_INT,
         default=None,
         help="Classes of the head. Default: the checkpoint's (--weights), else 1000.",
     )
-    export.add_argument("--image-size", type=int, default=None, help="Input size. Default: the variant's own.")
+    export.add_argument("--image-size", type=POSITIVE_INT, default=None, help="Input size. Default: the variant's own.")
     export.add_argument(
         "--mode",
         default="float32",
@@ -287,6 +316,12 @@ def build_parser():
         "--calibration", default=None, help="int8/int16x8/int8_dense: .npy of normalised (N, H, W, C) images."
     )
     export.add_argument("--int8-io", action="store_true", help="int8: int8 input and output tensors.")
+    export.add_argument(
+        "--max-image-pixels",
+        type=POSITIVE_INT,
+        default=None,
+        help="SavedModel: the signatures refuse images of more pixels (height x width). Default: 4096 x 4096.",
+    )
     export.add_argument("--mean", type=float, nargs="+", default=None, help="Per-channel mean for a .keras model.")
     export.add_argument("--std", type=float, nargs="+", default=None, help="Per-channel std for a .keras model.")
     export.set_defaults(func=_cmd_export)
@@ -324,11 +359,11 @@ def build_parser():
         "(reads TF_CONFIG), tpu. Default: default.",
     )
     train.add_argument("--tpu", default=None, help="TPU name or address for --strategy tpu.")
-    train.add_argument("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+    train.add_argument("--epochs", type=POSITIVE_INT, default=None, help="Override the recipe's epochs.")
     train.add_argument(
         "--batch-size",
         dest="batch_size",
-        type=int,
+        type=POSITIVE_INT,
         default=None,
         help="Global batch over all replicas; the learning rate scales as base_lr * batch / 512.",
     )
@@ -354,7 +389,7 @@ def build_parser():
         "mixed_bfloat16 (TPUs and CPUs with bfloat16 units). Variables stay float32.",
     )
     train.add_argument(
-        "--max-steps", dest="max_steps", type=int, default=None, help="Stop after this many steps in total."
+        "--max-steps", dest="max_steps", type=POSITIVE_INT, default=None, help="Stop after this many steps in total."
     )
     train.set_defaults(func=_cmd_train)
 
@@ -365,7 +400,7 @@ def build_parser():
     )
     evaluate.add_argument("--split", default=None, help="Split to evaluate. Default: the run's eval split, else test.")
     evaluate.add_argument("--data-dir", dest="data_dir", default=None, help="tensorflow-datasets data_dir.")
-    evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=256, help="Default: 256.")
+    evaluate.add_argument("--batch-size", dest="batch_size", type=POSITIVE_INT, default=256, help="Default: 256.")
     evaluate.add_argument(
         "--mean", type=float, nargs="+", default=None, help="Per-channel mean. Default: the run's recipe.json."
     )
@@ -383,8 +418,8 @@ def build_parser():
         "PVT v1) in that Python, and with --kecam-python in keras_cv_attention_models, alternating with these.",
     )
     benchmark.add_argument("models", nargs="+", help="Registry names (see `keras-vits list`).")
-    benchmark.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16], help="Default: 1 16.")
-    benchmark.add_argument("--image-size", type=int, default=224, help="Square input size. Default: 224.")
+    benchmark.add_argument("--batch-sizes", type=POSITIVE_INT, nargs="+", default=[1, 16], help="Default: 1 16.")
+    benchmark.add_argument("--image-size", type=POSITIVE_INT, default=224, help="Square input size. Default: 224.")
     benchmark.add_argument(
         "--modes",
         nargs="+",
@@ -393,8 +428,10 @@ def build_parser():
         help="float32 graph, XLA (jit_compile), mixed bfloat16 (graph or XLA), and/or a training step "
         "(forward, backward, AdamW; graph or XLA). Default: float32 xla bfloat16.",
     )
-    benchmark.add_argument("--repeats", type=int, default=5, help="Timed repetitions; medians reported. Default: 5.")
-    benchmark.add_argument("--calls", type=int, default=3, help="Calls per repetition. Default: 3.")
+    benchmark.add_argument(
+        "--repeats", type=POSITIVE_INT, default=5, help="Timed repetitions; medians reported. Default: 5."
+    )
+    benchmark.add_argument("--calls", type=POSITIVE_INT, default=3, help="Calls per repetition. Default: 3.")
     benchmark.add_argument(
         "--reference-python",
         default=None,
@@ -416,11 +453,37 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        if args.debug:
+    except Exception as error:
+        message = user_error_message(error)
+        if args.debug or message is None:
             raise
-        print(f"keras-vits {args.command}: error: {error}", file=sys.stderr)
+        print(f"keras-vits {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def user_error_message(error):
+    """The one-line message for an error the user can act on (bad input, a file, a full disk); None for a bug.
+
+    Bad arguments and files (`ValueError`, `TypeError`, `FileNotFoundError`, `ImportError` for a
+    missing extra), any `OSError` (a permission, a full disk), and TensorFlow's out-of-space errors
+    from checkpoint writes.
+    """
+    import errno
+
+    if isinstance(error, (ValueError, TypeError, ImportError, OSError)):
+        if (
+            isinstance(error, OSError)
+            and error.errno in (errno.ENOSPC, errno.EDQUOT)
+            and "No space left to" not in str(error)
+        ):
+            return f"no space left on the device ({error}); free some space and run again (training resumes)."
+        return str(error)
+    if "No space left on device" in str(error):  # TensorFlow's own file writes (checkpoints, TensorBoard)
+        return (
+            f"no space left on the device while writing ({str(error).splitlines()[0]}); the last complete "
+            f"checkpoint is kept: free some space and run again (training resumes from it)."
+        )
+    return None
 
 
 if __name__ == "__main__":

@@ -474,3 +474,93 @@ def test_a_folder_with_too_few_images_for_its_split_is_refused(tmp_path, per_cla
     root = _image_folder(tmp_path / "data", per_class=per_class)
     with pytest.raises(ValueError, match=rf"holds {2 * per_class} image\(s\), too few for its 90/10"):
         load_source(f"folder:{root}", "train", channels=3, image_size=8)
+
+
+# ----------------------------------------------------------------------------- the command line: every flag
+
+
+def _cli(argv, capsys):
+    from keras_vits.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's usage errors
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+_CLI_ROWS = [
+    (["info", "vit_tiny_patch16_224", "--image-size", "0"], "expected an int >= 1, got 0"),
+    (["info", "vit_tiny_patch16_224", "--image-size", "abc"], "expected an int >= 1, got 'abc'"),
+    (["info", "vit_tiny_patch16_224", "--image-size", "100000"], "would hold about"),
+    (["info", "vit_tiny_patch16_224", "--num-classes", "-1"], "expected an int >= 0, got -1"),
+    (["info", "vit_tiny_patch16"], "Did you mean"),
+    (["export", "vit_tiny_patch16_224", "--weights", "missing.safetensors"], "neither an existing .safetensors"),
+    (["export", "missing.keras"], "No model at"),
+    (["export", "vit_tiny_patch16_224", "--version", "0"], "expected an int >= 1, got 0"),
+    (["export", "vit_tiny_patch16_224", "--version", "-1"], "expected an int >= 1, got -1"),
+    (["export", "vit_tiny_patch16_224", "--num-classes", "-3"], "expected an int >= 0, got -3"),
+    (["export", "vit_tiny_patch16_224", "--image-size", "0"], "expected an int >= 1, got 0"),
+    (["export", "vit_tiny_patch16_224", "--max-image-pixels", "0"], "expected an int >= 1, got 0"),
+    (["export", "vit_tiny_patch16_224", "--mode", "int4"], "invalid choice: 'int4'"),
+    (["export", "vit_tiny_patch16_224", "--format", "onnx"], "invalid choice: 'onnx'"),
+    (["train", "--epochs", "0"], "expected an int >= 1, got 0"),
+    (["train", "--batch-size", "0"], "expected an int >= 1, got 0"),
+    (["train", "--max-steps", "-1"], "expected an int >= 1, got -1"),
+    (["train", "--strategy", "gpu"], "invalid choice: 'gpu'"),
+    (["train", "--precision", "float8"], "invalid choice: 'float8'"),
+    (["train", "--recipe", "no_such_recipe"], "no_such_recipe"),
+    (["train", "--set", "epochs=abc"], "epochs"),
+    (["train", "--set", "batch_size=0"], "batch_size"),
+    (["train", "--set", "no_such_field=1"], "no_such_field"),
+    (["train", "--config", "missing.json"], "missing.json"),
+    (["evaluate", "missing.keras"], "No model at"),
+    (["evaluate", "missing.keras", "--batch-size", "0"], "expected an int >= 1, got 0"),
+    (["benchmark", "vit_tiny_patch16_224", "--repeats", "0"], "expected an int >= 1, got 0"),
+    (["benchmark", "vit_tiny_patch16_224", "--batch-sizes", "0"], "expected an int >= 1, got 0"),
+    (["benchmark", "vit_tiny_patch16_224", "--image-size", "-224"], "expected an int >= 1, got -224"),
+    (["demo", "--case", "no_such_case"], "no_such_case"),
+    (["demo", "--fixtures", "/nonexistent/keras_vits"], "No demo fixtures"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", _CLI_ROWS, ids=[" ".join(row[0]) for row in _CLI_ROWS])
+def test_every_cli_flag_refuses_bad_values_with_one_message_and_exit_2(argv, fragment, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = _cli(argv, capsys)
+    assert code == 2, err
+    assert fragment in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        "disk_full",
+        "tf_no_space",
+        "permission",
+    ],
+)
+def test_a_full_disk_or_unwritable_file_during_training_is_one_message(failure, capsys, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    import keras_vits.training
+    from keras_vits import _io
+
+    def train(*args, **kwargs):
+        if failure == "disk_full":  # what the run folder's atomic writes raise
+            _io.write_atomically(
+                tmp_path / "history.json", lambda p: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full"))
+            )
+        if failure == "tf_no_space":  # what a checkpoint write raises
+            raise tf.errors.ResourceExhaustedError(None, None, "ckpt-3.data; No space left on device")
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "runs"))
+
+    monkeypatch.setattr(keras_vits.training, "train", train)
+    monkeypatch.chdir(tmp_path)
+    code, err = _cli(["train", "--recipe", "demo_teacher", "--output", str(tmp_path / "run")], capsys)
+    assert code == 2 and "Traceback" not in err
+    expected = {"disk_full": "No space left to write", "tf_no_space": "no space left", "permission": "Permission"}
+    assert expected[failure] in err
+    assert not list(tmp_path.glob(".history*"))
+    with pytest.raises((OSError, tf.errors.ResourceExhaustedError)):  # --debug: the error itself, with its traceback
+        _cli(["--debug", "train", "--recipe", "demo_teacher", "--output", str(tmp_path / "run")], capsys)
