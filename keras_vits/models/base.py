@@ -133,7 +133,9 @@ def check_constructor_arguments(model_cls, arguments):
             if value is None and arg_name == "image_size":
                 continue
             pair = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
-            if len(pair) != 2 or not all(_is_int(v) for v in pair):
+            if len(pair) != 2:
+                raise ValueError(f"{where}: {arg_name} must be an int or a pair (height, width), got {value!r}.")
+            if not all(_is_int(v) for v in pair):
                 raise TypeError(f"{where}: {arg_name} must be an int or a pair (height, width) of ints, got {value!r}.")
             if min(pair) < 1:
                 raise ValueError(f"{where}: {arg_name} must be positive, got {value!r}.")
