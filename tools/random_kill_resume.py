@@ -81,7 +81,7 @@ def main():
     steps_log = json.loads((output / "steps.json").read_text())
     logged = [row["step"] for row in steps_log] if isinstance(steps_log, list) else sorted(map(int, steps_log))
     problems = []
-    if final["step"] != reference["step"]:
+    if final["steps"] != reference["steps"]:
         problems.append(f"steps {final['steps']} != {reference['steps']}")
     if epochs != list(range(1, len(epochs) + 1)) or len(epochs) != 3:
         problems.append(f"history epochs {epochs}")
