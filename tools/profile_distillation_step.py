@@ -1,10 +1,10 @@
 """Where the Fashion-MNIST distillation step's time goes, part by part, in one run.
 
-    python tools/profile_distillation_step.py [--recipe fmnist_deit_hard] [--repeats 5] [--calls 10]
+    python tools/profile_distillation_step.py [--recipe fmnist_deit_hard] [--precision float32 ...] [--repeats 5]
 
 Parts (each a `tf.function` over one fixed batch unless it says otherwise; medians of
 alternating repetitions, so machine noise falls on all alike):
-  pipeline            make_dataset's augmented training batches, iterated alone (no model)
+  pipeline            make_dataset's augmented training batches, 100 iterated alone first (no model)
   teacher_forward     the convnet teacher's forward pass
   student_step        student forward, backward and AdamW (mode "none"), graph and XLA
   distill_step        DistillationModel.train_step with the teacher, graph and XLA
@@ -15,6 +15,7 @@ The teacher here has random weights (speed does not depend on them).
 """
 
 import argparse
+import itertools
 import json
 import time
 
@@ -24,12 +25,15 @@ from keras_vits.distillation import DistillationModel
 from keras_vits.inference import alternating_medians
 from keras_vits.training import data, loop, pipeline, recipes, teachers
 
+PIPELINE_BATCHES = 100
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", default="fmnist_deit_hard")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--precision", nargs="+", default=["float32"], help="one row set per precision")
     parser.add_argument("--json", help="also write the medians here")
     args = parser.parse_args(argv)
     recipe = recipes.get_recipe(args.recipe)
@@ -38,9 +42,10 @@ def main(argv=None):
     dataset = pipeline.make_dataset(source, recipe, batch, training=True)
     images, targets = next(iter(dataset))
 
-    def models(jit_compile):
-        student = loop.build_model(recipe, source.num_classes, source.channels)
-        teacher = teachers.convnet_small(recipe.image_size, source.channels, source.num_classes)
+    def models(jit_compile, precision):
+        with loop.dtype_policy(precision):
+            student = loop.build_model(recipe, source.num_classes, source.channels)
+            teacher = teachers.convnet_small(recipe.image_size, source.channels, source.num_classes)
         model = DistillationModel(student, teacher, mode="hard")
         plain = DistillationModel(student, None, mode="none")
         for wrapper in (model, plain):
@@ -49,12 +54,18 @@ def main(argv=None):
             optimizer.build(student.trainable_variables)
         return model, plain, teacher
 
-    functions = {}
+    # The pipeline alone, before any model runs: its background threads get the whole machine.
     iterator = iter(dataset.repeat())
-    functions["pipeline"] = lambda: next(iterator)[0]
-    for jit in (False, True):
-        suffix = "_xla" if jit else ""
-        model, plain, teacher = models(jit)
+    for _ in range(5):
+        next(iterator)
+    started = time.perf_counter()
+    for _ in range(PIPELINE_BATCHES):
+        next(iterator)[0].numpy()
+    pipeline_ms = 1000 * (time.perf_counter() - started) / PIPELINE_BATCHES
+    functions = {}
+    for precision, jit in itertools.product(args.precision, (False, True)):
+        suffix = ("_xla" if jit else "") + ("" if precision == "float32" else f"_{precision}")
+        model, plain, teacher = models(jit, precision)
         functions[f"teacher_forward{suffix}"] = tf.function(lambda m=model: m.teacher_logits(images), jit_compile=jit)
         student_step = tf.function(lambda p=plain: p.train_step((images, targets))["loss"], jit_compile=jit)
         functions[f"student_step{suffix}"] = student_step
@@ -67,12 +78,12 @@ def main(argv=None):
             return m.loss_tracker.result()
 
         functions[f"distill_step_x8{suffix}"] = tf.function(eight_steps, jit_compile=jit)
-        if not jit:
+        if not suffix:
             metrics = model.train_metrics
             functions["host_sync"] = lambda ms=metrics: [float(m.result()) for m in ms]
     started = time.perf_counter()
     medians = alternating_medians(functions, repeats=args.repeats, calls=args.calls)
-    rows = {key: {"ms": 1000 * seconds} for key, seconds in medians.items()}
+    rows = {"pipeline": {"ms": pipeline_ms}, **{key: {"ms": 1000 * seconds} for key, seconds in medians.items()}}
     for key, row in rows.items():
         per_batch = row["ms"] / (8 if "_x8" in key else 1)
         row["ms_per_batch"] = per_batch

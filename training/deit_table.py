@@ -1,44 +1,169 @@
-"""The DeiT distillation table of docs/RESULTS.md, from the runs of tools/deit_table.sh.
+"""The DeiT distillation table of docs/RESULTS.md, from the run folders of training/deit_table.sh.
 
-    bash training/deit_table.sh runs && python training/deit_table.py runs
+    bash training/deit_table.sh /work/runs/deit_fmnist
+    python training/deit_table.py /work/runs/deit_fmnist [--json docs/benchmarks/deit_fmnist.json]
+        [--curves docs/benchmarks/deit_fmnist_curves.png]
 
-Every model is evaluated afresh here (`keras_vits.training.evaluate`, Fashion-MNIST test set,
-10,000 images); training time and steps come from each run's result.json.
+Every model is evaluated afresh here (`keras_vits.training.evaluate`: the Fashion-MNIST test
+set, 10,000 images, with the run's own normalisation); steps, epochs and training time come
+from each run's result.json. Prints the per-seed rows, then mean, standard deviation and
+standard error per mode, and the issue's goals, each with its margin.
 """
 
+import argparse
 import json
 import pathlib
-import sys
+import re
+import statistics
 
 from keras_vits.training import evaluate
 
-ROWS = (
-    ("fmnist_teacher", "convnet teacher"),
-    ("fmnist_deit_none", "DeiT, no distillation"),
-    ("fmnist_deit_soft", "DeiT, soft distillation"),
-    ("fmnist_deit_hard", "DeiT, hard distillation"),
-    ("fmnist_deit_hard_ls", "DeiT, hard distillation + label smoothing 0.1"),
+MODES = (  # (run-folder prefix, distillation, teacher label smoothing, label)
+    ("none", "none", 0.0, "no distillation"),
+    ("soft", "soft", 0.0, "soft distillation"),
+    ("hard", "hard", 0.0, "hard distillation"),
+    ("hard_ls", "hard", 0.1, "hard distillation, teacher label smoothing 0.1"),
 )
+GOALS = {"hard_minus_none_points": 1.0, "hard_minus_none_standard_errors": 2.0, "best_student": 0.92, "teacher": 0.94}
 
 
-def main(runs="runs"):
+def _mean_sd_se(values):
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return mean, sd, sd / len(values) ** 0.5 if len(values) > 1 else float("nan")
+
+
+def collect(runs):
+    """The JSON document: regime, teacher and one entry per finished student run."""
     runs = pathlib.Path(runs)
-    print("| run | params | epochs | train time (min) | cls top-1 | dist top-1 | avg top-1 |")
-    print("|---|---|---|---|---|---|---|")
-    for name, label in ROWS:
-        run = runs / name
-        if not (run / "model.keras").is_file():
-            print(f"| {label} | not run | | | | | |")
-            continue
-        result = json.loads((run / "result.json").read_text())
-        logs = evaluate(run / "model.keras")
-        cells = [logs.get("top1_cls", logs.get("top1")), logs.get("top1_dist"), logs.get("top1_avg")]
-        shown = [f"{100 * v:.2f}" if v is not None else "" for v in cells]
+    teacher_run = runs / "teacher"
+    teacher_logs = evaluate(teacher_run / "model.keras")
+    teacher_result = json.loads((teacher_run / "result.json").read_text())
+    split = json.loads((teacher_run / "recipe.json").read_text()).get("train_split", "train")
+    fraction = re.fullmatch(r"train\[:(\d+)%\]", split)
+    if split != "train" and not fraction:
+        raise ValueError(f"The teacher trained on split {split!r}; the table knows 'train' and 'train[:N%]'.")
+    students = []
+    for prefix, mode, smoothing, _ in MODES:
+        for folder in sorted(runs.glob(f"{prefix}_s*")):
+            if not (folder / "result.json").is_file() or not folder.name[len(prefix) + 2 :].isdigit():
+                continue
+            result = json.loads((folder / "result.json").read_text())
+            recipe = json.loads((folder / "recipe.json").read_text())
+            if (recipe["distillation"], recipe["teacher_label_smoothing"]) != (mode, smoothing):
+                raise ValueError(f"{folder} is not a {prefix} run: its recipe.json says {recipe['distillation']}.")
+            logs = evaluate(folder / "model.keras")
+            students.append(
+                {
+                    "mode": prefix,
+                    "teacher_label_smoothing": smoothing,
+                    "seed": recipe["seed"],
+                    "epochs": result["epochs"],
+                    "steps": result["steps"],
+                    "top1_cls": logs["top1_cls"],
+                    "top1_dist": logs["top1_dist"],
+                    "top1_avg": logs["top1_avg"],
+                    "train_seconds": result["train_seconds"],
+                }
+            )
+    return {
+        "regime": int(fraction.group(1)) / 100 if fraction else 1.0,
+        "teacher": {"top1": teacher_logs["top1"], "epochs": teacher_result["epochs"]},
+        "students": students,
+    }
+
+
+def summary(document):
+    """Per mode: n, and mean/sd/se of each head; then the goals with their margins."""
+    by_mode = {}
+    for student in document["students"]:
+        by_mode.setdefault(student["mode"], []).append(student)
+    modes = {}
+    for mode, rows in by_mode.items():
+        modes[mode] = {"n": len(rows), "seeds": [r["seed"] for r in rows]}
+        for head in ("top1_cls", "top1_dist", "top1_avg"):
+            modes[mode][head] = _mean_sd_se([r[head] for r in rows])
+    goals = {"teacher": (document["teacher"]["top1"], GOALS["teacher"])}
+    if document["students"]:
+        best = max(document["students"], key=lambda r: max(r["top1_cls"], r["top1_dist"], r["top1_avg"]))
+        goals["best_student"] = (max(best["top1_cls"], best["top1_dist"], best["top1_avg"]), GOALS["best_student"])
+    if "hard" in modes and "none" in modes:
+        hard, none = modes["hard"]["top1_avg"], modes["none"]["top1_avg"]
+        difference = 100 * (hard[0] - none[0])
+        # The standard error of a difference of two independent means.
+        se = 100 * (hard[2] ** 2 + none[2] ** 2) ** 0.5
+        goals["hard_minus_none_points"] = (difference, GOALS["hard_minus_none_points"])
+        goals["hard_minus_none_standard_errors"] = (difference / se if se == se and se else float("nan"), 2.0)
+    return modes, goals
+
+
+def print_tables(document, modes, goals):
+    teacher = document["teacher"]
+    print(f"Teacher (convnet_small): {100 * teacher['top1']:.2f}% after {teacher['epochs']} epochs")
+    print("\n| mode | seed | epochs | steps | train min | cls | dist | avg |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in document["students"]:
         print(
-            f"| {label} (`{name}`) | {result['parameters']:,} | {result['epochs']} | "
-            f"{result['train_seconds'] / 60:.1f} | " + " | ".join(shown) + " |"
+            f"| {r['mode']} | {r['seed']} | {r['epochs']} | {r['steps']} | {r['train_seconds'] / 60:.0f} | "
+            f"{100 * r['top1_cls']:.2f} | {100 * r['top1_dist']:.2f} | {100 * r['top1_avg']:.2f} |"
         )
+    print("\n| mode | seeds | cls mean ± sd | dist mean ± sd | avg mean ± sd | avg standard error |")
+    print("|---|---|---|---|---|---|")
+    for mode, row in modes.items():
+        cells = [f"{100 * row[h][0]:.2f} ± {100 * row[h][1]:.2f}" for h in ("top1_cls", "top1_dist", "top1_avg")]
+        print(f"| {mode} | {row['n']} | " + " | ".join(cells) + f" | {100 * row['top1_avg'][2]:.2f} |")
+    print("\n| goal | measured | target | met |")
+    print("|---|---|---|---|")
+    for name, (value, target) in goals.items():
+        shown = f"{100 * value:.2f}%" if name in ("teacher", "best_student") else f"{value:.2f}"
+        wanted = f"{100 * target:.0f}%" if name in ("teacher", "best_student") else f">= {target}"
+        print(f"| {name} | {shown} | {wanted} | {'yes' if value >= target else 'no'} |")
+
+
+def plot_curves(runs, path):
+    """Test top-1 (average head) against steps, one line per run, coloured by mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    colours = dict(zip([m[0] for m in MODES], ("tab:gray", "tab:blue", "tab:red", "tab:orange")))
+    for prefix, *_, label in MODES:
+        for index, folder in enumerate(sorted(pathlib.Path(runs).glob(f"{prefix}_s*"))):
+            history_file = folder / "history.json"
+            if not history_file.is_file():
+                continue
+            history = json.loads(history_file.read_text())
+            axis.plot(
+                [h["step"] for h in history],
+                [100 * h.get("top1_avg", h.get("top1", 0)) for h in history],
+                color=colours[prefix],
+                label=label if index == 0 else None,
+                alpha=0.8,
+            )
+    axis.set_xlabel("optimizer steps")
+    axis.set_ylabel("test top-1, average head (%)")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="?", default="/work/runs/deit_fmnist")
+    parser.add_argument("--json", help="write the machine-readable results here")
+    parser.add_argument("--curves", help="write the test top-1 curves (PNG) here")
+    args = parser.parse_args(argv)
+    document = collect(args.runs)
+    modes, goals = summary(document)
+    print_tables(document, modes, goals)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(document, indent=1) + "\n")
+    if args.curves:
+        plot_curves(args.runs, args.curves)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()

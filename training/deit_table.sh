@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
 # The DeiT distillation table of docs/RESULTS.md: a convnet teacher, then the same small DeiT
-# student with no, soft, hard, and hard + label-smoothing distillation, each for the same epochs.
-# Usage: bash training/deit_table.sh [runs-folder]   (then: python training/deit_table.py [runs-folder])
+# student with no, soft, hard, and hard + label-smoothing distillation, every run the same steps.
+# Seeds: 3 for none and hard, 1 for soft and hard_ls (SEEDS_MAIN / SEEDS_OTHER override).
+# Usage: bash training/deit_table.sh [runs-folder]   then: python training/deit_table.py [runs-folder]
+# A killed run resumes where it stopped when the script is started again; finished runs are skipped.
 set -euo pipefail
-RUNS=${1:-runs}
-keras-vits train --recipe fmnist_teacher --output "$RUNS/fmnist_teacher"
-for recipe in fmnist_deit_none fmnist_deit_soft fmnist_deit_hard fmnist_deit_hard_ls; do
-  keras-vits train --recipe "$recipe" --output "$RUNS/$recipe" --teacher "$RUNS/fmnist_teacher/model.keras"
+RUNS=${1:-/work/runs/deit_fmnist}
+SEEDS_MAIN=${SEEDS_MAIN:-"0 1 2"}
+SEEDS_OTHER=${SEEDS_OTHER:-"0"}
+here=$(dirname "$0")
+[ -f "$RUNS/teacher/model.keras" ] || keras-vits train --config "$here/deit_fmnist/teacher.py" --output "$RUNS/teacher"
+run() {  # mode seed
+  local out="$RUNS/$1_s$2"
+  [ -f "$out/result.json" ] && return 0
+  local teacher=()
+  [ "$1" = none ] || teacher=(--teacher "$RUNS/teacher/model.keras")
+  keras-vits train --recipe "fmnist_deit_$1" --output "$out" --set "seed=$2" "${teacher[@]}"
+}
+# Interleaved, so a table stopped part-way has every mode's first seed.
+for seed in $SEEDS_MAIN; do
+  run hard "$seed"
+  run none "$seed"
+  if [ "$seed" = "$(echo "$SEEDS_OTHER" | cut -d' ' -f1)" ]; then
+    run soft "$seed"
+    run hard_ls "$seed"
+  fi
 done

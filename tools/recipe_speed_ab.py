@@ -1,0 +1,60 @@
+"""Training images/s of a recipe under two checkouts of the package, alternating, in one run.
+
+    git worktree add /tmp/baseline <commit>
+    python tools/recipe_speed_ab.py --baseline /tmp/baseline [--recipe fmnist_deit_hard] [--steps 200] [--rounds 2]
+
+Each round trains `--steps` steps of the recipe with `keras-vits train` (a fresh process and
+output folder each time, the teacher included for distilling recipes) from the baseline
+checkout and from this one, in turns, and reads `images_per_second` from each result.json
+(time spent in training steps only: no start-up, no evaluation). Prints every reading and the
+ratio of the medians. A teacher for distilling recipes is trained first for 1 step if missing
+(its weights do not change the speed).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parents[1]
+
+
+def train(code, recipe, output, steps, extra=()):
+    env = dict(os.environ, PYTHONPATH=str(code), TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-m", "keras_vits.cli", "train", "--recipe", recipe, "--output", str(output)]
+    command += ["--max-steps", str(steps), *extra]
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return json.loads((pathlib.Path(output) / "result.json").read_text())["images_per_second"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", required=True, help="a checkout of the baseline commit")
+    parser.add_argument("--recipe", default="fmnist_deit_hard")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], help="a recipe override for both, KEY=VALUE")
+    args = parser.parse_args(argv)
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="recipe_speed_"))
+    extra = [item for pair in args.set for item in ("--set", pair)]
+    teacher = folder / "teacher"
+    if args.recipe != "fmnist_deit_none" and "none" not in args.recipe:
+        train(HERE, "fmnist_teacher", teacher, 1)
+        extra += ["--teacher", str(teacher / "model.keras")]
+    readings = {"baseline": [], "this": []}
+    for round_index in range(args.rounds):
+        for name, code in (("baseline", pathlib.Path(args.baseline)), ("this", HERE)):
+            speed = train(code, args.recipe, folder / f"{name}{round_index}", args.steps, extra)
+            readings[name].append(speed)
+            print(f"round {round_index + 1} {name:8s} {speed:7.1f} images/s", flush=True)
+    baseline, this = (statistics.median(readings[k]) for k in ("baseline", "this"))
+    ratio = this / baseline
+    print(f"{args.recipe}, {args.steps} steps: baseline {baseline:.1f}, this {this:.1f} images/s: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
