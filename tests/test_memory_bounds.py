@@ -36,6 +36,15 @@ def test_every_registry_variant_is_within_the_limits():
         assert parameters < MAX_PARAMETERS and activations < MAX_ACTIVATIONS_PER_IMAGE, name
 
 
+@pytest.mark.parametrize("name", ["vit_base_patch16_224", "vit_large_patch16_224"])
+def test_vitdet_backbones_at_1024_are_within_the_limits(name):
+    # ViTDet trains ViT-B and ViT-L at 1024x1024: the usual dense-prediction setup must not need allow_large.
+    variant = VARIANTS[name]
+    arguments = _arguments(variant.model_cls, dict(variant.config, image_size=1024, num_classes=0))
+    parameters, activations = variant.model_cls.estimate_size(arguments)
+    assert parameters < MAX_PARAMETERS and 1e9 < activations < MAX_ACTIVATIONS_PER_IMAGE
+
+
 @pytest.mark.parametrize("family", ["vit", "deit", "swin", "pvt_v1", "pvt_v2"])
 def test_a_huge_image_size_is_refused_before_anything_is_built(family):
     # image_size=100000 was OOM-killed at 22 GB: it must fail at once, naming the limit and the way past it.

@@ -198,8 +198,10 @@ def check_constructor_arguments(model_cls, arguments):
 #: Largest model built without `allow_large=True`: parameters (4 GB of float32 weights).
 MAX_PARAMETERS = 1_000_000_000
 #: Largest activation memory for one image built without `allow_large=True`, in elements
-#: (4 GB of float32): the input, and each block's attention scores, MLP hidden and token maps.
-MAX_ACTIVATIONS_PER_IMAGE = 1_000_000_000
+#: (40 GB of float32): the input, and each block's attention scores, MLP hidden and token maps,
+#: summed over blocks (what training one image holds). ViTDet's backbones at 1024x1024 (ViT-B
+#: 2.9e9, ViT-L 7.7e9) fit; image_size=100000 (about 1e16) does not.
+MAX_ACTIVATIONS_PER_IMAGE = 10_000_000_000
 
 _ALLOW_LARGE = contextvars.ContextVar("keras_vits_allow_large", default=False)
 
