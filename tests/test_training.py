@@ -614,3 +614,45 @@ def test_a_checkpoint_from_before_batches_done_resumes_at_its_step(tmp_path, mon
         result = train(tiny_recipe(checkpoint_every=2), out, verbose=0)
     assert result["steps"] == 8  # 2 epochs of 4 steps
     assert result["trained_images"] == 4 * 8  # only the 4 steps after the checkpoint's, of 8 images each
+
+
+def test_a_full_disk_at_a_checkpoint_names_the_step_and_the_resume_point(tmp_path):
+    from keras_vits._io import DiskFullError
+    from keras_vits.training.loop import _save_checkpoint
+
+    class FullDiskManager:
+        directory = str(tmp_path / "checkpoints")
+        latest_checkpoint = str(tmp_path / "checkpoints" / "ckpt-200")
+
+        def save(self, checkpoint_number):
+            raise tf.errors.ResourceExhaustedError(None, None, "ckpt-400.data: No space left on device")
+
+    with pytest.raises(DiskFullError, match=r"step-400 checkpoint .*resumes from .*ckpt-200"):
+        _save_checkpoint(FullDiskManager(), 400)
+
+    class BrokenManager(FullDiskManager):
+        def save(self, checkpoint_number):
+            raise tf.errors.InvalidArgumentError(None, None, "something else")
+
+    with pytest.raises(tf.errors.InvalidArgumentError):  # other errors are not mislabelled as a full disk
+        _save_checkpoint(BrokenManager(), 400)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda t: train(tiny_recipe(), 3), TypeError, "output_dir must be a path"),
+        (lambda t: train({"name": "x"}, t), TypeError, "recipe must be a keras_vits.training.Recipe"),
+        (lambda t: train(tiny_recipe(), t, max_steps=0), ValueError, "max_steps must be >= 1, got 0"),
+        (lambda t: train(tiny_recipe(), t, max_steps=2.5), TypeError, "max_steps must be an int >= 1 or None"),
+        (lambda t: evaluate(t / "model.keras", batch_size=0), ValueError, "batch_size must be >= 1, got 0"),
+        (lambda t: evaluate(t / "model.keras", batch_size="8"), TypeError, "batch_size must be an int"),
+        (lambda t: evaluate(t / "model.keras", image_size=-1), ValueError, "image_size must be >= 1"),
+        (lambda t: evaluate(None), TypeError, "model_path must be a path"),
+        (lambda t: evaluate(bytes(t / "missing.keras")), FileNotFoundError, "missing.keras"),
+    ],
+)
+def test_train_and_evaluate_check_their_arguments_before_any_work(tmp_path, call, error, message):
+    with pytest.raises(error, match=message):
+        call(tmp_path)
+    assert not list(tmp_path.iterdir()), "nothing is written"

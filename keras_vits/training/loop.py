@@ -16,6 +16,7 @@ student as `model.keras` (`keras-vits export <run>/model.keras` reads the last t
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import pathlib
@@ -27,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_vits
+from keras_vits._io import DiskFullError
 from keras_vits.backend import keras, layer_weights, load_keras_file
 from keras_vits.compile_modes import choose_jit_compile
 from keras_vits.distillation import DistillationModel
@@ -268,6 +270,36 @@ def _settings_differences(saved, current):
     return differences
 
 
+def _as_path(value, argument):
+    """`value` (str, bytes or os.PathLike) as a `pathlib.Path`; anything else is a TypeError naming `argument`."""
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{argument} must be a path (str, bytes or os.PathLike), got {value!r}.")
+    return pathlib.Path(os.fsdecode(os.fspath(value)))
+
+
+def _check_count(value, argument, optional=False):
+    """An int >= 1 (or None when `optional`), else a TypeError or ValueError naming `argument`."""
+    if value is None and optional:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{argument} must be an int >= 1{' or None' if optional else ''}, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"{argument} must be >= 1, got {value}.")
+
+
+def _save_checkpoint(manager, step):
+    """`manager.save`, with a full disk said in one sentence (TensorFlow writes checkpoints itself, not `_io`)."""
+    try:
+        manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as error:
+        if "No space left on device" not in str(error) and getattr(error, "errno", None) != errno.ENOSPC:
+            raise
+        raise DiskFullError(
+            f"No space left on device writing the step-{step} checkpoint in {manager.directory}. Free some space and "
+            f"run the same command again: it resumes from {manager.latest_checkpoint or 'the start'}."
+        ) from error
+
+
 class NaNLossError(FloatingPointError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -361,7 +393,10 @@ def train(
         ValueError / FileNotFoundError: bad data, labels, channels, teacher, before any step.
         NaNLossError: the loss became NaN; the message names the step, checkpoints are kept.
     """
-    output_dir = pathlib.Path(output_dir)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a keras_vits.training.Recipe, got {type(recipe).__name__}.")
+    output_dir = _as_path(output_dir, "output_dir")
+    _check_count(max_steps, "max_steps", optional=True)
     keras.utils.set_random_seed(recipe.seed)
     strategy = make_strategy(strategy, tpu) if isinstance(strategy, str) else strategy
     chief = is_chief(strategy)
@@ -509,7 +544,7 @@ def train(
                 if step % recipe.checkpoint_every == 0 and not epoch_ends:
                     if chief:  # the step log up to the checkpoint, so a resume from it has every point
                         run_folder.atomic_write_text(steps_file, json.dumps(step_log))
-                    manager.save(checkpoint_number=step)
+                    _save_checkpoint(manager, step)
                 if step % SUMMARY_EVERY == 0:
                     with writer.as_default(step=step):
                         for name, value in logs:
@@ -535,7 +570,7 @@ def train(
                 run_folder.atomic_write_text(history_file, json.dumps(history, indent=1))
                 run_folder.atomic_write_text(steps_file, json.dumps(step_log))
                 _plot_curves(history, step_log, output_dir / run_folder.CURVES_FILE)
-            manager.save(checkpoint_number=step)
+            _save_checkpoint(manager, step)
             if verbose and chief:
                 print("  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "step")))
 
@@ -590,7 +625,11 @@ def evaluate(
     Raises:
         ValueError: no normalisation to be found, other classes than the run's, other channels.
     """
-    model_path = pathlib.Path(model_path)
+    model_path = _as_path(model_path, "model_path")
+    _check_count(batch_size, "batch_size")
+    _check_count(image_size, "image_size", optional=True)
+    if recipe is not None and not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a keras_vits.training.Recipe or None, got {type(recipe).__name__}.")
     student = load_keras_file(model_path)
     saved_recipe, saved_labels = run_folder.run_metadata(model_path)
     if recipe is None and saved_recipe is not None:
