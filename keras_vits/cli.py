@@ -193,7 +193,7 @@ def _cmd_train(args):
             print(f"{name:22s} {recipe.description}")
         return 0
     overrides = parse_overrides(args.set)
-    for flag in ("epochs", "batch_size", "dataset", "data_dir", "teacher", "distillation", "precision"):
+    for flag in ("epochs", "batch_size", "dataset", "data_dir", "teacher", "distillation", "precision", "compile_mode"):
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
     if args.config:
@@ -387,6 +387,14 @@ def build_parser():
         choices=("float32", "mixed_float16", "mixed_bfloat16"),
         help="Override the recipe's precision: float32, mixed_float16 (GPUs, with dynamic loss scaling) or "
         "mixed_bfloat16 (TPUs and CPUs with bfloat16 units). Variables stay float32.",
+    )
+    train.add_argument(
+        "--compile-mode",
+        dest="compile_mode",
+        default=None,
+        choices=("auto", "graph", "xla"),
+        help="How the training step runs: graph, xla (jit_compile), or auto (measured per device and model family; "
+        "keras_vits.compile_modes). Default: the recipe's (auto).",
     )
     train.add_argument(
         "--max-steps", dest="max_steps", type=POSITIVE_INT, default=None, help="Stop after this many steps in total."
