@@ -39,12 +39,28 @@ class Unsupported(Exception):
     pass
 
 
-def timm_case(name, batch, image_size, train):
-    """A no-argument callable running one inference or AdamW training step of the timm model."""
+def timm_case(name, batch, image_size, train, case=None):
+    """A no-argument callable running one inference or AdamW training step of the timm model.
+
+    `case`: the benchmark's custom case (`model`, `image_size`, `in_chans`, `num_classes`, `arguments`,
+    in keras_vits's argument names, which are timm's but for `image_size`), or None.
+    """
     import timm
     import torch
 
-    if name in PVT_V1_DEPTHS:
+    channels, classes = 3, 1000
+    if case is not None:
+        channels, classes, image_size = case["in_chans"], case["num_classes"], case["image_size"]
+        module = forward = timm.create_model(
+            case["model"],
+            pretrained=False,
+            num_classes=classes,
+            in_chans=channels,
+            img_size=image_size,
+            **case["arguments"],
+        )
+
+    elif name in PVT_V1_DEPTHS:
         from transformers import PvtConfig, PvtForImageClassification
 
         config = PvtConfig(image_size=image_size, depths=PVT_V1_DEPTHS[name], num_labels=1000)
@@ -56,11 +72,11 @@ def timm_case(name, batch, image_size, train):
     else:
         size_argument = {} if image_size == 224 else {"img_size": image_size}
         module = forward = timm.create_model(name, pretrained=False, num_classes=1000, **size_argument)
-    images = torch.randn(batch, 3, image_size, image_size)
+    images = torch.randn(batch, channels, image_size, image_size)
     info = {"threads": torch.get_num_threads(), "torch": torch.__version__, "timm": timm.__version__}
     if train:
         module.train()
-        labels = torch.randint(0, 1000, (batch,))
+        labels = torch.randint(0, classes, (batch,))
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, weight_decay=0.05)
 
         def step():
@@ -113,7 +129,9 @@ def main():
             arguments = (command["model"], command["batch"], command["image_size"], command["train"])
             try:
                 if framework == "timm":
-                    step, info = timm_case(*arguments)
+                    step, info = timm_case(*arguments, case=command.get("case"))
+                elif command.get("case"):
+                    raise Unsupported("custom cases are timm's only")
                 else:
                     step, info = kecam_case(*arguments, jit_compile=command.get("jit_compile", False))
             except Unsupported as error:

@@ -26,8 +26,29 @@ from keras_vits.backend import keras
 from keras_vits.inference import inference_function
 from keras_vits.macs import count_macs
 from keras_vits.registry import create_model
+from keras_vits.training.recipes import FMNIST_STUDENT  # no extra needed: recipes import only the core
 
 KERAS_MODES = ("float32", "xla", "bfloat16", "bfloat16_xla", "train", "train_xla")
+
+#: Benchmark cases that are not registry names: a registry model with arguments, the same for timm.
+#: `fmnist_student` is the DeiT student of the Fashion-MNIST recipes (keras_vits.training.recipes).
+CUSTOM_CASES = {
+    "fmnist_student": {
+        "model": "deit_tiny_distilled_patch16_224",
+        "image_size": 28,
+        "in_chans": 1,
+        "num_classes": 10,
+        "arguments": FMNIST_STUDENT,
+    },
+}
+
+
+def benchmark_case(name, image_size):
+    """`(registry name, image size, channels, classes, model arguments)` of a benchmark model name."""
+    if name in CUSTOM_CASES:
+        case = CUSTOM_CASES[name]
+        return case["model"], case["image_size"], case["in_chans"], case["num_classes"], case["arguments"]
+    return name, image_size, 3, 1000, {}
 
 
 def matmul_flops(dtype="float32", size=2048, repeats=5):
@@ -44,10 +65,10 @@ def matmul_flops(dtype="float32", size=2048, repeats=5):
     return 2 * size**3 / statistics.median(times)
 
 
-def train_step_function(model, batch_size, jit_compile=False):
+def train_step_function(model, batch_size, jit_compile=False, num_classes=1000):
     """One AdamW step of cross-entropy on random labels, as a `tf.function` of images."""
     optimizer = keras.optimizers.AdamW(1e-4, weight_decay=0.05)
-    labels = tf.random.stateless_uniform([batch_size], seed=(3, 4), maxval=1000, dtype=tf.int32)
+    labels = tf.random.stateless_uniform([batch_size], seed=(3, 4), maxval=num_classes, dtype=tf.int32)
     variables = model.trainable_variables
     optimizer.build(variables)
 
@@ -80,10 +101,20 @@ class ReferenceWorker:
             raise RuntimeError(f"The reference worker stopped (exit code {self.process.poll()}); see its stderr above.")
         return json.loads(line)
 
-    def prepare(self, key, model, batch, image_size, train, jit_compile=False):
-        """Builds and warms up a case; False when the framework lacks this model or mode."""
+    def prepare(self, key, model, batch, image_size, train, jit_compile=False, case=None):
+        """Builds and warms up a case; False when the framework lacks this model or mode.
+
+        `case`: a `CUSTOM_CASES` entry (channels, classes and model arguments), or None for a registry name.
+        """
         reply = self.ask(
-            op="prepare", key=key, model=model, batch=batch, image_size=image_size, train=train, jit_compile=jit_compile
+            op="prepare",
+            key=key,
+            model=model,
+            batch=batch,
+            image_size=image_size,
+            train=train,
+            jit_compile=jit_compile,
+            case=case,
         )
         if reply.pop("ok"):
             self.info = reply
@@ -131,13 +162,14 @@ def run_benchmark(
         workers["kecam"] = ReferenceWorker(kecam_python, "kecam")
     cases = []  # (key, callable or worker case key, images or the worker, macs)
     for name in models:
-        model = create_model(name, image_size=image_size)
+        registry_name, size, channels, classes, arguments = benchmark_case(name, image_size)
+        model = create_model(registry_name, image_size=size, in_chans=channels, num_classes=classes, **arguments)
         macs = count_macs(model)
         for batch in batch_sizes:
-            images = tf.random.stateless_normal([batch, image_size, image_size, 3], seed=(0, batch))
+            images = tf.random.stateless_normal([batch, size, size, channels], seed=(0, batch))
             for mode in modes:
                 if mode.startswith("train"):
-                    function = train_step_function(model, batch, jit_compile=mode == "train_xla")
+                    function = train_step_function(model, batch, jit_compile=mode == "train_xla", num_classes=classes)
                 else:
                     function = inference_function(model, mode)
                 log(f"compiling {name} batch {batch} {mode}")
@@ -150,7 +182,8 @@ def run_benchmark(
                 for train in sorted({mode.startswith("train") for mode in modes} if trains else {False}):
                     key = f"{column}|{name}|{batch}|{'train' if train else 'infer'}"
                     log(f"preparing {column} {name} batch {batch}{' train' if train else ''}")
-                    if workers[framework].prepare(key, name, batch, image_size, train, jit_compile):
+                    case = CUSTOM_CASES.get(name)
+                    if workers[framework].prepare(key, name, batch, image_size, train, jit_compile, case):
                         peer_mode = f"{column}_train" if train else column
                         cases.append(((name, batch, peer_mode), key, workers[framework], macs))
     seconds = {case[0]: [] for case in cases}

@@ -425,7 +425,12 @@ def build_parser():
         "timed in the same run). With --reference-python, the same models run in timm (HF transformers for "
         "PVT v1) in that Python, and with --kecam-python in keras_cv_attention_models, alternating with these.",
     )
-    benchmark.add_argument("models", nargs="+", help="Registry names (see `keras-vits list`).")
+    benchmark.add_argument(
+        "models",
+        nargs="+",
+        help="Registry names (see `keras-vits list`), or fmnist_student: the Fashion-MNIST recipes' DeiT student "
+        "(28x28x1, 10 classes; --image-size does not apply to it).",
+    )
     benchmark.add_argument("--batch-sizes", type=POSITIVE_INT, nargs="+", default=[1, 16], help="Default: 1 16.")
     benchmark.add_argument("--image-size", type=POSITIVE_INT, default=224, help="Square input size. Default: 224.")
     benchmark.add_argument(

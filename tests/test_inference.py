@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 import keras_vits
-from keras_vits.benchmark import format_table, matmul_flops, run_benchmark, train_step_function
+from keras_vits.benchmark import benchmark_case, format_table, matmul_flops, run_benchmark, train_step_function
 from keras_vits.inference import MODES, bfloat16_copy, compile_for_inference, inference_function
+from keras_vits.registry import create_model
 
 pytestmark = pytest.mark.keras3_only
 
@@ -105,6 +106,18 @@ def test_benchmark_rows_and_table():
     assert "| vit_tiny_patch16_224 | 1 | float32 |" in table
     with pytest.raises(ValueError, match="Unknown modes"):
         run_benchmark(["vit_tiny_patch16_224"], modes=["fp8"])
+
+
+def test_benchmark_has_the_fashion_mnist_student_case():
+    rows, _ = run_benchmark(
+        ["fmnist_student"], batch_sizes=[4], modes=["train"], repeats=1, calls=1, log=lambda message: None
+    )
+    assert [(r["model"], r["batch"], r["mode"]) for r in rows] == [("fmnist_student", 4, "train")]
+    assert rows[0]["images_per_second"] > 0
+    registry_name, size, channels, classes, arguments = benchmark_case("fmnist_student", 224)
+    model = create_model(registry_name, image_size=size, in_chans=channels, num_classes=classes, **arguments)
+    assert model.inputs[0].shape[1:] == (28, 28, 1) and model.count_params() < 600_000  # the recipes' student
+    assert benchmark_case("vit_tiny_patch16_224", 64) == ("vit_tiny_patch16_224", 64, 3, 1000, {})
 
 
 def test_benchmark_times_keras_cv_attention_models_beside():
