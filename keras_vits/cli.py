@@ -215,24 +215,29 @@ def _cmd_train(args):
 
 
 def _cmd_evaluate(args):
-    """Prints top-1 of a saved student: cls, dist and average heads for DeiT."""
+    """Prints top-1 of saved models side by side: one head, or cls, dist and average heads for DeiT."""
     from keras_vits.training import evaluate
 
-    logs = evaluate(
-        args.model,
-        dataset=args.dataset,
-        split=args.split,
-        batch_size=args.batch_size,
-        data_dir=args.data_dir,
-        mean=args.mean,
-        std=args.std,
-    )
-    rows = {"top1_cls": "class head", "top1_dist": "distillation head", "top1_avg": "average", "top1": "top-1"}
+    columns = {"top1": "top-1", "top1_cls": "class head", "top1_dist": "distillation head", "top1_avg": "average"}
+    results = {}
+    for model in args.model:
+        results[model] = evaluate(
+            model,
+            dataset=args.dataset,
+            split=args.split,
+            batch_size=args.batch_size,
+            data_dir=args.data_dir,
+            mean=args.mean,
+            std=args.std,
+        )
+    shown = [key for key in columns if any(key in logs for logs in results.values())]
+    width = max(len(str(model)) for model in results)
     where = f"{args.dataset or 'its own data set'} {args.split or '(evaluation split)'}"
-    print(f"{args.model} on {where}:")
-    for key, label in rows.items():
-        if key in logs:
-            print(f"  {label:18s} {100 * logs[key]:6.2f}%")
+    print(f"Top-1 on {where}:")
+    print(f"  {'model':{width}s}  " + "  ".join(f"{columns[key]:>17s}" for key in shown))
+    for model, logs in results.items():
+        cells = [f"{100 * logs[key]:16.2f}%" if key in logs else " " * 17 for key in shown]
+        print(f"  {model:{width}s}  " + "  ".join(cells))
     return 0
 
 
@@ -402,7 +407,11 @@ def build_parser():
     train.set_defaults(func=_cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="Top-1 of a saved model: class head, distillation head, average.")
-    evaluate.add_argument("model", help="A .keras model written by `keras-vits train` (loaded in safe mode).")
+    evaluate.add_argument(
+        "model",
+        nargs="+",
+        help="One or more .keras models written by `keras-vits train` (loaded in safe mode), shown side by side.",
+    )
     evaluate.add_argument(
         "--dataset", default=None, help="Data set as for train. Default: the run's (recipe.json), else fashion_mnist."
     )

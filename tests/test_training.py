@@ -466,8 +466,34 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
         assert code == 0
         assert "top1_avg" in capsys.readouterr().out
         assert cli_main(["evaluate", str(out / "model.keras"), "--dataset", "mnist"]) == 0
-    printed = capsys.readouterr().out
-    assert "class head" in printed and "distillation head" in printed and "average" in printed
+        printed = capsys.readouterr().out
+        assert "class head" in printed and "distillation head" in printed and "average" in printed
+        # Two models side by side (the demo prints its teacher's and its student's top-1 this way).
+        teacher = tmp_path / "teacher"
+        assert (
+            cli_main(
+                [
+                    "train",
+                    "--recipe",
+                    "demo_teacher",
+                    "--dataset",
+                    "mnist",
+                    "--output",
+                    str(teacher),
+                    "--batch-size",
+                    "8",
+                    "--max-steps",
+                    "1",
+                ]
+            )
+            == 0
+        )
+        capsys.readouterr()
+        assert cli_main(["evaluate", str(teacher / "model.keras"), str(out / "model.keras")]) == 0
+    header, teacher_row, student_row = capsys.readouterr().out.splitlines()[1:4]
+    assert header.split()[1:] == ["top-1", "class", "head", "distillation", "head", "average"]
+    assert teacher_row.split()[0].endswith("teacher/model.keras") and len(teacher_row.split()) == 2
+    assert student_row.split()[0].endswith("run/model.keras") and len(student_row.split()) == 4
     assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
     assert cli_main(["export", str(out / "model.keras"), "--output", str(tmp_path / "serving")]) == 0
     exported = tf.saved_model.load(str(tmp_path / "serving" / "run" / "1"))
