@@ -27,7 +27,7 @@ demo: setup
 	$(VENV)/bin/keras-vits demo
 	$(VENV)/bin/keras-vits train --recipe demo_teacher --output runs/demo_teacher
 	$(VENV)/bin/keras-vits train --recipe demo_deit_hard --output runs/demo_deit_hard --teacher runs/demo_teacher/model.keras
-	$(VENV)/bin/keras-vits evaluate runs/demo_deit_hard/model.keras
+	$(VENV)/bin/keras-vits evaluate runs/demo_teacher/model.keras runs/demo_deit_hard/model.keras
 	$(VENV)/bin/keras-vits export runs/demo_deit_hard/model.keras --format saved_model --output saved_models
 	$(VENV)/bin/keras-vits export runs/demo_deit_hard/model.keras --format tflite --mode dynamic_int8 --output saved_models
 

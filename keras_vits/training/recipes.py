@@ -231,12 +231,17 @@ RECIPES = {
     "demo_deit_hard": _FMNIST_DEIT.replace(
         name="demo_deit_hard",
         description="A few-minute small-DeiT hard distillation for the README demo.",
-        model_overrides=dict(FMNIST_STUDENT, embed_dim=64, depth=4, num_heads=2),
+        # Patch 7 (16 tokens, 3x fewer than patch 4) buys three epochs in the demo's time; a short
+        # run underfits, so no augmentation or drop path, and a higher learning rate.
+        model_overrides=dict(FMNIST_STUDENT, patch_size=7),
         distillation="hard",
         teacher="runs/demo_teacher/model.keras",
-        epochs=1,
-        warmup_epochs=0.2,
-        expected="68% top-1 (all three heads) after its one epoch in a `make demo` run.",
+        epochs=3,
+        base_lr=8e-3,
+        warmup_epochs=0.3,
+        augment=False,
+        drop_path_rate=0.0,
+        expected="85.7% top-1 (average head; cls 86.1, dist 85.0) after its 3 epochs from an 87.0% demo teacher.",
     ),
     "imagenet_deit_small": Recipe(
         name="imagenet_deit_small",
