@@ -23,7 +23,7 @@ from keras_vits.models import (
 from keras_vits.registry import create_model, get_pretrained_cfg, list_models
 from keras_vits.weights import load_timm_weights
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "DeiT",
