@@ -161,8 +161,25 @@ class DistillationModel(keras.Model):
             raise ValueError(f"mode must be one of {DISTILLATION_MODES}, got {mode!r}.")
         if mode != "none" and teacher is None:
             raise ValueError(f"mode={mode!r} needs a teacher model; pass teacher=... or use mode='none'.")
+        for argument, value in (
+            ("alpha", alpha),
+            ("tau", tau),
+            ("label_smoothing", label_smoothing),
+            ("teacher_label_smoothing", teacher_label_smoothing),
+        ):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise TypeError(f"{argument} must be a number, got {value!r} ({type(value).__name__}).")
         if not 0.0 <= alpha <= 1.0 or tau <= 0:
             raise ValueError(f"Need 0 <= alpha <= 1 and tau > 0, got alpha={alpha}, tau={tau}.")
+        smoothings = {"label_smoothing": label_smoothing, "teacher_label_smoothing": teacher_label_smoothing}
+        for argument, value in smoothings.items():
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{argument} must be in [0, 1), got {value}.")
+        for argument, model in (("student", student), ("teacher", teacher)):
+            if model is not None and not isinstance(model, keras.Model):
+                raise TypeError(f"The {argument} must be a Keras model, got {type(model).__name__}.")
+        if teacher_preprocessing is not None and not callable(teacher_preprocessing):
+            raise TypeError(f"teacher_preprocessing must be callable or None, got {teacher_preprocessing!r}.")
         self.num_classes = _num_classes(student, "student")
         if teacher is not None:
             teacher_classes = _num_classes(teacher, "teacher")

@@ -163,6 +163,30 @@ def test_bad_setups_fail_before_training():
         DistillationModel(_student(), _teacher(), mode="soft", alpha=1.5)
 
 
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        (dict(alpha="0.5"), TypeError, "alpha must be a number, got '0.5'"),
+        (dict(tau=None), TypeError, "tau must be a number"),
+        (dict(tau=0.0), ValueError, "tau > 0"),
+        (dict(alpha=-0.1), ValueError, "0 <= alpha <= 1"),
+        (dict(label_smoothing=1.0), ValueError, r"label_smoothing must be in \[0, 1\), got 1.0"),
+        (dict(teacher_label_smoothing=-0.1), ValueError, "teacher_label_smoothing must be in"),
+        (dict(teacher_label_smoothing=True), TypeError, "teacher_label_smoothing must be a number"),
+        (dict(teacher="teacher.keras"), TypeError, "The teacher must be a Keras model, got str"),
+        (dict(teacher_preprocessing=3), TypeError, "teacher_preprocessing must be callable"),
+    ],
+)
+def test_each_bad_argument_is_named(arguments, error, message):
+    with pytest.raises(error, match=message):
+        DistillationModel(_student(), arguments.pop("teacher", _teacher()), mode="hard", **arguments)
+
+
+def test_a_student_that_is_not_a_model_is_named():
+    with pytest.raises(TypeError, match="The student must be a Keras model, got dict"):
+        DistillationModel({"weights": 1})
+
+
 def test_deit_both_heads_agree_with_inference_heads():
     student = _student()
     x, _ = _data(2)
