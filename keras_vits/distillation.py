@@ -15,6 +15,7 @@ The KL term is summed over classes and averaged over images, as the paper writes
 (DeiT's reference code divides by images x classes instead, a 1/classes smaller weight).
 """
 
+import numbers
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -167,7 +168,7 @@ class DistillationModel(keras.Model):
             ("label_smoothing", label_smoothing),
             ("teacher_label_smoothing", teacher_label_smoothing),
         ):
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
+            if not isinstance(value, numbers.Real) or isinstance(value, bool):
                 raise TypeError(f"{argument} must be a number, got {value!r} ({type(value).__name__}).")
         if not 0.0 <= alpha <= 1.0 or tau <= 0:
             raise ValueError(f"Need 0 <= alpha <= 1 and tau > 0, got alpha={alpha}, tau={tau}.")
