@@ -569,3 +569,37 @@ def test_a_full_disk_or_unwritable_file_during_training_is_one_message(failure, 
     assert not list(tmp_path.glob(".history*"))
     with pytest.raises((OSError, tf.errors.ResourceExhaustedError)):  # --debug: the error itself, with its traceback
         _cli(["--debug", "train", "--recipe", "demo_teacher", "--output", str(tmp_path / "run")], capsys)
+
+
+def _corrupt_inside(path):
+    """Damages a PNG's compressed pixels, keeping its signature and its IEND chunk whole."""
+    content = bytearray(path.read_bytes())
+    start = content.index(b"IDAT") + 4
+    for offset in range(start + 2, min(start + 14, len(content) - 16)):
+        content[offset] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
+@pytest.mark.keras3_only
+def test_an_image_corrupt_inside_is_named_when_training_reaches_it(tmp_path):
+    # Its ends look whole, so the quick check passes; the decode fails in the pipeline, which
+    # once raised a tf.data error without the file's name.
+    from keras_vits.training import train
+    from keras_vits.training.recipes import Recipe
+
+    root = _image_folder(tmp_path / "data", per_class=10)
+    _corrupt_inside(root / "dog" / "3.png")
+    recipe = Recipe(
+        name="corrupt",
+        dataset=f"folder:{root}",
+        image_size=8,
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        epochs=1,
+        batch_size=2,
+        model="convnet_small",
+        augment=False,
+        checkpoint_every=1000,
+    )
+    with pytest.raises(ValueError, match=r"1 image file\(s\) cannot be decoded: .*dog/3.png.*run again"):
+        train(recipe, tmp_path / "run", verbose=0)

@@ -9,6 +9,7 @@ Keras caches), else from the Keras cache, else downloaded by Keras where there
 is network. Nowhere to be found, it raises an error that says how to get it.
 """
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -82,6 +83,39 @@ class ImageSource:
     channels: int
     class_names: tuple
     name: str
+    file_paths: tuple = ()  # a folder source's image files, to name one that fails to decode
+
+
+def undecodable_images(paths):
+    """`"path (reason)"` for each of `paths` TensorFlow cannot decode; decodes every file, so only on failure."""
+    bad = []
+    for path in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+        except (tf.errors.InvalidArgumentError, ValueError) as error:
+            reason = str(getattr(error, "message", error)).strip().splitlines()[0][:120]
+            bad.append(f"{path} ({reason})")
+    return bad
+
+
+@contextlib.contextmanager
+def naming_undecodable_images(*sources):
+    """Inside the block, a decode failure in a folder source's pipeline names the files that caused it.
+
+    `check_image_files` reads only each file's ends when the source is made; corruption inside a
+    file surfaces later, as a tf.data error without the file's name. Then every file of the
+    sources is decoded once to find it (slow, and only after a failure).
+    """
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        bad = [entry for source in sources for entry in undecodable_images(source.file_paths)]
+        if not bad:
+            raise
+        raise ValueError(
+            f"{len(bad)} image file(s) cannot be decoded: {bad[:10]}{' ...' if len(bad) > 10 else ''}. "
+            f"Replace or remove them, then run again (a training run resumes from its last checkpoint)."
+        ) from error
 
 
 def _fashion_mnist_source(split, download):
@@ -128,9 +162,12 @@ def _folder_source(root, split, channels, image_size, seed):
     if num_examples <= 0:
         raise FileNotFoundError(f"No images found under {folder}.")
     check_class_folders(folder, class_names)
-    check_image_files(dataset.file_paths)
+    dataset_paths = dataset.file_paths
+    check_image_files(dataset_paths)
     dataset = dataset.map(lambda image, label: (tf.cast(tf.round(image), tf.uint8), tf.cast(label, tf.int64)))
-    return ImageSource(dataset, num_examples, len(class_names), channels, class_names, f"folder:{root}")
+    return ImageSource(
+        dataset, num_examples, len(class_names), channels, class_names, f"folder:{root}", tuple(dataset_paths)
+    )
 
 
 #: The image files a folder data set reads (Keras's `image_dataset_from_directory` formats).
@@ -173,7 +210,7 @@ def check_image_files(paths, tail_bytes=64):
 
     Reads each file's first and last bytes only; a file that fails this is decoded to
     make sure (an image with bytes after its end marker is kept). Corruption inside a
-    file whose ends are whole is not seen here (its decode fails in the pipeline).
+    file whose ends are whole is not seen here: `naming_undecodable_images` names it when it fails.
     """
     bad = []
     for path in paths:
@@ -188,9 +225,7 @@ def check_image_files(paths, tail_bytes=64):
             continue
         if _looks_complete(head, tail, size):
             continue
-        try:
-            tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-        except (tf.errors.InvalidArgumentError, ValueError):
+        if undecodable_images([path]):
             bad.append(f"{path} ({size} bytes)")
     if bad:
         raise ValueError(

@@ -33,7 +33,7 @@ from keras_vits.backend import keras, layer_weights, load_keras_file
 from keras_vits.compile_modes import choose_jit_compile
 from keras_vits.distillation import DistillationModel
 from keras_vits.training import run_folder, teachers
-from keras_vits.training.data import load_source
+from keras_vits.training.data import load_source, naming_undecodable_images
 from keras_vits.training.pipeline import make_dataset
 from keras_vits.training.recipes import Recipe
 
@@ -525,7 +525,8 @@ def train(
                     epoch_end - step,
                     *(every - step % every for every in (log_every, recipe.checkpoint_every, SUMMARY_EVERY)),
                 )
-                train_steps(iterator, tf.constant(count, tf.int64))
+                with naming_undecodable_images(source):
+                    train_steps(iterator, tf.constant(count, tf.int64))
                 first, step = step + 1, step + count
                 loss = float(model.loss_tracker.result())
                 if not np.isfinite(loss):
@@ -556,7 +557,8 @@ def train(
             # The history entry is written before the epoch-end checkpoint: a kill between the two
             # resumes from the previous checkpoint, inside this epoch, which drops the entry and writes
             # it again; the other order lost the entry for good.
-            eval_logs = evaluate_model(model, eval_dataset, strategy)
+            with naming_undecodable_images(eval_source):
+                eval_logs = evaluate_model(model, eval_dataset, strategy)
             entry = {"epoch": epoch + 1, "step": step, **train_logs, "eval_loss": eval_logs.pop("loss"), **eval_logs}
             scale = loss_scale(optimizer)
             if scale is not None:
@@ -576,7 +578,8 @@ def train(
 
         if recipe.ema_momentum is not None:
             optimizer.finalize_variable_values(student.trainable_variables)
-        final = evaluate_model(model, eval_dataset, strategy)
+        with naming_undecodable_images(eval_source):
+            final = evaluate_model(model, eval_dataset, strategy)
         if chief:
             run_folder.save_model_atomically(student, output_dir / run_folder.MODEL_FILE)
         result = {
@@ -666,4 +669,7 @@ def evaluate(
             f"on {saved_labels[:12]} ({run_folder.LABELS_FILE}); evaluate it on its own data set."
         )
     model = DistillationModel(student)
-    return evaluate_model(model, make_dataset(source, recipe, batch_size, training=False), tf.distribute.get_strategy())
+    with naming_undecodable_images(source):
+        return evaluate_model(
+            model, make_dataset(source, recipe, batch_size, training=False), tf.distribute.get_strategy()
+        )
