@@ -191,7 +191,7 @@ def test_serving_refuses_images_above_the_pixel_limit_before_decoding(tmp_path, 
     ],
 )
 def test_export_arguments_are_checked_before_any_folder_is_made(tmp_path, kwargs, error, fragment):
-    arguments = dict(labels=LABELS, mean=MEAN, std=STD, base_dir=tmp_path / "out", **kwargs)
+    arguments = {"labels": LABELS, "mean": MEAN, "std": STD, "base_dir": tmp_path / "out", **kwargs}
     with pytest.raises(error, match=re.escape(fragment)):
         export_saved_model(tiny_model("vit"), **arguments)
     assert not (tmp_path / "out").exists()
