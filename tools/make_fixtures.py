@@ -49,6 +49,7 @@ from reference_common import (
     state_dict_f32,
     to_nchw,
     versions,
+    vit_timm_kwargs,
 )
 from timm.models import deit as timm_deit
 from timm.models import vision_transformer as timm_vit
@@ -71,29 +72,9 @@ BASE = dict(
 )
 
 
-def timm_kwargs(cfg):
-    """Translate a keras_vits config into timm VisionTransformer kwargs."""
-    size = cfg["image_size"]
-    return dict(
-        img_size=tuple(size) if isinstance(size, list) else size,
-        patch_size=cfg["patch_size"],
-        in_chans=cfg["in_chans"],
-        num_classes=cfg["num_classes"],
-        global_pool=cfg["global_pool"],
-        embed_dim=cfg["embed_dim"],
-        depth=cfg["depth"],
-        num_heads=cfg["num_heads"],
-        mlp_ratio=cfg["mlp_ratio"],
-        qkv_bias=cfg["qkv_bias"],
-        init_values=cfg["init_values"],
-        class_token=cfg["class_token"],
-        fc_norm=cfg["fc_norm"],
-    )
-
-
 def build(cls, cfg, seed):
     torch.manual_seed(seed)
-    kwargs = timm_kwargs(cfg)
+    kwargs = vit_timm_kwargs(cfg)
     model = cls(**kwargs)
     model.eval()
     return model, call_repr(cls, kwargs)
@@ -116,7 +97,7 @@ def run_io(model, cfg, seed, distilled):
 @torch.no_grad()
 def check_roundtrip(cls, cfg, ckpt_path, io, filter_fn=None):
     """Reload the saved checkpoint into a fresh timm model and replay the io."""
-    model = cls(**timm_kwargs(cfg)).eval()
+    model = cls(**vit_timm_kwargs(cfg)).eval()
     sd = safetensors.torch.load_file(str(ckpt_path))
     if filter_fn is not None:
         sd = filter_fn(sd, model)

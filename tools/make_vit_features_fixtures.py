@@ -38,6 +38,7 @@ from reference_common import (
     state_dict_f32,
     to_nhwc,
     versions,
+    vit_timm_kwargs,
 )
 from timm.models import deit as timm_deit
 from timm.models import vision_transformer as timm_vit
@@ -67,32 +68,12 @@ CASES = {
 }
 
 
-def timm_kwargs(cfg, **extra):
-    size = cfg["image_size"]
-    return dict(
-        img_size=tuple(size) if isinstance(size, list) else size,
-        patch_size=cfg["patch_size"],
-        in_chans=cfg["in_chans"],
-        num_classes=cfg["num_classes"],
-        global_pool=cfg["global_pool"],
-        embed_dim=cfg["embed_dim"],
-        depth=cfg["depth"],
-        num_heads=cfg["num_heads"],
-        mlp_ratio=cfg["mlp_ratio"],
-        qkv_bias=cfg["qkv_bias"],
-        init_values=cfg["init_values"],
-        class_token=cfg["class_token"],
-        fc_norm=cfg["fc_norm"],
-        **extra,
-    )
-
-
 def model_class(family):
     return timm_deit.VisionTransformerDistilled if family == "deit" else timm_vit.VisionTransformer
 
 
 def load(family, cfg, checkpoint, **extra):
-    kwargs = timm_kwargs(cfg, **extra)
+    kwargs = vit_timm_kwargs(cfg, **extra)
     model = model_class(family)(**kwargs).eval()
     model.load_state_dict(safetensors.torch.load_file(str(checkpoint)), strict=True)
     return model, call_repr(model_class(family), kwargs)
@@ -125,7 +106,7 @@ def main(argv=None):
 
     # The one new checkpoint: no class token (no prefix tokens at all), layer scale, three blocks.
     torch.manual_seed(11)
-    noprefix = timm_vit.VisionTransformer(**timm_kwargs(NOPREFIX)).eval()
+    noprefix = timm_vit.VisionTransformer(**vit_timm_kwargs(NOPREFIX)).eval()
     perturb(noprefix, 1011, "pos_embed")
     written.append(save(out / "vit_noprefix.safetensors", state_dict_f32(noprefix)))
 

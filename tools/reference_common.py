@@ -81,6 +81,27 @@ def perturb(model, seed, large_suffix, large_std=LARGE_NOISE_STD):
         param.add_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * std)
 
 
+def vit_timm_kwargs(cfg, **extra):
+    """A keras_vits ViT/DeiT config as timm `VisionTransformer` kwargs, plus `extra` (e.g. `dynamic_img_size`)."""
+    size = cfg["image_size"]
+    return dict(
+        img_size=tuple(size) if isinstance(size, list) else size,
+        patch_size=cfg["patch_size"],
+        in_chans=cfg["in_chans"],
+        num_classes=cfg["num_classes"],
+        global_pool=cfg["global_pool"],
+        embed_dim=cfg["embed_dim"],
+        depth=cfg["depth"],
+        num_heads=cfg["num_heads"],
+        mlp_ratio=cfg["mlp_ratio"],
+        qkv_bias=cfg["qkv_bias"],
+        init_values=cfg["init_values"],
+        class_token=cfg["class_token"],
+        fc_norm=cfg["fc_norm"],
+        **extra,
+    )
+
+
 def image_hw(size):
     """`(height, width)` of an int or a pair."""
     return (size, size) if isinstance(size, int) else tuple(size)
