@@ -540,7 +540,7 @@ def train(
                 if step % log_every == 0:
                     metrics = dict(logs)
                     step_log.append({"step": step, "loss": metrics["loss"], "top1": metrics["top1"]})
-                epoch_ends = step == (epoch + 1) * steps_per_epoch or step >= last_step
+                epoch_ends = step == epoch_end
                 # At an epoch's end the checkpoint waits until the history entry is written (below).
                 if step % recipe.checkpoint_every == 0 and not epoch_ends:
                     if chief:  # the step log up to the checkpoint, so a resume from it has every point
