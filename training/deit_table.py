@@ -39,7 +39,8 @@ def collect(runs):
     teacher_run = runs / "teacher"
     teacher_logs = evaluate(teacher_run / "model.keras")
     teacher_result = json.loads((teacher_run / "result.json").read_text())
-    split = json.loads((teacher_run / "recipe.json").read_text()).get("train_split", "train")
+    teacher_recipe = json.loads((teacher_run / "recipe.json").read_text())
+    split = teacher_recipe.get("train_split", "train")
     fraction = re.fullmatch(r"train\[:(\d+)%\]", split)
     if split != "train" and not fraction:
         raise ValueError(f"The teacher trained on split {split!r}; the table knows 'train' and 'train[:N%]'.")
@@ -52,6 +53,8 @@ def collect(runs):
             recipe = json.loads((folder / "recipe.json").read_text())
             if (recipe["distillation"], recipe["teacher_label_smoothing"]) != (mode, smoothing):
                 raise ValueError(f"{folder} is not a {prefix} run: its recipe.json says {recipe['distillation']}.")
+            if recipe.get("train_split", "train") != split:
+                raise ValueError(f"{folder} trained on {recipe.get('train_split')!r}, its teacher on {split!r}.")
             logs = evaluate(folder / "model.keras")
             students.append(
                 {
@@ -66,9 +69,14 @@ def collect(runs):
                     "train_seconds": result["train_seconds"],
                 }
             )
+    budgets = sorted({s["steps"] for s in students})
+    if len(budgets) > 1:
+        raise ValueError(
+            f"The students trained for different numbers of steps {budgets}; the table compares equal budgets."
+        )
     return {
         "regime": int(fraction.group(1)) / 100 if fraction else 1.0,
-        "teacher": {"top1": teacher_logs["top1"], "epochs": teacher_result["epochs"]},
+        "teacher": {"top1": teacher_logs["top1"], "epochs": teacher_result["epochs"], "model": teacher_recipe["model"]},
         "students": students,
     }
 
@@ -99,7 +107,7 @@ def summary(document):
 
 def print_tables(document, modes, goals):
     teacher = document["teacher"]
-    print(f"Teacher (convnet_small): {100 * teacher['top1']:.2f}% after {teacher['epochs']} epochs")
+    print(f"Teacher ({teacher['model']}): {100 * teacher['top1']:.2f}% after {teacher['epochs']} epochs")
     print("\n| mode | seed | epochs | steps | train min | cls | dist | avg |")
     print("|---|---|---|---|---|---|---|---|")
     for r in document["students"]:
@@ -120,8 +128,8 @@ def print_tables(document, modes, goals):
         print(f"| {name} | {shown} | {wanted} | {'yes' if value >= target else 'no'} |")
 
 
-def plot_curves(runs, path):
-    """Test top-1 (average head) against steps, one line per run, coloured by mode."""
+def plot_curves(runs, path, teacher_top1=None):
+    """Test top-1 (average head) against steps, one line per run, coloured by mode; the teacher dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,6 +150,8 @@ def plot_curves(runs, path):
                 label=label if index == 0 else None,
                 alpha=0.8,
             )
+    if teacher_top1 is not None:
+        axis.axhline(100 * teacher_top1, color="black", linestyle="--", label="convnet teacher (final)")
     axis.set_xlabel("optimizer steps")
     axis.set_ylabel("test top-1, average head (%)")
     axis.grid(alpha=0.3)
@@ -162,7 +172,7 @@ def main(argv=None):
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(document, indent=1) + "\n")
     if args.curves:
-        plot_curves(args.runs, args.curves)
+        plot_curves(args.runs, args.curves, document["teacher"]["top1"])
 
 
 if __name__ == "__main__":

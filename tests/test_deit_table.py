@@ -1,0 +1,63 @@
+"""training/deit_table.py's statistics: per-mode mean, sd and standard error, and the goals."""
+
+import importlib.util
+import math
+import pathlib
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location(
+    "deit_table", pathlib.Path(__file__).parents[1] / "training" / "deit_table.py"
+)
+deit_table = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(deit_table)
+
+
+def _student(mode, seed, avg, smoothing=0.0):
+    return {
+        "mode": mode,
+        "teacher_label_smoothing": smoothing,
+        "seed": seed,
+        "epochs": 8,
+        "steps": 3744,
+        "top1_cls": avg - 0.001,
+        "top1_dist": avg - 0.002,
+        "top1_avg": avg,
+        "train_seconds": 600.0,
+    }
+
+
+def _document(none_avgs, hard_avgs, teacher=0.941):
+    students = [_student("none", seed, avg) for seed, avg in enumerate(none_avgs)]
+    students += [_student("hard", seed, avg) for seed, avg in enumerate(hard_avgs)]
+    students.append(_student("soft", 0, 0.86))
+    return {"regime": 1.0, "teacher": {"top1": teacher, "epochs": 8, "model": "convnet_medium"}, "students": students}
+
+
+def test_mean_sd_and_standard_error_per_mode():
+    modes, _ = deit_table.summary(_document([0.80, 0.81, 0.82], [0.83, 0.84, 0.85]))
+    mean, sd, se = modes["none"]["top1_avg"]
+    assert mean == pytest.approx(0.81) and sd == pytest.approx(0.01) and se == pytest.approx(0.01 / math.sqrt(3))
+    assert modes["hard"]["n"] == 3 and modes["hard"]["seeds"] == [0, 1, 2]
+    assert math.isnan(modes["soft"]["top1_avg"][1]), "one seed has no standard deviation"
+
+
+def test_goals_measure_the_difference_in_points_and_in_standard_errors():
+    _, goals = deit_table.summary(_document([0.80, 0.81, 0.82], [0.83, 0.84, 0.85]))
+    assert goals["hard_minus_none_points"] == (pytest.approx(3.0), 1.0)
+    # Two means with standard error 0.577 points each: the difference's is 0.816 points.
+    assert goals["hard_minus_none_standard_errors"][0] == pytest.approx(3.0 / math.sqrt(2 * (1 / 3)), rel=1e-6)
+    assert goals["best_student"] == (pytest.approx(0.86), 0.92)
+    assert goals["teacher"] == (0.941, 0.94)
+
+
+def test_a_gain_within_the_noise_is_not_significant():
+    _, goals = deit_table.summary(_document([0.80, 0.83, 0.86], [0.82, 0.85, 0.88]))
+    assert goals["hard_minus_none_points"][0] == pytest.approx(2.0)
+    assert goals["hard_minus_none_standard_errors"][0] < 2.0
+
+
+def test_without_both_modes_there_is_no_difference_goal():
+    document = _document([0.80, 0.81], [])
+    _, goals = deit_table.summary(document)
+    assert "hard_minus_none_points" not in goals and "best_student" in goals
