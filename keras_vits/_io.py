@@ -9,6 +9,16 @@ import pathlib
 LOCK_FILE = ".lock"
 
 
+def as_path(value, argument, purpose=""):
+    """`value` (str, bytes or os.PathLike) as a `pathlib.Path`; anything else is a TypeError.
+
+    The message names `argument` and, if given, `purpose` (e.g. " to a .keras file").
+    """
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{argument} must be a path (str, bytes or os.PathLike){purpose}, got {value!r}.")
+    return pathlib.Path(os.fsdecode(os.fspath(value)))
+
+
 def write_atomically(path, write, partial_suffix=".partial"):
     """Calls `write(partial_path)` on a temporary path in `path`'s folder, then renames it to `path`.
 

@@ -75,9 +75,9 @@ def load_keras_file(path, what="model"):
     import os
     import zipfile
 
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(f"The {what} must be a path (str, bytes or os.PathLike) to a .keras file, got {path!r}.")
-    path = os.fsdecode(os.fspath(path))
+    from keras_vits._io import as_path
+
+    path = str(as_path(path, f"The {what}", " to a .keras file"))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No {what} at {path!r}; expected a .keras file.")
     if not zipfile.is_zipfile(path):

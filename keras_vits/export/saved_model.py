@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_vits._io import folder_lock
+from keras_vits._io import as_path, folder_lock
 from keras_vits.backend import keras
 
 SIGNATURES = ("serving_default", "serving_uint8", "serving_bytes")
@@ -284,9 +284,7 @@ def export_saved_model(
             raise ValueError(f"{arg_name} must hold 1 or {channels} numbers (one per channel), got {value!r}.")
         if arg_name == "std" and any(v <= 0 for v in values):
             raise ValueError(f"std must be positive, got {value!r}.")
-    if not isinstance(base_dir, (str, bytes, os.PathLike)):
-        raise TypeError(f"base_dir must be a path (str, bytes or os.PathLike), got {base_dir!r}.")
-    model_dir = pathlib.Path(os.fsdecode(os.fspath(base_dir))) / (name or model.name)
+    model_dir = as_path(base_dir, "base_dir") / (name or model.name)
     with folder_lock(model_dir):  # one export at a time per model; a second gets FolderInUseError
         return _export_locked(model, model_dir, labels, mean, std, version, top_k, max_image_pixels)
 

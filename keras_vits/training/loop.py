@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_vits
-from keras_vits._io import DiskFullError
+from keras_vits._io import DiskFullError, as_path
 from keras_vits.backend import keras, layer_weights, load_keras_file
 from keras_vits.compile_modes import choose_jit_compile
 from keras_vits.distillation import DistillationModel
@@ -270,13 +270,6 @@ def _settings_differences(saved, current):
     return differences
 
 
-def _as_path(value, argument):
-    """`value` (str, bytes or os.PathLike) as a `pathlib.Path`; anything else is a TypeError naming `argument`."""
-    if not isinstance(value, (str, bytes, os.PathLike)):
-        raise TypeError(f"{argument} must be a path (str, bytes or os.PathLike), got {value!r}.")
-    return pathlib.Path(os.fsdecode(os.fspath(value)))
-
-
 def _check_count(value, argument, optional=False):
     """An int >= 1 (or None when `optional`), else a TypeError or ValueError naming `argument`."""
     if value is None and optional:
@@ -395,7 +388,7 @@ def train(
     """
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a keras_vits.training.Recipe, got {type(recipe).__name__}.")
-    output_dir = _as_path(output_dir, "output_dir")
+    output_dir = as_path(output_dir, "output_dir")
     _check_count(max_steps, "max_steps", optional=True)
     keras.utils.set_random_seed(recipe.seed)
     strategy = make_strategy(strategy, tpu) if isinstance(strategy, str) else strategy
@@ -628,7 +621,7 @@ def evaluate(
     Raises:
         ValueError: no normalisation to be found, other classes than the run's, other channels.
     """
-    model_path = _as_path(model_path, "model_path")
+    model_path = as_path(model_path, "model_path")
     _check_count(batch_size, "batch_size")
     _check_count(image_size, "image_size", optional=True)
     if recipe is not None and not isinstance(recipe, Recipe):

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
+from keras_vits._io import as_path
 from keras_vits.backend import depthwise_kernel, keras, layer_weights, weight_short_name
 from keras_vits.weights.weight_map import CHECKPOINT_HINTS, WeightMap, guess_family
 
@@ -19,12 +20,7 @@ FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 
 def checkpoint_path(path, arg_name="checkpoint"):
     """`path` (str, bytes or `os.PathLike`) as a str; anything else is a `TypeError`."""
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(
-            f"{arg_name} must be a path (str, bytes or os.PathLike) to a .safetensors file or a state dict, "
-            f"got {type(path).__name__}."
-        )
-    return os.fsdecode(os.fspath(path))
+    return str(as_path(path, arg_name, " to a .safetensors file or a state dict"))
 
 
 def _read_error(path, error):
