@@ -47,6 +47,8 @@ FIELD_RANGES = {
     "checkpoint_every": (1, None, True),
     "steps_per_execution": (1, None, True),
 }
+# Upper bounds that are excluded: a smoothing of 1 would leave no label at all (and DistillationModel refuses it).
+_HIGH_EXCLUDED = {"label_smoothing", "teacher_label_smoothing"}
 _OPTIONAL = {"data_dir", "manual_dir", "clip_norm", "ema_momentum", "randaugment", "teacher"}
 
 
@@ -62,10 +64,12 @@ def _check_field(name, annotation, value):
         raise TypeError(f"Recipe field {name} takes {article} {kind}, got {value!r} ({type(value).__name__}).")
     if name in FIELD_RANGES:
         low, high, low_allowed = FIELD_RANGES[name]
+        high_allowed = name not in _HIGH_EXCLUDED
         too_low = value < low or (value == low and not low_allowed)
-        if too_low or (high is not None and value > high):
+        too_high = high is not None and (value > high or (value == high and not high_allowed))
+        if too_low or too_high:
             bound = f">= {low}" if low_allowed else f"> {low}"
-            bound += f" and <= {high}" if high is not None else ""
+            bound += (f" and <= {high}" if high_allowed else f" and < {high}") if high is not None else ""
             raise ValueError(f"Recipe field {name} must be {bound}, got {value!r}.")
 
 
