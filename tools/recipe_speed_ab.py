@@ -2,13 +2,16 @@
 
     git worktree add /tmp/baseline <commit>
     python tools/recipe_speed_ab.py --baseline /tmp/baseline [--recipe fmnist_deit_hard] [--steps 200] [--rounds 2]
+        [--set KEY=VALUE ...] [--set-this KEY=VALUE ...]
 
 Each round trains `--steps` steps of the recipe with `keras-vits train` (a fresh process and
 output folder each time, the teacher included for distilling recipes) from the baseline
 checkout and from this one, in turns, and reads `images_per_second` from each result.json
 (time spent in training steps only: no start-up, no evaluation). Prints every reading and the
 ratio of the medians. A teacher for distilling recipes is trained first for 1 step if missing
-(its weights do not change the speed).
+(its weights do not change the speed). `--set` overrides a field in both checkouts (e.g. the
+old student, to time the same model); `--set-this` only in this one (a field the baseline lacks,
+such as `precision`).
 """
 
 import argparse
@@ -38,17 +41,19 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], help="a recipe override for both, KEY=VALUE")
+    parser.add_argument("--set-this", action="append", default=[], help="a recipe override for this checkout only")
     args = parser.parse_args(argv)
     folder = pathlib.Path(tempfile.mkdtemp(prefix="recipe_speed_"))
     extra = [item for pair in args.set for item in ("--set", pair)]
+    extra_this = [item for pair in args.set_this for item in ("--set", pair)]
     teacher = folder / "teacher"
     if args.recipe != "fmnist_deit_none" and "none" not in args.recipe:
         train(HERE, "fmnist_teacher", teacher, 1)
         extra += ["--teacher", str(teacher / "model.keras")]
     readings = {"baseline": [], "this": []}
     for round_index in range(args.rounds):
-        for name, code in (("baseline", pathlib.Path(args.baseline)), ("this", HERE)):
-            speed = train(code, args.recipe, folder / f"{name}{round_index}", args.steps, extra)
+        for name, code, own in (("baseline", pathlib.Path(args.baseline), []), ("this", HERE, extra_this)):
+            speed = train(code, args.recipe, folder / f"{name}{round_index}", args.steps, extra + own)
             readings[name].append(speed)
             print(f"round {round_index + 1} {name:8s} {speed:7.1f} images/s", flush=True)
     baseline, this = (statistics.median(readings[k]) for k in ("baseline", "this"))
