@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from harness import TINY_FAMILIES, tiny_model
 
 import keras_vits
@@ -395,6 +396,21 @@ def test_tflite_model_takes_bytes_or_a_path_and_refuses_anything_else(tflite_byt
             TFLiteModel(source)
     with pytest.raises(ValueError, match="num_threads must be a positive int"):
         TFLiteModel(tflite_bytes, num_threads=0)
+
+
+def test_tflite_model_refuses_a_model_with_several_outputs():
+    """A features_only model's maps: returning only the first would drop the others unseen."""
+    from keras_vits.export import TFLiteModel
+
+    function = tf.function(lambda images: (images * 2.0, tf.reduce_mean(images, axis=[1, 2])))
+    concrete = function.get_concrete_function(tf.TensorSpec((1, 8, 8, 3), tf.float32))
+    two_outputs = tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert()
+    runner = TFLiteModel(two_outputs)  # loads: its op report still works
+    assert runner.delegation()
+    with pytest.raises(ValueError, match="one output .*this one has 2"):
+        runner(np.zeros((1, 8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match="one output .*this one has 2"):
+        runner.predict(np.zeros((1, 8, 8, 3), np.float32))
 
 
 @pytest.mark.parametrize("batch_size", [0, -1, 1.5, True])

@@ -198,8 +198,11 @@ class TFLiteModel:
         except (ValueError, RuntimeError) as error:
             raise ValueError(f"Cannot load this TFLite model ({error}).") from error
         self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(inputs) != 1:
+            raise ValueError(f"TFLiteModel runs models with one image input; this one has {len(inputs)} inputs.")
+        self.input, self.output = inputs[0], outputs[0]
+        self.num_outputs = len(outputs)
 
     @property
     def batch_size(self):
@@ -212,7 +215,7 @@ class TFLiteModel:
         original nodes in its node list; a partition's nodes are found by walking
         back from its output tensors to its input tensors.
         """
-        self(np.zeros(self.input["shape"], np.float32))  # delegates are applied at the first invoke
+        self._invoke(np.zeros(self.input["shape"], np.float32))  # delegates are applied at the first invoke
         nodes = self.interpreter._get_ops_details()
         originals = [n for n in nodes if n["op_name"] != "DELEGATE"]
         producer = {int(t): n["index"] for n in originals for t in n["outputs"]}
@@ -233,8 +236,8 @@ class TFLiteModel:
             report[node["op_name"]] = (count + 1, done + (node["index"] in delegated))
         return dict(sorted(report.items()))
 
-    def __call__(self, images):
-        """`(batch_size, H, W, C)` float32 -> `(batch_size, num_classes)` float32."""
+    def _invoke(self, images):
+        """Runs one `(batch_size, H, W, C)` float32 batch, quantizing it if the input is integer."""
         images = np.asarray(images, np.float32)
         if images.shape != tuple(self.input["shape"]):
             raise ValueError(f"TFLite model expects input of shape {tuple(self.input['shape'])}, got {images.shape}.")
@@ -244,6 +247,16 @@ class TFLiteModel:
             images = np.clip(np.round(images / scale + zero_point), info.min, info.max).astype(self.input["dtype"])
         self.interpreter.set_tensor(self.input["index"], images)
         self.interpreter.invoke()
+
+    def __call__(self, images):
+        """`(batch_size, H, W, C)` float32 -> `(batch_size, num_classes)` float32."""
+        if self.num_outputs != 1:
+            # Returning the first of a features_only model's maps would drop the others unseen.
+            raise ValueError(
+                f"TFLiteModel runs models with one output (a classifier's logits); this one has "
+                f"{self.num_outputs}. Read each from `.interpreter` (ai_edge_litert's Interpreter) by name."
+            )
+        self._invoke(images)
         out = self.interpreter.get_tensor(self.output["index"])
         if self.output["dtype"] != np.float32:
             scale, zero_point = self.output["quantization"]
