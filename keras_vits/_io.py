@@ -5,6 +5,7 @@ import errno
 import fcntl
 import os
 import pathlib
+import reprlib
 
 LOCK_FILE = ".lock"
 
@@ -15,8 +16,14 @@ def as_path(value, argument, purpose=""):
     The message names `argument` and, if given, `purpose` (e.g. " to a .keras file").
     """
     if not isinstance(value, (str, bytes, os.PathLike)):
-        raise TypeError(f"{argument} must be a path (str, bytes or os.PathLike){purpose}, got {value!r}.")
-    return pathlib.Path(os.fsdecode(os.fspath(value)))
+        raise TypeError(
+            f"{argument} must be a path (str, bytes or os.PathLike){purpose}, got {reprlib.repr(value)} "
+            f"({type(value).__name__})."
+        )
+    path = os.fsdecode(os.fspath(value))
+    if not path:
+        raise ValueError(f"{argument} is an empty path; expected a path{purpose}.")  # Path("") would be "."
+    return pathlib.Path(path)
 
 
 def write_atomically(path, write, partial_suffix=".partial"):

@@ -61,3 +61,51 @@ def test_without_both_modes_there_is_no_difference_goal():
     document = _document([0.80, 0.81], [])
     _, goals = deit_table.summary(document)
     assert "hard_minus_none_points" not in goals and "best_student" in goals
+
+
+def _run_folder(path, recipe, steps=3744, epochs=8):
+    import json
+
+    path.mkdir(parents=True)
+    (path / "recipe.json").write_text(json.dumps(recipe))
+    (path / "result.json").write_text(json.dumps({"steps": steps, "epochs": epochs, "train_seconds": 60.0}))
+
+
+def _table_folders(tmp_path, student_steps=(3744, 3744), student_precisions=("mixed_bfloat16",) * 2):
+    teacher = {"model": "convnet_medium", "precision": "mixed_bfloat16", "train_split": "train"}
+    _run_folder(tmp_path / "teacher", teacher, steps=3744)
+    for (mode, distillation), steps, precision in zip(
+        (("none", "none"), ("hard", "hard")), student_steps, student_precisions
+    ):
+        recipe = {"distillation": distillation, "teacher_label_smoothing": 0.0, "seed": 0, "precision": precision}
+        _run_folder(tmp_path / f"{mode}_s0", recipe, steps=steps)
+    return tmp_path
+
+
+@pytest.fixture
+def fake_evaluate(monkeypatch):
+    """Every model scores by its folder: the teacher 0.94, students 0.86 (none) and 0.87 (hard)."""
+    scores = {"teacher": 0.94, "none_s0": 0.86, "hard_s0": 0.87}
+
+    def evaluate(model_path):
+        top1 = scores[pathlib.Path(model_path).parent.name]
+        return {"top1": top1, "top1_cls": top1, "top1_dist": top1, "top1_avg": top1}
+
+    monkeypatch.setattr(deit_table, "evaluate", evaluate)
+
+
+def test_collect_reads_every_finished_run_into_the_documented_fields(tmp_path, fake_evaluate):
+    document = deit_table.collect(_table_folders(tmp_path))
+    assert document["regime"] == 1.0
+    assert document["teacher"] == {"top1": 0.94, "epochs": 8, "model": "convnet_medium", "precision": "mixed_bfloat16"}
+    fields = {"mode", "teacher_label_smoothing", "seed", "epochs", "steps", "top1_cls", "top1_dist", "top1_avg"}
+    assert [s["mode"] for s in document["students"]] == ["none", "hard"]
+    assert all(fields | {"train_seconds"} <= set(s) for s in document["students"])
+    assert [s["top1_avg"] for s in document["students"]] == [0.86, 0.87]
+
+
+def test_collect_refuses_unequal_step_budgets_and_mixed_precisions(tmp_path, fake_evaluate):
+    with pytest.raises(ValueError, match=r"different numbers of steps \[1000, 3744\]"):
+        deit_table.collect(_table_folders(tmp_path / "a", student_steps=(3744, 1000)))
+    with pytest.raises(ValueError, match="different precisions"):
+        deit_table.collect(_table_folders(tmp_path / "b", student_precisions=("float32", "mixed_bfloat16")))

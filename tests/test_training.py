@@ -526,6 +526,7 @@ def test_cli_train_help_explains_every_flag(capsys):
         ("base_lr=0", ValueError, "base_lr must be > 0.0, got 0"),
         ("label_smoothing=1.5", ValueError, "label_smoothing must be >= 0.0 and < 1.0, got 1.5"),
         ("teacher_label_smoothing=1.0", ValueError, "teacher_label_smoothing must be >= 0.0 and < 1.0, got 1.0"),
+        ("ema_momentum=1.0", ValueError, "ema_momentum must be > 0.0 and < 1.0, got 1.0"),
         ("augment=3", TypeError, "augment takes a bool, got 3"),
         ("mean=[0.5,0.5]", ValueError, r"mean \(0.5, 0.5\) and std \(0.353,\) need one entry per channel"),
         ("distillation=medium", ValueError, "distillation must be 'none', 'soft' or 'hard'"),

@@ -54,7 +54,9 @@ def collect(runs):
             if (recipe["distillation"], recipe["teacher_label_smoothing"]) != (mode, smoothing):
                 raise ValueError(f"{folder} is not a {prefix} run: its recipe.json says {recipe['distillation']}.")
             if recipe.get("train_split", "train") != split:
-                raise ValueError(f"{folder} trained on {recipe.get('train_split')!r}, its teacher on {split!r}.")
+                raise ValueError(
+                    f"{folder} trained on {recipe.get('train_split', 'train')!r}, its teacher on {split!r}."
+                )
             logs = evaluate(folder / "model.keras")
             students.append(
                 {
@@ -67,8 +69,12 @@ def collect(runs):
                     "top1_dist": logs["top1_dist"],
                     "top1_avg": logs["top1_avg"],
                     "train_seconds": result["train_seconds"],
+                    "precision": recipe["precision"],
                 }
             )
+    precisions = sorted({s["precision"] for s in students})
+    if len(precisions) > 1:
+        raise ValueError(f"The students trained in different precisions {precisions}; the table compares one.")
     budgets = sorted({s["steps"] for s in students})
     if len(budgets) > 1:
         raise ValueError(
@@ -76,7 +82,12 @@ def collect(runs):
         )
     return {
         "regime": int(fraction.group(1)) / 100 if fraction else 1.0,
-        "teacher": {"top1": teacher_logs["top1"], "epochs": teacher_result["epochs"], "model": teacher_recipe["model"]},
+        "teacher": {
+            "top1": teacher_logs["top1"],
+            "epochs": teacher_result["epochs"],
+            "model": teacher_recipe["model"],
+            "precision": teacher_recipe["precision"],
+        },
         "students": students,
     }
 

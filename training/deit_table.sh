@@ -12,7 +12,8 @@ SEEDS_OTHER=${SEEDS_OTHER:-"0"}
 # without it, PRECISION=float32.
 PRECISION=${PRECISION:-mixed_bfloat16}
 here=$(dirname "$0")
-[ -f "$RUNS/teacher/model.keras" ] || keras-vits train --config "$here/deit_fmnist/teacher.py" --output "$RUNS/teacher"
+[ -f "$RUNS/teacher/result.json" ] ||
+  keras-vits train --config "$here/deit_fmnist/teacher.py" --output "$RUNS/teacher" --precision "$PRECISION"
 run() {  # mode seed
   local out="$RUNS/$1_s$2"
   [ -f "$out/result.json" ] && return 0

@@ -253,7 +253,7 @@ class TFLiteModel:
         if self.num_outputs != 1:
             # Returning the first of a features_only model's maps would drop the others unseen.
             raise ValueError(
-                f"TFLiteModel runs models with one output (a classifier's logits); this one has "
+                f"TFLiteModel runs models with one output (a classifier's logits, one feature map); this one has "
                 f"{self.num_outputs}. Read each from `.interpreter` (ai_edge_litert's Interpreter) by name."
             )
         self._invoke(images)

@@ -21,34 +21,33 @@ from keras_vits.layers.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_
 #: Training precisions: Keras dtype policy names. Variables stay float32 in all three.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
-#: Allowed range of each numeric field: (lowest, highest, whether the lowest itself is allowed).
+#: Allowed range of each numeric field: (lowest, highest, whether each bound itself is allowed).
+#: A smoothing of 1 would leave no label (DistillationModel refuses it), an EMA momentum of 1 never moves.
 FIELD_RANGES = {
-    "image_size": (1, 4096, True),
-    "eval_crop_fraction": (0.0, 1.0, False),
-    "drop_path_rate": (0.0, 1.0, True),
-    "epochs": (1, None, True),
-    "batch_size": (1, None, True),
-    "base_lr": (0.0, None, False),
-    "min_lr": (0.0, None, True),
-    "warmup_epochs": (0.0, None, True),
-    "weight_decay": (0.0, None, True),
-    "clip_norm": (0.0, None, False),
-    "ema_momentum": (0.0, 1.0, False),
-    "label_smoothing": (0.0, 1.0, True),
-    "crop_padding": (0, None, True),
-    "mixup_alpha": (0.0, None, True),
-    "cutmix_alpha": (0.0, None, True),
-    "random_erasing": (0.0, 1.0, True),
-    "alpha": (0.0, 1.0, True),
-    "tau": (0.0, None, False),
-    "teacher_label_smoothing": (0.0, 1.0, True),
-    "initial_loss_scale": (0.0, None, False),
-    "seed": (0, None, True),
-    "checkpoint_every": (1, None, True),
-    "steps_per_execution": (1, None, True),
+    "image_size": (1, 4096, True, True),
+    "eval_crop_fraction": (0.0, 1.0, False, True),
+    "drop_path_rate": (0.0, 1.0, True, True),
+    "epochs": (1, None, True, True),
+    "batch_size": (1, None, True, True),
+    "base_lr": (0.0, None, False, True),
+    "min_lr": (0.0, None, True, True),
+    "warmup_epochs": (0.0, None, True, True),
+    "weight_decay": (0.0, None, True, True),
+    "clip_norm": (0.0, None, False, True),
+    "ema_momentum": (0.0, 1.0, False, False),
+    "label_smoothing": (0.0, 1.0, True, False),
+    "crop_padding": (0, None, True, True),
+    "mixup_alpha": (0.0, None, True, True),
+    "cutmix_alpha": (0.0, None, True, True),
+    "random_erasing": (0.0, 1.0, True, True),
+    "alpha": (0.0, 1.0, True, True),
+    "tau": (0.0, None, False, True),
+    "teacher_label_smoothing": (0.0, 1.0, True, False),
+    "initial_loss_scale": (0.0, None, False, True),
+    "seed": (0, None, True, True),
+    "checkpoint_every": (1, None, True, True),
+    "steps_per_execution": (1, None, True, True),
 }
-# Upper bounds that are excluded: a smoothing of 1 would leave no label at all (and DistillationModel refuses it).
-_HIGH_EXCLUDED = {"label_smoothing", "teacher_label_smoothing"}
 _OPTIONAL = {"data_dir", "manual_dir", "clip_norm", "ema_momentum", "randaugment", "teacher"}
 
 
@@ -63,8 +62,7 @@ def _check_field(name, annotation, value):
         article = "an" if kind[0] in "aeiou" else "a"
         raise TypeError(f"Recipe field {name} takes {article} {kind}, got {value!r} ({type(value).__name__}).")
     if name in FIELD_RANGES:
-        low, high, low_allowed = FIELD_RANGES[name]
-        high_allowed = name not in _HIGH_EXCLUDED
+        low, high, low_allowed, high_allowed = FIELD_RANGES[name]
         too_low = value < low or (value == low and not low_allowed)
         too_high = high is not None and (value > high or (value == high and not high_allowed))
         if too_low or too_high:
