@@ -2,8 +2,9 @@
 
     keras-vits train --config training/deit_fmnist/teacher.py --output /work/runs/deit_fmnist/teacher
 
-`convnet_medium` (48/96/192 channels), 8 epochs in mixed_bfloat16. The table's goal is at
-least 94% top-1; `convnet_small` stopped at 93.5% after 20 epochs, 93.6% after 5.
+`convnet_medium` (48/96/192 channels), 8 epochs in mixed_bfloat16: 93.05% top-1 on 2026-12-02
+(the table's goal is 94%; its training accuracy was still rising, so the schedule is short).
+`convnet_small` reached 93.6% after 5 epochs and 93.5% after 20.
 """
 
 from keras_vits.training import get_recipe
@@ -15,5 +16,5 @@ RECIPE = get_recipe("fmnist_teacher").replace(
     epochs=8,
     precision="mixed_bfloat16",
     checkpoint_every=200,
-    expected="at least 94% top-1 (table goal).",
+    expected="93.05% top-1 (2026-12-02; the table's goal is 94%).",
 )
