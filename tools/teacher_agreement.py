@@ -19,11 +19,8 @@ from keras_vits.training import data, pipeline, recipes
 from keras_vits.training.recipes import parse_overrides
 
 
-def agreement(teacher, recipe, batches):
+def agreement(teacher, source, recipe, batches):
     """Fraction of `batches` augmented training images where the teacher's argmax is the label."""
-    source = data.load_source(
-        recipe.dataset, recipe.train_split, channels=len(recipe.mean), image_size=recipe.image_size
-    )
     dataset = pipeline.make_dataset(source, recipe, recipe.batch_size, training=True)
     agree = seen = 0
     for images, targets in dataset.take(batches):
@@ -42,9 +39,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     teacher = load_keras_file(args.teacher, "teacher")
     base = recipes.get_recipe(args.recipe)
+    # Read once: the overrides change the augmentation, not the data.
+    source = data.load_source(base.dataset, base.train_split, channels=len(base.mean), image_size=base.image_size)
     for overrides in [[], *args.set]:
         recipe = base.replace(**parse_overrides(overrides))
-        share = agreement(teacher, recipe, args.batches)
+        share = agreement(teacher, source, recipe, args.batches)
         label = " ".join(overrides) or "the recipe's augmentation"
         print(f"{label:70s} teacher = label on {100 * share:.2f}% of {args.batches * recipe.batch_size} images")
 

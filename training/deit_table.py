@@ -53,10 +53,9 @@ def collect(runs):
             recipe = json.loads((folder / "recipe.json").read_text())
             if (recipe["distillation"], recipe["teacher_label_smoothing"]) != (mode, smoothing):
                 raise ValueError(f"{folder} is not a {prefix} run: its recipe.json says {recipe['distillation']}.")
-            if recipe.get("train_split", "train") != split:
-                raise ValueError(
-                    f"{folder} trained on {recipe.get('train_split', 'train')!r}, its teacher on {split!r}."
-                )
+            student_split = recipe.get("train_split", "train")
+            if student_split != split:
+                raise ValueError(f"{folder} trained on {student_split!r}, its teacher on {split!r}.")
             logs = evaluate(folder / "model.keras")
             students.append(
                 {
@@ -72,14 +71,10 @@ def collect(runs):
                     "precision": recipe["precision"],
                 }
             )
-    precisions = sorted({s["precision"] for s in students})
-    if len(precisions) > 1:
-        raise ValueError(f"The students trained in different precisions {precisions}; the table compares one.")
-    budgets = sorted({s["steps"] for s in students})
-    if len(budgets) > 1:
-        raise ValueError(
-            f"The students trained for different numbers of steps {budgets}; the table compares equal budgets."
-        )
+    for field, what in (("precision", "precisions"), ("steps", "numbers of steps")):
+        values = sorted({s[field] for s in students})
+        if len(values) > 1:  # the table compares students that differ only in their distillation
+            raise ValueError(f"The students trained for different {what} {values}; the table compares one.")
     return {
         "regime": int(fraction.group(1)) / 100 if fraction else 1.0,
         "teacher": {

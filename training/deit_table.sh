@@ -8,7 +8,7 @@ set -euo pipefail
 RUNS=${1:-/work/runs/deit_fmnist}
 SEEDS_MAIN=${SEEDS_MAIN:-"0 1 2"}
 SEEDS_OTHER=${SEEDS_OTHER:-"0"}
-# bfloat16 runs 1.26x faster than float32 on a CPU with AVX512_BF16 (docs/PERFORMANCE.md); on one
+# bfloat16 steps run 1.24x faster than float32 on a CPU with AVX512_BF16 (docs/PERFORMANCE.md); on one
 # without it, PRECISION=float32.
 PRECISION=${PRECISION:-mixed_bfloat16}
 here=$(dirname "$0")
