@@ -2,31 +2,50 @@
 # The DeiT distillation table of docs/RESULTS.md: a convnet teacher, then the same small DeiT
 # student with no, soft, hard, and hard + label-smoothing distillation, every run the same steps.
 # Seeds: 3 for none and hard, 1 for soft and hard_ls (SEEDS_MAIN / SEEDS_OTHER override).
-# Usage: bash training/deit_table.sh [runs-folder]   then: python training/deit_table.py [runs-folder]
+# Usage: bash training/deit_table.sh [runs-folder [run ...]]   then: python training/deit_table.py [runs-folder]
+#   With run names (teacher, none_s0, hard_s1, ...) only those run, so two shells can split the
+#   table; a distilled run then waits until the teacher's result.json exists.
 # A killed run resumes where it stopped when the script is started again; finished runs are skipped.
 set -euo pipefail
 RUNS=${1:-/work/runs/deit_fmnist}
+shift || true
 SEEDS_MAIN=${SEEDS_MAIN:-"0 1 2"}
 SEEDS_OTHER=${SEEDS_OTHER:-"0"}
 # bfloat16 steps run 1.24x faster than float32 on a CPU with AVX512_BF16 (docs/PERFORMANCE.md); on one
 # without it, PRECISION=float32.
 PRECISION=${PRECISION:-mixed_bfloat16}
 here=$(dirname "$0")
-[ -f "$RUNS/teacher/result.json" ] ||
-  keras-vits train --config "$here/deit_fmnist/teacher.py" --output "$RUNS/teacher" --precision "$PRECISION"
-run() {  # mode seed
+teacher() {
+  [ -f "$RUNS/teacher/result.json" ] ||
+    keras-vits train --config "$here/deit_fmnist/teacher.py" --output "$RUNS/teacher" --precision "$PRECISION"
+}
+student() {  # mode seed
   local out="$RUNS/$1_s$2"
   [ -f "$out/result.json" ] && return 0
   local teacher=()
-  [ "$1" = none ] || teacher=(--teacher "$RUNS/teacher/model.keras")
+  if [ "$1" != none ]; then
+    until [ -f "$RUNS/teacher/result.json" ]; do sleep 30; done
+    teacher=(--teacher "$RUNS/teacher/model.keras")
+  fi
   keras-vits train --recipe "fmnist_deit_$1" --output "$out" --set "seed=$2" --precision "$PRECISION" "${teacher[@]}"
 }
+if [ $# -gt 0 ]; then
+  for name in "$@"; do
+    case "$name" in
+      teacher) teacher ;;
+      none_s* | soft_s* | hard_s* | hard_ls_s*) student "${name%_s*}" "${name##*_s}" ;;
+      *) echo "unknown run $name: expected teacher, or none|soft|hard|hard_ls followed by _s<seed>" >&2; exit 2 ;;
+    esac
+  done
+  exit 0
+fi
+teacher
 # Interleaved, so a table stopped part-way has every mode's first seed.
 for seed in $SEEDS_MAIN; do
-  run hard "$seed"
-  run none "$seed"
+  student hard "$seed"
+  student none "$seed"
   if [ "$seed" = "$(echo "$SEEDS_OTHER" | cut -d' ' -f1)" ]; then
-    run soft "$seed"
-    run hard_ls "$seed"
+    student soft "$seed"
+    student hard_ls "$seed"
   fi
 done

@@ -181,9 +181,14 @@ _FMNIST_DEIT = Recipe(
     weight_decay=0.05,
     clip_norm=1.0,
     label_smoothing=0.0,
-    crop_padding=2,
+    # DeiT's gain needs crops the label no longer describes: under 2-pixel shifts the teacher's
+    # argmax equals the label on 93.8% of training images and hard distillation gained nothing
+    # (docs/RESULTS.md); under these crops and erasing it agrees on 73.4%.
+    crop_padding=0,
+    crop_scale=(0.25, 1.0),
+    random_erasing=0.25,
     horizontal_flip=True,
-    expected="The 8-epoch table with 3 seeds is in docs/RESULTS.md.",
+    expected="The strong-augmentation table with 3 seeds is in docs/RESULTS.md.",
 )
 
 _FMNIST_TEACHER = Recipe(
@@ -210,14 +215,14 @@ RECIPES = {
         teacher="runs/fmnist_teacher/model.keras",
         alpha=0.5,
         tau=1.0,
-        expected="The 8-epoch table is in docs/RESULTS.md.",
+        expected="The table is in docs/RESULTS.md.",
     ),
     "fmnist_deit_hard": _FMNIST_DEIT.replace(
         name="fmnist_deit_hard",
         description="The same student, hard distillation from the convnet teacher.",
         distillation="hard",
         teacher="runs/fmnist_teacher/model.keras",
-        expected="The 8-epoch table is in docs/RESULTS.md.",
+        expected="The table is in docs/RESULTS.md.",
     ),
     "fmnist_deit_hard_ls": _FMNIST_DEIT.replace(
         name="fmnist_deit_hard_ls",
@@ -225,7 +230,7 @@ RECIPES = {
         distillation="hard",
         teacher="runs/fmnist_teacher/model.keras",
         teacher_label_smoothing=0.1,
-        expected="The 8-epoch table is in docs/RESULTS.md.",
+        expected="The table is in docs/RESULTS.md.",
     ),
     "demo_teacher": _FMNIST_TEACHER.replace(
         name="demo_teacher",
