@@ -102,10 +102,19 @@ def test_collect_reads_every_finished_run_into_the_documented_fields(tmp_path, f
     assert [s["mode"] for s in document["students"]] == ["none", "hard"]
     assert all(fields | {"train_seconds"} <= set(s) for s in document["students"])
     assert [s["top1_avg"] for s in document["students"]] == [0.86, 0.87]
+    assert document["student_recipe"]["precision"] == "mixed_bfloat16"
 
 
 def test_collect_refuses_unequal_step_budgets_and_mixed_precisions(tmp_path, fake_evaluate):
     with pytest.raises(ValueError, match=r"different numbers of steps \[1000, 3744\]"):
         deit_table.collect(_table_folders(tmp_path / "a", student_steps=(3744, 1000)))
-    with pytest.raises(ValueError, match="different precisions"):
+    with pytest.raises(ValueError, match=r"differ in precision: .*float32.*none_s0.*mixed_bfloat16.*hard_s0"):
         deit_table.collect(_table_folders(tmp_path / "b", student_precisions=("float32", "mixed_bfloat16")))
+
+
+def test_collect_refuses_students_with_different_augmentation(tmp_path, fake_evaluate):
+    folders = _table_folders(tmp_path)
+    recipe_file = folders / "hard_s0" / "recipe.json"
+    recipe_file.write_text(recipe_file.read_text().replace("}", ', "random_erasing": 0.25}'))
+    with pytest.raises(ValueError, match="differ in random_erasing"):
+        deit_table.collect(folders)

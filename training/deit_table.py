@@ -24,6 +24,11 @@ MODES = (  # (run-folder prefix, distillation, teacher label smoothing, label)
     ("hard", "hard", 0.0, "hard distillation"),
     ("hard_ls", "hard", 0.1, "hard distillation, teacher label smoothing 0.1"),
 )
+# What the students must share: the table compares runs that differ only in their distillation.
+SHARED_STUDENT_FIELDS = (
+    "model", "model_overrides", "batch_size", "base_lr", "precision", "augment", "crop_padding", "crop_scale",
+    "horizontal_flip", "randaugment", "mixup_alpha", "cutmix_alpha", "random_erasing",
+)  # fmt: skip
 GOALS = {"hard_minus_none_points": 1.0, "hard_minus_none_standard_errors": 2.0, "best_student": 0.92, "teacher": 0.94}
 
 
@@ -44,7 +49,7 @@ def collect(runs):
     fraction = re.fullmatch(r"train\[:(\d+)%\]", split)
     if split != "train" and not fraction:
         raise ValueError(f"The teacher trained on split {split!r}; the table knows 'train' and 'train[:N%]'.")
-    students = []
+    students, shared = [], {}
     for prefix, mode, smoothing, _ in MODES:
         for folder in sorted(runs.glob(f"{prefix}_s*")):
             if not (folder / "result.json").is_file() or not folder.name[len(prefix) + 2 :].isdigit():
@@ -56,6 +61,8 @@ def collect(runs):
             student_split = recipe.get("train_split", "train")
             if student_split != split:
                 raise ValueError(f"{folder} trained on {student_split!r}, its teacher on {split!r}.")
+            for field in SHARED_STUDENT_FIELDS:
+                shared.setdefault(field, {}).setdefault(json.dumps(recipe.get(field)), []).append(folder.name)
             logs = evaluate(folder / "model.keras")
             students.append(
                 {
@@ -71,10 +78,12 @@ def collect(runs):
                     "precision": recipe["precision"],
                 }
             )
-    for field, what in (("precision", "precisions"), ("steps", "numbers of steps")):
-        values = sorted({s[field] for s in students})
-        if len(values) > 1:  # the table compares students that differ only in their distillation
-            raise ValueError(f"The students trained for different {what} {values}; the table compares one.")
+    steps = sorted({s["steps"] for s in students})
+    if len(steps) > 1:
+        raise ValueError(f"The students trained for different numbers of steps {steps}; the table compares one.")
+    for field, runs_by_value in shared.items():
+        if len(runs_by_value) > 1:
+            raise ValueError(f"The students differ in {field}: {runs_by_value}; the table compares one recipe.")
     return {
         "regime": int(fraction.group(1)) / 100 if fraction else 1.0,
         "teacher": {
@@ -83,6 +92,7 @@ def collect(runs):
             "model": teacher_recipe["model"],
             "precision": teacher_recipe["precision"],
         },
+        "student_recipe": {field: json.loads(next(iter(values))) for field, values in shared.items()},
         "students": students,
     }
 
