@@ -118,3 +118,50 @@ def test_collect_refuses_students_with_different_augmentation(tmp_path, fake_eva
     recipe_file.write_text(recipe_file.read_text().replace("}", ', "random_erasing": 0.25}'))
     with pytest.raises(ValueError, match="differ in random_erasing"):
         deit_table.collect(folders)
+
+
+def _fake_cli(tmp_path):
+    """A `keras-vits` on PATH that logs its arguments and writes the --output folder's result.json."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls.log"
+    script = bin_dir / "keras-vits"
+    script.write_text(
+        "#!/usr/bin/env bash\n"
+        f'echo "$*" >> {log}\n'
+        'while [ $# -gt 0 ]; do [ "$1" = --output ] && out=$2; shift; done\n'
+        'mkdir -p "$out" && echo {} > "$out/result.json"\n'
+    )
+    script.chmod(0o755)
+    return bin_dir, log
+
+
+def _table_script(runs, *names, bin_dir):
+    import os
+    import subprocess
+
+    script = pathlib.Path(__file__).parents[1] / "training" / "deit_table.sh"
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    return subprocess.run(["bash", str(script), str(runs), *names], env=env, capture_output=True, text=True)
+
+
+def test_table_script_runs_the_named_runs_once_each_with_the_teacher(tmp_path):
+    bin_dir, log = _fake_cli(tmp_path)
+    runs = tmp_path / "runs"
+    done = _table_script(runs, "teacher", "hard_ls_s0", "none_s2", bin_dir=bin_dir)
+    assert done.returncode == 0, done.stderr
+    teacher, hard_ls, none = log.read_text().splitlines()
+    assert "--config" in teacher and f"--output {runs}/teacher" in teacher
+    assert "--recipe fmnist_deit_hard_ls" in hard_ls and "seed=0" in hard_ls
+    assert f"--teacher {runs}/teacher/model.keras" in hard_ls and "--precision mixed_bfloat16" in hard_ls
+    assert "--recipe fmnist_deit_none" in none and "seed=2" in none and "--teacher" not in none
+    # Finished runs (a result.json) are skipped when the script is started again.
+    assert _table_script(runs, "teacher", "hard_ls_s0", bin_dir=bin_dir).returncode == 0
+    assert len(log.read_text().splitlines()) == 3
+
+
+def test_table_script_refuses_an_unknown_run_name(tmp_path):
+    bin_dir, log = _fake_cli(tmp_path)
+    done = _table_script(tmp_path / "runs", "hard_seed0", bin_dir=bin_dir)
+    assert done.returncode == 2 and "unknown run hard_seed0" in done.stderr
+    assert not log.exists()

@@ -30,12 +30,12 @@ student() {  # mode seed
   keras-vits train --recipe "fmnist_deit_$1" --output "$out" --set "seed=$2" --precision "$PRECISION" "${teacher[@]}"
 }
 if [ $# -gt 0 ]; then
+  for name in "$@"; do  # all checked before any runs
+    [[ $name =~ ^(teacher|(none|soft|hard|hard_ls)_s[0-9]+)$ ]] ||
+      { echo "unknown run $name: expected teacher, or none|soft|hard|hard_ls then _s<seed>" >&2; exit 2; }
+  done
   for name in "$@"; do
-    case "$name" in
-      teacher) teacher ;;
-      none_s* | soft_s* | hard_s* | hard_ls_s*) student "${name%_s*}" "${name##*_s}" ;;
-      *) echo "unknown run $name: expected teacher, or none|soft|hard|hard_ls followed by _s<seed>" >&2; exit 2 ;;
-    esac
+    if [ "$name" = teacher ]; then teacher; else student "${name%_s*}" "${name##*_s}"; fi
   done
   exit 0
 fi
