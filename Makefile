@@ -52,4 +52,4 @@ test-keras3:
 test-tf-keras:
 	TF_USE_LEGACY_KERAS=1 $(PY) -m pytest -n 2 -m "not keras3_only and not slow" \
 		tests/test_layers.py tests/test_vit.py tests/test_swin.py tests/test_pvt.py tests/test_weights.py \
-		tests/test_qat.py
+		tests/test_qat.py tests/test_vit_features.py tests/test_bad_inputs.py
