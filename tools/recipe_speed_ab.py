@@ -33,7 +33,9 @@ def train(code, recipe, output, steps, extra=()):
     source = ["--config", recipe] if recipe.endswith(".py") else ["--recipe", recipe]
     command = [sys.executable, "-m", "keras_vits.cli", "train", *source, "--output", str(output)]
     command += ["--max-steps", str(steps), *extra]
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    # cwd=code: `python -m` puts the working directory ahead of PYTHONPATH, so run from elsewhere
+    # the baseline would silently import this checkout.
+    subprocess.run(command, check=True, env=env, cwd=code, stdout=subprocess.DEVNULL)
     return json.loads((pathlib.Path(output) / "result.json").read_text())["images_per_second"]
 
 
@@ -58,7 +60,7 @@ def main(argv=None):
             extra_this += ["--teacher", str(folder / "this_teacher" / "model.keras")]
     readings = {"baseline": [], "this": []}
     for round_index in range(args.rounds):
-        for name, code, own in (("baseline", pathlib.Path(args.baseline), []), ("this", HERE, extra_this)):
+        for name, code, own in (("baseline", pathlib.Path(args.baseline).resolve(), []), ("this", HERE, extra_this)):
             speed = train(code, args.recipe, folder / f"{name}{round_index}", args.steps, extra + own)
             readings[name].append(speed)
             print(f"round {round_index + 1} {name:8s} {speed:7.1f} images/s", flush=True)
