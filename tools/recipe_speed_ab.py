@@ -30,7 +30,7 @@ HERE = pathlib.Path(__file__).resolve().parents[1]
 def train(code, recipe, output, steps, extra=()):
     """`recipe`: a registered name, or a path to a recipe file."""
     env = dict(os.environ, PYTHONPATH=str(code), TF_CPP_MIN_LOG_LEVEL="2")
-    source = ["--config", recipe] if recipe.endswith(".py") else ["--recipe", recipe]
+    source = ["--config", recipe] if pathlib.Path(recipe).suffix in (".py", ".json") else ["--recipe", recipe]
     command = [sys.executable, "-m", "keras_vits.cli", "train", *source, "--output", str(output)]
     command += ["--max-steps", str(steps), *extra]
     # cwd=code: `python -m` puts the working directory ahead of PYTHONPATH, so run from elsewhere
