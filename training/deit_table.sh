@@ -22,12 +22,12 @@ teacher() {
 student() {  # mode seed
   local out="$RUNS/$1_s$2"
   [ -f "$out/result.json" ] && return 0
-  local teacher=()
+  local teacher_flag=()
   if [ "$1" != none ]; then
     until [ -f "$RUNS/teacher/result.json" ]; do sleep 30; done
-    teacher=(--teacher "$RUNS/teacher/model.keras")
+    teacher_flag=(--teacher "$RUNS/teacher/model.keras")
   fi
-  keras-vits train --recipe "fmnist_deit_$1" --output "$out" --set "seed=$2" --precision "$PRECISION" "${teacher[@]}"
+  keras-vits train --recipe "fmnist_deit_$1" --output "$out" --set "seed=$2" --precision "$PRECISION" "${teacher_flag[@]}"
 }
 if [ $# -gt 0 ]; then
   for name in "$@"; do  # all checked before any runs
