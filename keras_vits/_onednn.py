@@ -2,9 +2,9 @@
 
 TensorFlow turns oneDNN on by itself only on x86 CPUs with AVX-512 (VNNI, BF16, AMX); on
 AVX2-only CPUs, such as AMD EPYC (Zen), it runs Eigen kernels instead. On a Zen 3 with
-oneDNN the training step ran 1.19-1.46x faster, which took it from 0.73-0.83x of timm's to
-1.07-1.23x, and float32 inference at batch 16 ran 1.20-1.53x faster (docs/PERFORMANCE.md,
-"oneDNN on AVX2 CPUs").
+oneDNN the graph-mode training step ran 1.24-1.46x faster, which took the best mode from
+0.73-0.83x of timm's to 1.07-1.23x, and float32 graph inference at batch 16 ran 1.21-1.54x
+faster (docs/PERFORMANCE.md, "oneDNN on AVX2 CPUs").
 
 TensorFlow reads `TF_ENABLE_ONEDNN_OPTS` once, when it loads, so this takes effect only
 when keras_vits is imported before TensorFlow. A value already in the environment is kept:

@@ -11,7 +11,7 @@ keras_vits arranges on x86 (keras_vits/_onednn.py); they come from `keras-vits b
 --modes train train_xla` on an Intel Xeon with AMX and an AMD EPYC Zen 3 (docs/PERFORMANCE.md,
 "Graph or XLA"), which agreed: XLA wins for Swin and for float32 ViTs of under
 `VIT_XLA_MAX_MACS` per image, graph mode for larger or bfloat16 ViTs and for PVT. With oneDNN off
-(Zen 3, `TF_ENABLE_ONEDNN_OPTS=0`) XLA won nowhere, so every CPU step is then graph.
+(Zen 3, Eigen's kernels) XLA won nowhere, so every CPU step is then graph.
 No TensorFlow GPU could be reached to measure the GPU rows: they follow TensorFlow's
 guidance that XLA's fusion of the elementwise ops pays on GPUs, and are marked so there.
 TPUs always compile with XLA.
@@ -41,7 +41,7 @@ XLA_TRAINING = {
 
 #: On CPUs, ViTs (and DeiTs) below this many MACs per image train faster under XLA: the
 #: Fashion-MNIST student (25 M) by 11-13% and vit_tiny_patch16_224 (1.25 G) by 5%, while
-#: deit_small_patch16_224 (4.6 G) lost 17-19% (docs/PERFORMANCE.md). Small matrix multiplies
+#: deit_small_patch16_224 (4.6 G) lost 16-19% (docs/PERFORMANCE.md). Small matrix multiplies
 #: leave the elementwise ops, which XLA fuses, a larger share of the step.
 VIT_XLA_MAX_MACS = 2_000_000_000
 
