@@ -10,6 +10,8 @@ Public API:
     compile_for_inference: the fastest forward pass (graph, XLA, bfloat16) that agrees with the model.
 """
 
+# First: TensorFlow reads its oneDNN switch when it loads (keras_vits/_onednn.py).
+from keras_vits import _onednn  # noqa: F401, I001
 from keras_vits.distillation import DistillationModel, distillation_losses
 from keras_vits.inference import compile_for_inference
 from keras_vits.macs import count_macs

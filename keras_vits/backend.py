@@ -89,3 +89,15 @@ def load_keras_file(path, what="model"):
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
         raise ValueError(f"Cannot load the {what} {path!r} in safe mode: {error}") from error
+
+
+def onednn_enabled():
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process (keras_vits/_onednn.py).
+
+    Read through a private module, as TensorFlow's own tests do; None when it has moved.
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # pragma: no cover - a TensorFlow that moved the module
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from keras_vits.backend import keras
+from keras_vits.backend import keras, onednn_enabled
 from keras_vits.inference import inference_function
 from keras_vits.macs import count_macs
 from keras_vits.registry import create_model
@@ -201,7 +201,9 @@ def run_benchmark(
                 np.asarray(function(images))
             seconds[key].append((time.perf_counter() - start) / calls)
     machine = {f"{dtype}_matmul_gflops": statistics.median(v) / 1e9 for dtype, v in limits.items()}
-    machine.update(tensorflow=tf.__version__, keras=keras.__version__, cpu_count=os.cpu_count())
+    machine.update(
+        tensorflow=tf.__version__, keras=keras.__version__, cpu_count=os.cpu_count(), onednn=onednn_enabled()
+    )
     for worker in workers.values():
         machine.update(worker.info)
         worker.close()
@@ -225,6 +227,7 @@ def run_benchmark(
 def format_table(rows, machine):
     """The benchmark as a Markdown table, the machine's limits first; x = images/s over the peer's."""
     versions = ""
+    onednn_state = {True: "on", False: "off", None: "unknown"}
     if "torch" in machine:
         versions += f", torch {machine['torch']} ({machine['threads']} threads), timm {machine['timm']}"
     if "kecam" in machine:
@@ -232,7 +235,8 @@ def format_table(rows, machine):
     lines = [
         f"float32 matmul {machine['float32_matmul_gflops']:.0f} GFLOP/s, "
         f"bfloat16 matmul {machine['bfloat16_matmul_gflops']:.0f} GFLOP/s, {machine['cpu_count']} CPUs, "
-        f"TF {machine['tensorflow']}, Keras {machine['keras']}{versions}",
+        f"TF {machine['tensorflow']} (oneDNN {onednn_state[machine.get('onednn')]}), "
+        f"Keras {machine['keras']}{versions}",
         "",
         "| model | batch | mode | images/s | timm | vs timm | kecam | kecam XLA | vs best kecam | of matmul limit |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -6,6 +6,9 @@ import pathlib
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any test module imports TensorFlow
+# Before TensorFlow too, as users' code should: keras_vits turns oneDNN on as TensorFlow loads
+# (keras_vits/_onednn.py), so tests run the kernels users get, whatever the test modules import first.
+import keras_vits  # noqa: E402, F401
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 

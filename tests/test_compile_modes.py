@@ -8,10 +8,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from training_worker import tiny_recipe
 
+from keras_vits import compile_modes, create_model
+from keras_vits.backend import onednn_enabled
 from keras_vits.cli import main as cli_main
 from keras_vits.compile_modes import XLA_TRAINING, choose_jit_compile, device_type, model_family
 from keras_vits.distillation import DistillationModel
-from keras_vits.training.loop import build_model, train
+from keras_vits.training.loop import build_model, dtype_policy, train
 from keras_vits.training.teachers import convnet_small
 
 pytestmark = pytest.mark.keras3_only
@@ -24,17 +26,57 @@ def test_every_family_has_a_row_per_device_and_the_overrides_win():
     student = build_model(tiny_recipe(), 10, 1)
     assert model_family(student) == "vit" and model_family(convnet_small(28, 1, 10)) == "other"
     assert device_type() == "CPU"
-    assert choose_jit_compile(student) is XLA_TRAINING["CPU", "vit"]
+    assert onednn_enabled()  # conftest imports keras_vits before TensorFlow, as a user's script should
+    assert choose_jit_compile(student) is True  # a float32 ViT of under VIT_XLA_MAX_MACS per image
     assert choose_jit_compile(student, "xla") is True and choose_jit_compile(student, "graph") is False
     with pytest.raises(ValueError, match=r"compile_mode must be one of \('auto', 'graph', 'xla'\), got 'fast'"):
         choose_jit_compile(student, "fast")
 
 
-def test_distillation_compile_auto_asks_the_table_not_keras():
+def test_on_cpus_the_choice_follows_size_precision_and_onednn(monkeypatch):
+    small_vit = build_model(tiny_recipe(), 10, 1)
+    with dtype_policy("mixed_bfloat16"):
+        small_vit_bfloat16 = build_model(tiny_recipe(), 10, 1)
+    large_vit = create_model("deit_small_patch16_224")  # 4.6 G MACs per image
+    swin = create_model("swin_tiny_patch4_window7_224", embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
+    pvt = create_model("pvt_v2_b0", num_classes=10)
+    assert [choose_jit_compile(m) for m in (small_vit, small_vit_bfloat16, large_vit, swin, pvt)] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
+    monkeypatch.setattr(compile_modes, "onednn_enabled", lambda: False)  # Eigen kernels: XLA won nowhere
+    assert not any(choose_jit_compile(m) for m in (small_vit, swin))
+    assert choose_jit_compile(swin, "xla") is True
+
+
+class _TwoCpuReplicas:
+    """Stands for MirroredStrategy over two logical CPUs, which this process cannot create
+    (its devices are fixed once TensorFlow starts); tests/test_training.py runs the real one."""
+
+    num_replicas_in_sync = 2
+
+    class extended:  # noqa: N801 - the attribute name tf.distribute uses
+        worker_devices = ("/job:localhost/replica:0/task:0/device:CPU:0", "/job:localhost/replica:0/task:0/device:CPU:1")
+
+
+def test_a_step_replicated_over_cpus_is_graph_and_refuses_xla():
+    student = build_model(tiny_recipe(), 10, 1)
+    assert choose_jit_compile(student) is True  # one device: the small ViT's XLA row
+    assert choose_jit_compile(student, strategy=_TwoCpuReplicas()) is False
+    assert choose_jit_compile(student, "graph", strategy=_TwoCpuReplicas()) is False
+    with pytest.raises(ValueError, match=r"compile_mode='xla' cannot run a step replicated over 2 CPU devices"):
+        choose_jit_compile(student, "xla", strategy=_TwoCpuReplicas())
+
+
+def test_distillation_compile_auto_asks_the_table_not_keras(monkeypatch):
     student = build_model(tiny_recipe(), 10, 1)
     model = DistillationModel(student)
+    monkeypatch.setattr(compile_modes, "VIT_XLA_MAX_MACS", 0)  # every ViT takes the graph row
     model.compile(optimizer="adam")
-    assert model.jit_compile is XLA_TRAINING["CPU", "vit"]  # Keras's own "auto" would have chosen XLA
+    assert model.jit_compile is False  # Keras's own "auto" would have chosen XLA
     model.compile(optimizer="adam", jit_compile=True)
     assert model.jit_compile is True
     with pytest.raises(TypeError, match="jit_compile takes True, False or 'auto'"):

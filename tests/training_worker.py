@@ -62,7 +62,10 @@ def main():
     from keras_vits.training import loop as train_module
     from keras_vits.training.recipes import parse_overrides
 
-    recipe = tiny_recipe(**parse_overrides(args.set))
+    overrides = parse_overrides(args.set)
+    if args.slow:  # XLA cannot compile the py_function sleep below
+        overrides.setdefault("compile_mode", "graph")
+    recipe = tiny_recipe(**overrides)
     if args.slow:
         original = train_module.DistillationModel.train_step
 

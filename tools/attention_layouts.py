@@ -12,6 +12,10 @@ Also the two batched products alone against one 2-D matmul of the same FLOPs, wh
 shows what the batched kernel costs. Medians of alternating repetitions, ms per call.
 """
 
+# isort: off
+import keras_vits  # noqa: F401 - first, so TensorFlow loads with oneDNN on (keras_vits/_onednn.py)
+# isort: on
+
 import argparse
 
 import numpy as np

@@ -10,6 +10,10 @@ them alike. Prints medians, the time ratio to the first size, the pixel ratio
 and the MAC ratio (`count_macs`), and writes the table as JSON if asked.
 """
 
+# isort: off
+import keras_vits  # noqa: F401 - first, so TensorFlow loads with oneDNN on (keras_vits/_onednn.py)
+# isort: on
+
 import argparse
 import json
 import statistics
@@ -17,8 +21,6 @@ import time
 
 import numpy as np
 import tensorflow as tf
-
-import keras_vits
 
 
 def parse_args(argv=None):

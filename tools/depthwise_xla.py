@@ -15,12 +15,15 @@ With `--models`, each model runs under XLA twice in one process, alternating: wi
 layer as it is and with its convolution swapped for `shift_sum_bhwc`, and prints images/s.
 """
 
+# isort: off
+import keras_vits  # noqa: F401 - first, so TensorFlow loads with oneDNN on (keras_vits/_onednn.py)
+# isort: on
+
 import argparse
 
 import numpy as np
 import tensorflow as tf
 
-import keras_vits
 from keras_vits.backend import keras
 from keras_vits.inference import alternating_medians
 from keras_vits.layers import XlaFriendlyDepthwiseConv2D

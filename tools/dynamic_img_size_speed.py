@@ -8,13 +8,15 @@ Random weights; run with nothing else heavy on the machine::
     python tools/dynamic_img_size_speed.py [--model vit_tiny_patch16_224] [--sizes 224 384] [--batch 8]
 """
 
+# isort: off
+import keras_vits  # noqa: F401 - first, so TensorFlow loads with oneDNN on (keras_vits/_onednn.py)
+# isort: on
+
 import argparse
 import time
 
 import numpy as np
 import tensorflow as tf
-
-import keras_vits
 
 
 def images_per_second(function, images, repeats):

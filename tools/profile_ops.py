@@ -11,6 +11,10 @@ Kernels on the 2 inter-op threads may overlap, so shares are of summed kernel
 time, not of wall time (which is printed too).
 """
 
+# isort: off
+import keras_vits  # noqa: F401 - first, so TensorFlow loads with oneDNN on (keras_vits/_onednn.py)
+# isort: on
+
 import argparse
 import collections
 import statistics
@@ -20,7 +24,6 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-import keras_vits
 from keras_vits.benchmark import matmul_flops
 from keras_vits.macs import count_macs
 

@@ -9,6 +9,10 @@ shares are of summed kernel time (the two inter-op threads may overlap). The opt
 update is not included (it is 2% of a step; docs/PERFORMANCE.md).
 """
 
+# isort: off
+import keras_vits  # noqa: F401 - first, so TensorFlow loads with oneDNN on (keras_vits/_onednn.py)
+# isort: on
+
 import argparse
 import collections
 import statistics

@@ -8,6 +8,10 @@ Compiles the inference function (`keras_vits.inference`, mode "xla") or, with
 events by kind (`MatMul.392` and `MatMul.418` are both "MatMul"; fusions keep
 XLA's names, e.g. `negate_exponential_fusion`). Times are per step, summed over
 threads. "GFLOP/s" for the matrix multiplies is 2 x MACs / their time, with MACs
+# isort: off
+import keras_vits  # noqa: F401 - first, so TensorFlow loads with oneDNN on (keras_vits/_onednn.py)
+# isort: on
+
 from `keras_vits.macs` (a training step counted as 3 forward passes), against a
 2048^3 float32 matmul timed in the same process.
 """

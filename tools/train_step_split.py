@@ -8,11 +8,14 @@ The full step is `keras_vits.benchmark.train_step_function`, the one the benchma
 With `--jit-compile` every part is compiled by XLA.
 """
 
+# isort: off
+import keras_vits  # noqa: F401 - first, so TensorFlow loads with oneDNN on (keras_vits/_onednn.py)
+# isort: on
+
 import argparse
 
 import tensorflow as tf
 
-import keras_vits
 from keras_vits.backend import keras
 from keras_vits.benchmark import train_step_function
 from keras_vits.inference import alternating_medians
