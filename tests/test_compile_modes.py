@@ -59,7 +59,7 @@ class _TwoCpuReplicas:
     num_replicas_in_sync = 2
 
     class extended:  # noqa: N801 - the attribute name tf.distribute uses
-        worker_devices = ("/job:localhost/replica:0/task:0/device:CPU:0", "/job:localhost/replica:0/task:0/device:CPU:1")
+        worker_devices = tuple(f"/job:localhost/replica:0/task:0/device:CPU:{i}" for i in range(2))
 
 
 def test_a_step_replicated_over_cpus_is_graph_and_refuses_xla():
