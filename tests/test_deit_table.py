@@ -1,6 +1,7 @@
 """training/deit_table.py's statistics: per-mode mean, sd and standard error, and the goals."""
 
 import importlib.util
+import json
 import math
 import pathlib
 
@@ -78,6 +79,7 @@ def _table_folders(tmp_path, student_steps=(3744, 3744), student_precisions=("mi
         (("none", "none"), ("hard", "hard")), student_steps, student_precisions
     ):
         recipe = {"distillation": distillation, "teacher_label_smoothing": 0.0, "seed": 0, "precision": precision}
+        recipe["teacher"] = None if distillation == "none" else str(tmp_path / "teacher" / "model.keras")
         _run_folder(tmp_path / f"{mode}_s0", recipe, steps=steps)
     return tmp_path
 
@@ -117,6 +119,16 @@ def test_collect_refuses_students_with_different_augmentation(tmp_path, fake_eva
     recipe_file = folders / "hard_s0" / "recipe.json"
     recipe_file.write_text(recipe_file.read_text().replace("}", ', "random_erasing": 0.25}'))
     with pytest.raises(ValueError, match="differ in random_erasing"):
+        deit_table.collect(folders)
+
+
+def test_collect_refuses_a_student_of_another_teacher(tmp_path, fake_evaluate):
+    folders = _table_folders(tmp_path)
+    recipe_file = folders / "hard_s0" / "recipe.json"
+    recipe = json.loads(recipe_file.read_text())
+    recipe["teacher"] = str(tmp_path / "older_teacher" / "model.keras")
+    recipe_file.write_text(json.dumps(recipe))
+    with pytest.raises(ValueError, match=r"hard_s0 distilled from .*older_teacher/model.keras, not from the table's"):
         deit_table.collect(folders)
 
 

@@ -58,6 +58,11 @@ def collect(runs):
             recipe = json.loads((folder / "recipe.json").read_text())
             if (recipe["distillation"], recipe["teacher_label_smoothing"]) != (mode, smoothing):
                 raise ValueError(f"{folder} is not a {prefix} run: its recipe.json says {recipe['distillation']}.")
+            table_teacher = teacher_run / "model.keras"
+            if mode != "none" and pathlib.Path(recipe["teacher"]).resolve() != table_teacher.resolve():
+                raise ValueError(
+                    f"{folder} distilled from {recipe['teacher']}, not from the table's teacher {table_teacher}."
+                )
             student_split = recipe.get("train_split", "train")
             if student_split != split:
                 raise ValueError(f"{folder} trained on {student_split!r}, its teacher on {split!r}.")
