@@ -42,7 +42,8 @@ def collect(runs):
     """The JSON document: regime, teacher and one entry per finished student run."""
     runs = pathlib.Path(runs)
     teacher_run = runs / "teacher"
-    teacher_logs = evaluate(teacher_run / "model.keras")
+    table_teacher = teacher_run / "model.keras"
+    teacher_logs = evaluate(table_teacher)
     teacher_result = json.loads((teacher_run / "result.json").read_text())
     teacher_recipe = json.loads((teacher_run / "recipe.json").read_text())
     split = teacher_recipe.get("train_split", "train")
@@ -58,7 +59,6 @@ def collect(runs):
             recipe = json.loads((folder / "recipe.json").read_text())
             if (recipe["distillation"], recipe["teacher_label_smoothing"]) != (mode, smoothing):
                 raise ValueError(f"{folder} is not a {prefix} run: its recipe.json says {recipe['distillation']}.")
-            table_teacher = teacher_run / "model.keras"
             if mode != "none" and pathlib.Path(recipe["teacher"]).resolve() != table_teacher.resolve():
                 raise ValueError(
                     f"{folder} distilled from {recipe['teacher']}, not from the table's teacher {table_teacher}."
