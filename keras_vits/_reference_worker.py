@@ -7,7 +7,9 @@ The benchmark starts it and drives it over pipes: one JSON command per line on s
 line back. `prepare` builds a model (random weights) at a batch and image size, for inference or
 a training step, warms it up and answers `{"ok": true, ...versions}`, or `{"ok": false, "error": ...}`
 when this framework lacks the model or mode; `time` runs a prepared case `calls` times and returns
-seconds per call. This file is never imported by the package itself.
+seconds per call; `profile` (timm training cases only, for tools/profile_train_ops.py) runs the
+forward and backward pass, without the optimizer, `calls` times under torch.profiler and returns
+each op's self CPU milliseconds and count per call. This file is never imported by the package itself.
 """
 
 import json
@@ -79,11 +81,15 @@ def timm_case(name, batch, image_size, train, case=None):
         labels = torch.randint(0, classes, (batch,))
         optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4, weight_decay=0.05)
 
-        def step():
+        def forward_backward():
             optimizer.zero_grad(set_to_none=True)
             torch.nn.functional.cross_entropy(forward(images), labels).backward()
+
+        def step():
+            forward_backward()
             optimizer.step()
 
+        step.forward_backward = forward_backward
         return step, info
     module.eval()
 
@@ -117,6 +123,17 @@ def kecam_case(name, batch, image_size, train, jit_compile):
     return (lambda: forward(images).numpy()), info
 
 
+def profile_ops(function, calls):
+    """`({aten op: self CPU ms per call}, {aten op: calls of it per call})` of `calls` calls of `function`."""
+    import torch
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        for _ in range(calls):
+            function()
+    events = profiler.key_averages()
+    return {e.key: e.self_cpu_time_total / 1000 / calls for e in events}, {e.key: e.count // calls for e in events}
+
+
 def main():
     framework = sys.argv[1] if len(sys.argv) > 1 else "timm"
     if framework == "kecam":
@@ -141,6 +158,9 @@ def main():
             step()
             cases[key] = step
             reply = {"ok": True, **info}
+        elif command["op"] == "profile":
+            milliseconds, counts = profile_ops(cases[key].forward_backward, command["calls"])
+            reply = {"milliseconds": milliseconds, "counts": counts}
         else:
             step = cases[key]
             start = time.perf_counter()
