@@ -6,8 +6,9 @@
 
 The loss and its gradients are a function of the weights (`stateless_call`), so the graph
 has no variables and runs in a TF1 session with full tracing, which records every kernel's
-start and end. As tools/profile_ops.py does for inference: ops are grouped by type, and
-shares are of summed kernel time (the two inter-op threads may overlap). The optimizer
+start and end, one op at a time (one inter-op thread, so that kernel times add up to the
+step, as torch's do). As tools/profile_ops.py does for inference: ops are grouped by type, and
+shares are of summed kernel time. The optimizer
 update is not included (it is 2% of a step; docs/PERFORMANCE.md).
 
 `--model` takes a registry name or a benchmark case (`fmnist_student`) with random labels, as
@@ -95,9 +96,16 @@ def tensorflow_op_milliseconds(model, images_shape, num_classes, runs):
     values = [rng.normal(size=images_shape).astype(np.float32), np.zeros(batch, np.int32)]
     values += [np.asarray(v) for v in trainable]
     feed = dict(zip([t.name for t in concrete.inputs[: len(specs)]], values))
+    # Tensors the function closes over (the non-trainable weights, Swin's relative position index)
+    # became placeholders of the imported graph: feed them their values.
+    for value, placeholder in zip(concrete.captured_inputs, concrete.graph.internal_captures):
+        feed[placeholder.name] = value.numpy()
     outputs = [t.name for t in concrete.outputs]
     per_run, walls, counts = [], [], collections.Counter()
-    with tf.compat.v1.Session(graph=graph) as session:
+    # One op at a time, each on all intra-op threads, as torch runs: with two inter-op threads the
+    # kernels that overlap stretch each other, and their summed times exceed the step.
+    config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1)
+    with tf.compat.v1.Session(graph=graph, config=config) as session:
         for _ in range(3):
             session.run(outputs, feed)
         options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
