@@ -38,8 +38,19 @@ def test_tensorflow_side_profiles_a_tiny_model():
     model = create_model(
         "vit_tiny_patch16_224", image_size=32, patch_size=16, embed_dim=32, depth=1, num_heads=2, num_classes=4
     )
-    milliseconds, counts, walls = profile_train_ops.tensorflow_op_milliseconds(model, (2, 32, 32, 3), 4, runs=2)
+    milliseconds, counts, walls = profile_train_ops.tensorflow_op_milliseconds(model, (2, 32, 32, 3), runs=2)
     assert len(walls) == 2 and all(wall > 0 for wall in walls)
     assert set(milliseconds) == set(counts)
     kinds = profile_train_ops.kind_milliseconds(milliseconds)
     assert kinds.get("dense matmul + conv", 0) > 0 and kinds.get("attention", 0) > 0
+
+
+def test_tensorflow_side_feeds_the_tensors_a_model_closes_over():
+    """Swin's relative position index is captured by the traced function: the session must be fed it."""
+    from keras_vits import SwinTransformer
+
+    model = SwinTransformer(
+        image_size=32, patch_size=4, embed_dim=16, depths=(2,), num_heads=(1,), window_size=4, num_classes=4
+    )
+    milliseconds, _, _ = profile_train_ops.tensorflow_op_milliseconds(model, (2, 32, 32, 3), runs=1)
+    assert any("Gather" in op for op in milliseconds)

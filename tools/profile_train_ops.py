@@ -66,7 +66,7 @@ def kind_milliseconds(op_milliseconds):
     return dict(kinds)
 
 
-def tensorflow_op_milliseconds(model, images_shape, num_classes, runs):
+def tensorflow_op_milliseconds(model, images_shape, runs):
     """`({op type: median kernel ms per pass}, {op type: kernels per pass}, [wall seconds per traced pass])`.
 
     One forward and backward pass of mean cross-entropy (the two heads averaged for a distilled model)
@@ -177,7 +177,7 @@ def main(argv=None):
         else:
             model = loop.build_model(recipe, classes, channels)
         what = f"{args.recipe} {'teacher' if args.teacher else 'student'}"
-    ours, counts, walls = tensorflow_op_milliseconds(model, (batch, size, size, channels), classes, args.runs)
+    ours, counts, walls = tensorflow_op_milliseconds(model, (batch, size, size, channels), args.runs)
     print_top_ops(
         f"keras_vits {what}, batch {batch}: wall {1000 * statistics.median(walls):.0f} ms (traced), "
         f"summed kernel time {sum(ours.values()):.0f} ms, {sum(counts.values())} kernels",
