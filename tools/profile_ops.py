@@ -43,6 +43,30 @@ MATMUL_OPS = (
 )
 
 
+def traced_kernel_micros(session, fetches, feed, runs):
+    """Runs `fetches` `runs` times with full tracing.
+
+    Returns `([{op type: summed kernel microseconds} per run], {op type: kernels per run}, [wall seconds per run])`.
+    """
+    options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+    per_run, counts, walls = [], collections.Counter(), []
+    for _ in range(runs):
+        metadata = tf.compat.v1.RunMetadata()
+        started = time.perf_counter()
+        session.run(fetches, feed, options=options, run_metadata=metadata)
+        walls.append(time.perf_counter() - started)
+        micros, counts = collections.Counter(), collections.Counter()
+        for device in metadata.step_stats.dev_stats:
+            for node in device.node_stats:
+                if node.node_name in ("_SOURCE", "_SINK") or not node.timeline_label:
+                    continue
+                op = node.timeline_label.split("(")[0].split("= ")[-1].strip() or node.node_name
+                micros[op] += node.op_end_rel_micros - node.op_start_rel_micros
+                counts[op] += 1
+        per_run.append(micros)
+    return per_run, dict(counts), walls
+
+
 def profile(name, batch_size, runs):
     """(per op type: median summed microseconds, count), median wall seconds, MACs of one image."""
     model = keras_vits.create_model(name)
@@ -56,26 +80,10 @@ def profile(name, batch_size, runs):
     input_name = frozen.inputs[0].name
     output_names = [t.name for t in frozen.outputs]
     images = np.random.default_rng(0).normal(size=spec.shape).astype(np.float32)
-    per_run, walls, counts = [], [], {}
     with tf.compat.v1.Session(graph=graph) as session:
         for _ in range(2):
             session.run(output_names, {input_name: images})
-        options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
-        for _ in range(runs):
-            metadata = tf.compat.v1.RunMetadata()
-            start = time.perf_counter()
-            session.run(output_names, {input_name: images}, options=options, run_metadata=metadata)
-            walls.append(time.perf_counter() - start)
-            micros, count = collections.Counter(), collections.Counter()
-            for device in metadata.step_stats.dev_stats:
-                for node in device.node_stats:
-                    op = node.timeline_label.split("(")[0].split("= ")[-1].strip() or node.node_name
-                    if node.node_name in ("_SOURCE", "_SINK") or not node.timeline_label:
-                        continue
-                    micros[op] += node.op_end_rel_micros - node.op_start_rel_micros
-                    count[op] += 1
-            per_run.append(micros)
-            counts = count
+        per_run, counts, walls = traced_kernel_micros(session, output_names, {input_name: images}, runs)
     ops = {op: (statistics.median(run.get(op, 0) for run in per_run), counts[op]) for op in counts}
     return ops, statistics.median(walls), count_macs(model)
 

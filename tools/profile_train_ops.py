@@ -26,10 +26,10 @@ import keras_vits  # noqa: F401 - first, so TensorFlow loads with oneDNN on (ker
 import argparse
 import collections
 import statistics
-import time
 
 import numpy as np
 import tensorflow as tf
+from profile_ops import traced_kernel_micros  # tools/, next to this script
 
 from keras_vits.backend import keras
 from keras_vits.benchmark import CUSTOM_CASES, ReferenceWorker, benchmark_case
@@ -101,28 +101,13 @@ def tensorflow_op_milliseconds(model, images_shape, runs):
     for value, placeholder in zip(concrete.captured_inputs, concrete.graph.internal_captures):
         feed[placeholder.name] = value.numpy()
     outputs = [t.name for t in concrete.outputs]
-    per_run, walls, counts = [], [], collections.Counter()
     # One op at a time, each on all intra-op threads, as torch runs: with two inter-op threads the
     # kernels that overlap stretch each other, and their summed times exceed the step.
     config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=1)
     with tf.compat.v1.Session(graph=graph, config=config) as session:
         for _ in range(3):
             session.run(outputs, feed)
-        options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
-        for _ in range(runs):
-            metadata = tf.compat.v1.RunMetadata()
-            started = time.perf_counter()
-            session.run(outputs, feed, options=options, run_metadata=metadata)
-            walls.append(time.perf_counter() - started)
-            micros, counts = collections.Counter(), collections.Counter()
-            for device in metadata.step_stats.dev_stats:
-                for node in device.node_stats:
-                    if node.node_name in ("_SOURCE", "_SINK") or not node.timeline_label:
-                        continue
-                    op = node.timeline_label.split("(")[0].split("= ")[-1].strip() or node.node_name
-                    micros[op] += node.op_end_rel_micros - node.op_start_rel_micros
-                    counts[op] += 1
-            per_run.append(micros)
+        per_run, counts, walls = traced_kernel_micros(session, outputs, feed, runs)
     milliseconds = {op: statistics.median(run.get(op, 0) for run in per_run) / 1000 for op in counts}
     return milliseconds, dict(counts), walls
 
