@@ -262,6 +262,37 @@ def test_layer_norm_matches_keras_layer_normalization():
     assert half(x).dtype == tf.float16 and half.gamma.dtype == tf.float32
 
 
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_layer_norm_training_gradient_matches_autodiff(dtype):
+    """The closed-form gradient used in training equals autodiff's, for the input, gamma and beta."""
+    x = tf.constant(_tokens(3, 7, 16) * 2 - 0.5)
+    initializer = keras.initializers.RandomNormal(mean=1.0, stddev=0.5, seed=1)
+    layer = LayerNorm(epsilon=1e-5, dtype=dtype, gamma_initializer=initializer, beta_initializer=initializer)
+    layer(x)
+    upstream = tf.constant(RNG.normal(size=(3, 7, 16)).astype("float32"))
+
+    def gradients(training):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(layer(x, training=training), tf.float32)
+            loss = tf.reduce_sum(y * upstream)
+        return tape.gradient(loss, [x, layer.gamma, layer.beta])
+
+    fused, autodiff = gradients(True), gradients(False)
+    for ours, reference in zip(fused, autodiff):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(reference), atol=2e-5)
+    assert float(tf.reduce_max(tf.abs(fused[0]))) > 0.5  # a gradient of zeros would match nothing
+
+
+def test_layer_norm_custom_gradient_only_in_training():
+    layer = LayerNorm()
+    x = tf.constant(_tokens(2, 3, 4))
+    inference = tf.function(lambda t: layer(t, training=False))
+    training = tf.function(lambda t: layer(t, training=True))
+    assert "IdentityN" not in _graph_op_types(inference, x)
+    assert "IdentityN" in _graph_op_types(training, x)
+
+
 def _graph_op_types(function, *args):
     return {op.type for op in function.get_concrete_function(*args).graph.get_operations()}
 
