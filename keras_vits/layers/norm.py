@@ -5,12 +5,18 @@ import tensorflow as tf
 from keras_vits.backend import keras, register_serializable
 
 
-def _normalize_last_axis(x, epsilon):
-    """`(x - mean) * rsqrt(var + epsilon)` over the last axis, with autodiff's gradient. `(..., C)` -> same."""
+def _normalized_and_inverse_std(x, epsilon):
+    """`((x - mean) * rsqrt(var + epsilon), rsqrt(var + epsilon))` over the last axis: `(..., C)`, `(..., 1)`."""
     mean = tf.reduce_mean(x, axis=-1, keepdims=True)
     centered = x - mean
     variance = tf.reduce_mean(centered * centered, axis=-1, keepdims=True)
-    return centered * tf.math.rsqrt(variance + epsilon)
+    inverse_std = tf.math.rsqrt(variance + epsilon)
+    return centered * inverse_std, inverse_std
+
+
+def _normalize_last_axis(x, epsilon):
+    """`(x - mean) * rsqrt(var + epsilon)` over the last axis, with autodiff's gradient. `(..., C)` -> same."""
+    return _normalized_and_inverse_std(x, epsilon)[0]
 
 
 def _normalize_last_axis_with_fused_gradient(x, epsilon):
@@ -26,11 +32,7 @@ def _normalize_last_axis_with_fused_gradient(x, epsilon):
 
     @tf.custom_gradient
     def normalize(inputs):
-        mean = tf.reduce_mean(inputs, axis=-1, keepdims=True)
-        centered = inputs - mean
-        variance = tf.reduce_mean(centered * centered, axis=-1, keepdims=True)
-        inverse_std = tf.math.rsqrt(variance + epsilon)
-        normalized = centered * inverse_std
+        normalized, inverse_std = _normalized_and_inverse_std(inputs, epsilon)
 
         def gradient(upstream):
             mean_upstream = tf.reduce_mean(upstream, axis=-1, keepdims=True)
