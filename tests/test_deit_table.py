@@ -148,12 +148,12 @@ def _fake_cli(tmp_path):
     return bin_dir, log
 
 
-def _table_script(runs, *names, bin_dir):
+def _table_script(runs, *names, bin_dir, **env_vars):
     import os
     import subprocess
 
     script = pathlib.Path(__file__).parents[1] / "training" / "deit_table.sh"
-    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", **env_vars)
     return subprocess.run(["bash", str(script), str(runs), *names], env=env, capture_output=True, text=True)
 
 
@@ -170,6 +170,16 @@ def test_table_script_runs_the_named_runs_once_each_with_the_teacher(tmp_path):
     # Finished runs (a result.json) are skipped when the script is started again.
     assert _table_script(runs, "teacher", "hard_ls_s0", bin_dir=bin_dir).returncode == 0
     assert len(log.read_text().splitlines()) == 3
+
+
+def test_table_script_passes_student_overrides_to_students_only(tmp_path):
+    bin_dir, log = _fake_cli(tmp_path)
+    overrides = {"STUDENT_SET": "epochs=40 crop_scale=[0.5,1.0]"}
+    done = _table_script(tmp_path / "runs", "teacher", "hard_s1", bin_dir=bin_dir, **overrides)
+    assert done.returncode == 0, done.stderr
+    teacher, hard = log.read_text().splitlines()
+    assert "--set seed=1 epochs=40 crop_scale=[0.5,1.0] --precision" in hard
+    assert "epochs=40" not in teacher
 
 
 def test_table_script_refuses_an_unknown_run_name(tmp_path):

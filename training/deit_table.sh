@@ -14,6 +14,10 @@ SEEDS_OTHER=${SEEDS_OTHER:-"0"}
 # bfloat16 steps run 1.24x faster than float32 on a CPU with AVX512_BF16 (docs/PERFORMANCE.md); on one
 # without it, PRECISION=float32.
 PRECISION=${PRECISION:-mixed_bfloat16}
+# Recipe overrides for every student (not the teacher), e.g. a longer table in its own folder:
+#   STUDENT_SET="epochs=40 crop_scale=[0.5,1.0]" bash training/deit_table.sh /work/runs/deit_fmnist_40ep
+# A resumed run must be given the same ones; deit_table.py refuses students whose recipes differ.
+read -r -a student_set <<< "${STUDENT_SET:-}"
 here=$(dirname "$0")
 teacher() {
   [ -f "$RUNS/teacher/result.json" ] ||
@@ -27,7 +31,8 @@ student() {  # mode seed
     until [ -f "$RUNS/teacher/result.json" ]; do sleep 30; done
     teacher_flag=(--teacher "$RUNS/teacher/model.keras")
   fi
-  keras-vits train --recipe "fmnist_deit_$1" --output "$out" --set "seed=$2" --precision "$PRECISION" "${teacher_flag[@]}"
+  keras-vits train --recipe "fmnist_deit_$1" --output "$out" --set "seed=$2" "${student_set[@]}" \
+    --precision "$PRECISION" "${teacher_flag[@]}"
 }
 if [ $# -gt 0 ]; then
   for name in "$@"; do  # all checked before any runs
