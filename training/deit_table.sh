@@ -16,7 +16,8 @@ SEEDS_OTHER=${SEEDS_OTHER:-"0"}
 PRECISION=${PRECISION:-mixed_bfloat16}
 # Recipe overrides for every student (not the teacher), e.g. a longer table in its own folder:
 #   STUDENT_SET="epochs=40 crop_scale=[0.5,1.0]" bash training/deit_table.sh /work/runs/deit_fmnist_40ep
-# A resumed run must be given the same ones; deit_table.py refuses students whose recipes differ.
+# A resumed run must be given the same ones; deit_table.py refuses students whose steps or shared
+# recipe fields (its SHARED_STUDENT_FIELDS) differ.
 read -r -a student_set <<< "${STUDENT_SET:-}"
 here=$(dirname "$0")
 teacher() {

@@ -7,7 +7,7 @@ label smoothing 0.1 and an EMA of the weights: 94.35% top-1 (2026-12-03, docs/RE
 "Probes after the table"). The table's goal is 94%. The 2026-12-02 table's teacher was this
 file's previous recipe (14 epochs, no erasing, smoothing or EMA: 93.57%); at 16 epochs the
 regularised recipe gave 93.50%, so it is the regulariser and the length together that reach 94%.
-The 2026-12-03 table (docs/RESULTS.md, in progress) distils from this recipe's 94.35% run.
+The table of record (2026-12-03, docs/RESULTS.md) distils from this recipe's 94.35% run.
 """
 
 from keras_vits.training import get_recipe
