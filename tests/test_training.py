@@ -137,6 +137,21 @@ def test_evaluation_resizes_and_centre_crops():
     assert batches[0][0].shape[1:] == (32, 32, 3)
 
 
+def test_evaluation_crop_applies_to_images_already_at_the_model_size():
+    """Fashion-MNIST is 28x28 already: eval_crop_fraction=0.875 must still zoom in on the centre."""
+    source = load_source("fashion_mnist", "test")
+    full = get_recipe("fmnist_deit_hard")
+    uncropped, _ = next(iter(make_dataset(source, full, 8, training=False)))
+    cropped, _ = next(iter(make_dataset(source, full.replace(eval_crop_fraction=0.875), 8, training=False)))
+    assert cropped.shape == uncropped.shape == (8, 28, 28, 1)
+    # the reference: resize 28 -> 32 (28 / 0.875), keep the central 28x28
+    raw = tf.cast(next(iter(source.dataset.batch(8)))[0], tf.float32)
+    zoomed = tf.image.resize(raw, (32, 32), method="bilinear", antialias=True)[:, 2:30, 2:30]
+    expected = (zoomed / 255.0 - full.mean[0]) / full.std[0]
+    np.testing.assert_allclose(cropped.numpy(), expected.numpy(), atol=1e-5)
+    assert np.abs(cropped.numpy() - uncropped.numpy()).max() > 0.5
+
+
 def _write_folder(root, classes=("cat", "dog", "eel"), per_class=4, size=20):
     rng = np.random.default_rng(0)
     for name in classes:

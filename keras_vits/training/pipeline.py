@@ -150,7 +150,10 @@ def make_dataset(source, recipe, global_batch_size, training, epoch=0, skip_batc
             images, targets = augmenter.batch(images, targets, fixed_size=fixed_size)
         return _normalise(images, recipe.mean, recipe.std), targets
 
-    if not fixed_size:
+    # Images already at image_size skip the per-image resize, unless the evaluation crop would
+    # change them: a fixed-size source once ignored eval_crop_fraction without a word.
+    crops_unaugmented = augmenter is None and recipe.eval_crop_fraction != 1.0
+    if not fixed_size or crops_unaugmented:
         dataset = dataset.map(prepare_image, num_parallel_calls=AUTOTUNE, deterministic=not training)
     dataset = dataset.batch(global_batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
     dataset = dataset.map(prepare_batch, num_parallel_calls=AUTOTUNE)
