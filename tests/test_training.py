@@ -640,6 +640,28 @@ def test_a_kill_around_the_epoch_end_loses_no_history_entry(tmp_path, monkeypatc
     assert [s["step"] for s in json.loads((out / run_folder.STEPS_FILE).read_text())] == list(range(1, 25))
 
 
+def test_the_final_epochs_train_unaugmented_also_after_a_resume(tmp_path, monkeypatch):
+    """`unaugmented_final_epochs=2` of 4: epochs 3 and 4 see plain images, and a resume inside epoch 4 too."""
+    from keras_vits.training import loop
+
+    out = tmp_path / "run"
+    recipe = tiny_recipe(epochs=4, augment=True, unaugmented_final_epochs=2, checkpoint_every=4)
+    calls = []
+
+    def recording(source, recipe, global_batch_size, training, epoch=0, skip_batches=0, augment=True):
+        if training:
+            calls.append((epoch, skip_batches, augment))
+        return make_dataset(source, recipe, global_batch_size, training, epoch, skip_batches, augment)
+
+    monkeypatch.setattr(loop, "make_dataset", recording)
+    with tfds.testing.mock_data(num_examples=64):  # batch 8: 8 steps an epoch
+        train(recipe, out, max_steps=28, verbose=0)  # stops inside epoch 4, after its checkpoint at step 28
+        train(recipe, out, verbose=0)
+    assert calls == [(0, 0, True), (1, 0, True), (2, 0, False), (3, 0, False), (3, 4, False)]
+    with pytest.raises(ValueError, match=r"unaugmented_final_epochs \(5\) cannot exceed epochs \(4\)"):
+        recipe.replace(unaugmented_final_epochs=5)
+
+
 def test_a_checkpoint_from_before_batches_done_resumes_at_its_step(tmp_path, monkeypatch):
     """Runs started before `progress/batches_done` existed (float32 only) resume from the optimizer's step."""
     from keras_vits.training import loop

@@ -502,8 +502,9 @@ def train(
             for metric in model.metrics:
                 metric.reset_state()
             skip = step - epoch * steps_per_epoch
+            augment = recipe.augment and epoch < recipe.epochs - recipe.unaugmented_final_epochs
             dataset = make_dataset(
-                source, recipe, global_batch, training=True, epoch=epoch, skip_batches=skip, augment=recipe.augment
+                source, recipe, global_batch, training=True, epoch=epoch, skip_batches=skip, augment=augment
             )
             progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=progress_names, verbose=verbose and chief)
             if verbose and chief:

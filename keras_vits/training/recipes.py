@@ -40,6 +40,7 @@ FIELD_RANGES = {
     "mixup_alpha": (0.0, None, True, True),
     "cutmix_alpha": (0.0, None, True, True),
     "random_erasing": (0.0, 1.0, True, True),
+    "unaugmented_final_epochs": (0, None, True, True),
     "alpha": (0.0, 1.0, True, True),
     "tau": (0.0, None, False, True),
     "teacher_label_smoothing": (0.0, 1.0, True, False),
@@ -111,6 +112,9 @@ class Recipe:
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
     random_erasing: float = 0.0  # probability per image
+    # The last epochs train on unaugmented images (shuffled and normalised only), so the model
+    # ends on the distribution it is evaluated on; 0 augments every epoch.
+    unaugmented_final_epochs: int = 0
     # distillation
     distillation: str = "none"  # "none", "soft", "hard"
     teacher: str = None  # path to a `.keras` teacher
@@ -137,6 +141,10 @@ class Recipe:
             raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}.")
         if self.distillation not in ("none", "soft", "hard"):
             raise ValueError(f"distillation must be 'none', 'soft' or 'hard', got {self.distillation!r}.")
+        if self.unaugmented_final_epochs > self.epochs:
+            raise ValueError(
+                f"unaugmented_final_epochs ({self.unaugmented_final_epochs}) cannot exceed epochs ({self.epochs})."
+            )
         if len(self.mean) != len(self.std) or not self.mean:
             raise ValueError(f"mean {self.mean} and std {self.std} need one entry per channel each.")
         if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in (*self.mean, *self.std)):
