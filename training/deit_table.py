@@ -16,7 +16,7 @@ import pathlib
 import re
 import statistics
 
-from keras_vits.training import evaluate
+from keras_vits.training import Recipe, evaluate
 
 MODES = (  # (run-folder prefix, distillation, teacher label smoothing, label)
     ("none", "none", 0.0, "no distillation"),
@@ -27,8 +27,10 @@ MODES = (  # (run-folder prefix, distillation, teacher label smoothing, label)
 # What the students must share: the table compares runs that differ only in their distillation.
 SHARED_STUDENT_FIELDS = (
     "model", "model_overrides", "batch_size", "base_lr", "precision", "augment", "crop_padding", "crop_scale",
-    "horizontal_flip", "randaugment", "mixup_alpha", "cutmix_alpha", "random_erasing",
+    "horizontal_flip", "randaugment", "mixup_alpha", "cutmix_alpha", "random_erasing", "unaugmented_final_epochs",
+    "eval_crop_fraction",
 )  # fmt: skip
+RECIPE_DEFAULTS = Recipe(name="defaults").to_dict()
 GOALS = {"hard_minus_none_points": 1.0, "hard_minus_none_standard_errors": 2.0, "best_student": 0.92, "teacher": 0.94}
 
 
@@ -67,7 +69,8 @@ def collect(runs):
             if student_split != split:
                 raise ValueError(f"{folder} trained on {student_split!r}, its teacher on {split!r}.")
             for field in SHARED_STUDENT_FIELDS:
-                shared.setdefault(field, {}).setdefault(json.dumps(recipe.get(field)), []).append(folder.name)
+                value = recipe.get(field, RECIPE_DEFAULTS[field])  # a field newer than the run has its default
+                shared.setdefault(field, {}).setdefault(json.dumps(value), []).append(folder.name)
             logs = evaluate(folder / "model.keras")
             students.append(
                 {
