@@ -193,7 +193,10 @@ def _cmd_train(args):
             print(f"{name:22s} {recipe.description}")
         return 0
     overrides = parse_overrides(args.set)
-    for flag in ("epochs", "batch_size", "dataset", "data_dir", "teacher", "distillation", "precision", "compile_mode"):
+    for flag in (
+        "epochs", "batch_size", "dataset", "data_dir", "teacher", "distillation", "precision", "compile_mode",
+        "initial_weights",
+    ):  # fmt: skip
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
     if args.config:
@@ -377,6 +380,13 @@ def build_parser():
     train.add_argument("--teacher", default=None, help="Teacher model (.keras) for distillation.")
     train.add_argument(
         "--distillation", default=None, choices=("none", "soft", "hard"), help="Override the distillation mode."
+    )
+    train.add_argument(
+        "--initial-weights",
+        dest="initial_weights",
+        default=None,
+        help="Start from these weights: a .keras file that fits the model exactly (an earlier run's model.keras), "
+        "or a timm .safetensors file or Hub id for registry models (a head of another size starts fresh).",
     )
     train.add_argument(
         "--set",

@@ -19,6 +19,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from training_worker import TINY_STUDENT, tiny_recipe
 
+from keras_vits import create_model as keras_vits_create_model
 from keras_vits.backend import keras
 from keras_vits.cli import build_parser as cli_build_parser
 from keras_vits.cli import main as cli_main
@@ -660,6 +661,56 @@ def test_the_final_epochs_train_unaugmented_also_after_a_resume(tmp_path, monkey
     assert calls == [(0, 0, True), (1, 0, True), (2, 0, False), (3, 0, False), (3, 4, False)]
     with pytest.raises(ValueError, match=r"unaugmented_final_epochs \(5\) cannot exceed epochs \(4\)"):
         recipe.replace(unaugmented_final_epochs=5)
+
+
+def test_initial_weights_from_a_keras_file_start_the_run_and_a_resume_does_not_read_them_again(tmp_path):
+    from keras_vits.backend import layer_weights, load_keras_file
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    with tfds.testing.mock_data(num_examples=32):  # batch 8: 4 steps an epoch, a checkpoint every 2
+        train(tiny_recipe(epochs=1), first, verbose=0)
+        trained = {key: v.numpy() for key, v in layer_weights(load_keras_file(first / "model.keras")).items()}
+        # a learning rate too small to move the weights: what the run starts from is what it ends with
+        recipe = tiny_recipe(epochs=1, initial_weights=str(first / "model.keras"), base_lr=1e-9, weight_decay=0.0)
+        train(recipe, second, max_steps=2, verbose=0)
+        (first / "model.keras").unlink()  # resumed from its checkpoint, the run never needs the file again
+        result = train(recipe, second, verbose=0)
+    assert result["steps"] == 4
+    started = layer_weights(result["student"])
+    assert set(started) == set(trained)
+    for key, value in trained.items():
+        np.testing.assert_allclose(started[key].numpy(), value, atol=1e-6, err_msg=key)
+    assert json.loads((second / "recipe.json").read_text())["initial_weights"] == str(first / "model.keras")
+
+
+def test_initial_weights_that_do_not_fit_are_refused_before_any_step(tmp_path):
+    other = build_model(tiny_recipe(model_overrides=dict(TINY_STUDENT, embed_dim=8)), 10, 1)
+    other.save(tmp_path / "other.keras")
+    out = tmp_path / "run"
+    with tfds.testing.mock_data(num_examples=16):
+        with pytest.raises(ValueError, match=r"do not fit .* differences: .*\(8,\) in the file, \(16,\) in the model"):
+            train(tiny_recipe(initial_weights=str(tmp_path / "other.keras")), out, verbose=0)
+        with pytest.raises(FileNotFoundError, match="No initial weights at"):
+            train(tiny_recipe(initial_weights=str(tmp_path / "missing.keras")), out, verbose=0)
+    assert not (out / "checkpoints").exists() and not (out / "recipe.json").exists()
+    with pytest.raises(ValueError, match="convnet_small is a keras_vits.training teacher with no timm checkpoints"):
+        build_model(tiny_recipe(model="convnet_small"), 10, 1, "timm/resnet50.a1_in1k")
+
+
+def test_initial_weights_from_a_timm_checkpoint(fixtures_dir):
+    """A registry model starts from a timm .safetensors file, as create_model(weights=...) loads it."""
+    overrides = {"patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3}
+    checkpoint = str(fixtures_dir / "deit_distilled.safetensors")
+    recipe = tiny_recipe(image_size=32, model_overrides=overrides, mean=(0.5,) * 3, std=(0.5,) * 3)
+    started = build_model(recipe, 10, 3, checkpoint)
+    expected = keras_vits_create_model(
+        recipe.model, weights=checkpoint, num_classes=10, image_size=32, in_chans=3, **overrides
+    ).get_weights()
+    assert len(started.get_weights()) == len(expected)
+    for got, want in zip(started.get_weights(), expected):
+        np.testing.assert_array_equal(got, want)
+    fresh = build_model(recipe, 10, 3)
+    assert not np.array_equal(fresh.get_weights()[0], expected[0]), "without initial_weights the init is random"
 
 
 def test_a_checkpoint_from_before_batches_done_resumes_at_its_step(tmp_path, monkeypatch):

@@ -66,23 +66,64 @@ def is_chief(strategy):
     return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
 
 
-def build_model(recipe, num_classes, channels):
-    """The recipe's model: a teacher from `keras_vits.training.teachers` or a registry name with overrides."""
+def build_model(recipe, num_classes, channels, initial_weights=None):
+    """The recipe's model: a teacher from `keras_vits.training.teachers` or a registry name with overrides.
+
+    `initial_weights` (None: a random init) is a `.keras` file whose weights must fit the model
+    exactly, or, for registry models, a timm checkpoint as `create_model(weights=...)` takes it.
+    """
+    from_keras_file = initial_weights is not None and str(initial_weights).endswith(".keras")
     if recipe.model in teachers.TEACHERS:
-        return teachers.TEACHERS[recipe.model](recipe.image_size, channels, num_classes)
-    fixed = {"num_classes", "image_size", "in_chans", "drop_path_rate"} & set(recipe.model_overrides)
-    if fixed:
-        raise ValueError(
-            f"model_overrides may not set {sorted(fixed)}: they come from the data and the recipe's own fields."
+        if initial_weights is not None and not from_keras_file:
+            raise ValueError(
+                f"{recipe.model} is a keras_vits.training teacher with no timm checkpoints: initial_weights "
+                f"takes a .keras file for it, got {initial_weights!r}."
+            )
+        model = teachers.TEACHERS[recipe.model](recipe.image_size, channels, num_classes)
+    else:
+        fixed = {"num_classes", "image_size", "in_chans", "drop_path_rate"} & set(recipe.model_overrides)
+        if fixed:
+            raise ValueError(
+                f"model_overrides may not set {sorted(fixed)}: they come from the data and the recipe's own fields."
+            )
+        model = keras_vits.create_model(
+            recipe.model,
+            weights=None if from_keras_file else initial_weights,
+            num_classes=num_classes,
+            image_size=recipe.image_size,
+            in_chans=channels,
+            drop_path_rate=recipe.drop_path_rate,
+            **recipe.model_overrides,
         )
-    return keras_vits.create_model(
-        recipe.model,
-        num_classes=num_classes,
-        image_size=recipe.image_size,
-        in_chans=channels,
-        drop_path_rate=recipe.drop_path_rate,
-        **recipe.model_overrides,
-    )
+    if from_keras_file:
+        copy_weights_from_keras_file(model, initial_weights)
+    return model
+
+
+def copy_weights_from_keras_file(model, path):
+    """Assigns every weight of `model` from the `.keras` file at `path` (safe mode), matched by layer name.
+
+    Raises:
+        ValueError: the file's weights do not fit `model` (names missing either side, or shapes);
+            `model` is left unchanged.
+    """
+    source = layer_weights(load_keras_file(path, "initial weights"))
+    target = layer_weights(model)
+    problems = [f"not in the file: {key}" for key in sorted(set(target) - set(source))]
+    problems += [f"not in the model: {key}" for key in sorted(set(source) - set(target))]
+    problems += [
+        f"{key}: {tuple(source[key].shape)} in the file, {tuple(target[key].shape)} in the model"
+        for key in sorted(set(source) & set(target))
+        if tuple(source[key].shape) != tuple(target[key].shape)
+    ]
+    if problems:
+        shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
+        raise ValueError(
+            f"The initial weights {path} do not fit {model.name} ({len(problems)} differences: {shown}). "
+            f"They must come from the same model, classes and image size."
+        )
+    for key, variable in target.items():
+        variable.assign(source[key])
 
 
 def no_weight_decay_variables(model):
@@ -427,8 +468,14 @@ def train(
                 )
 
         warn_if_slow_precision(recipe.precision)
+        checkpoint_dir = output_dir / run_folder.CHECKPOINT_DIR
+        if not chief:  # every worker saves (collectives), only the chief's copy is kept
+            checkpoint_dir = output_dir / f".worker-{strategy.cluster_resolver.task_id}-checkpoints"
+        resuming = tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
         with strategy.scope(), dtype_policy(recipe.precision):
-            student = build_model(recipe, source.num_classes, source.channels)
+            # A resumed run restores every weight from its checkpoint: the initial weights are not read again.
+            initial_weights = None if resuming else recipe.initial_weights
+            student = build_model(recipe, source.num_classes, source.channels, initial_weights)
             teacher = None
             if recipe.distillation != "none":
                 teacher = with_precision(load_teacher(recipe.teacher, source.num_classes), recipe.precision)
@@ -446,9 +493,6 @@ def train(
             optimizer.build(student.trainable_variables)
             batches_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_done")
             checkpoint = training_checkpoint(student, optimizer, batches_done)
-        checkpoint_dir = output_dir / run_folder.CHECKPOINT_DIR
-        if not chief:  # every worker saves (collectives), only the chief's copy is kept
-            checkpoint_dir = output_dir / f".worker-{strategy.cluster_resolver.task_id}-checkpoints"
         manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
         if manager.latest_checkpoint:
             saved_keys = {key for key, _ in tf.train.list_variables(manager.latest_checkpoint)}

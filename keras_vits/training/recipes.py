@@ -49,7 +49,7 @@ FIELD_RANGES = {
     "checkpoint_every": (1, None, True, True),
     "steps_per_execution": (1, None, True, True),
 }
-_OPTIONAL = {"data_dir", "manual_dir", "clip_norm", "ema_momentum", "randaugment", "teacher"}
+_OPTIONAL = {"data_dir", "manual_dir", "clip_norm", "ema_momentum", "randaugment", "teacher", "initial_weights"}
 
 
 def _check_field(name, annotation, value):
@@ -93,6 +93,11 @@ class Recipe:
     model: str = "deit_tiny_distilled_patch16_224"
     model_overrides: dict = dataclasses.field(default_factory=dict)
     drop_path_rate: float = 0.0
+    # Start from these weights instead of a random init (a resumed run restores its checkpoint instead):
+    # a `.keras` file, e.g. an earlier run's model.keras for a second stage, whose weights must fit the
+    # model exactly; or, for registry models, what create_model(weights=...) takes (a timm .safetensors
+    # file or a Hub id), where a head of another size is left fresh.
+    initial_weights: str = None
     # optimisation
     epochs: int = 10
     batch_size: int = 256  # global, over all replicas
