@@ -187,3 +187,55 @@ def test_table_script_refuses_an_unknown_run_name(tmp_path):
     done = _table_script(tmp_path / "runs", "hard_seed0", bin_dir=bin_dir)
     assert done.returncode == 2 and "unknown run hard_seed0" in done.stderr
     assert not log.exists()
+
+
+def _second_stages(runs, started_from=None):
+    """A one-epoch second stage `{mode}_s0_plain` beside each first stage of `_table_folders`."""
+    for mode in ("none", "hard"):
+        recipe = json.loads((runs / f"{mode}_s0" / "recipe.json").read_text())
+        recipe.update(augment=False, initial_weights=str(started_from or runs / f"{mode}_s0" / "model.keras"))
+        _run_folder(runs / f"{mode}_s0_plain", recipe, steps=468, epochs=1)
+
+
+def test_collect_a_second_stage_adds_both_stages_steps(tmp_path, monkeypatch):
+    scores = {"teacher": 0.94, "none_s0": 0.86, "hard_s0": 0.87, "none_s0_plain": 0.88, "hard_s0_plain": 0.90}
+
+    def evaluate(model_path):
+        return dict.fromkeys(
+            ("top1", "top1_cls", "top1_dist", "top1_avg"), scores[pathlib.Path(model_path).parent.name]
+        )
+
+    monkeypatch.setattr(deit_table, "evaluate", evaluate)
+    runs = _table_folders(tmp_path)
+    _second_stages(runs)
+    document = deit_table.collect(runs, stage="plain")
+    assert [(s["mode"], s["top1_avg"], s["epochs"], s["steps"]) for s in document["students"]] == [
+        ("none", 0.88, 9, 4212),
+        ("hard", 0.90, 9, 4212),
+    ]
+    assert document["stage"] == "plain" and document["student_recipe"]["augment"] is False
+    assert document["first_stage_recipe"]["precision"] == "mixed_bfloat16"
+    # the first stages alone are still the plain table
+    assert [s["steps"] for s in deit_table.collect(runs)["students"]] == [3744, 3744]
+
+
+def test_collect_refuses_a_second_stage_started_from_another_model(tmp_path, fake_evaluate):
+    runs = _table_folders(tmp_path)
+    _second_stages(runs, started_from=tmp_path / "elsewhere" / "model.keras")
+    with pytest.raises(ValueError, match=r"none_s0_plain is a second stage but started from .*elsewhere"):
+        deit_table.collect(runs, stage="plain")
+
+
+def test_table_script_runs_a_second_stage_from_the_first_stages_model(tmp_path):
+    bin_dir, log = _fake_cli(tmp_path)
+    runs = tmp_path / "runs"
+    refused = _table_script(runs, "hard_s1_plain", bin_dir=bin_dir)
+    assert refused.returncode == 2 and "set STAGE_SET" in refused.stderr and not log.exists()
+    stage_set = {"STAGE_SET": "epochs=1 augment=false", "STUDENT_SET": "epochs=40"}
+    done = _table_script(runs, "teacher", "hard_s1_plain", bin_dir=bin_dir, **stage_set)
+    assert done.returncode == 0, done.stderr
+    teacher, first, second = log.read_text().splitlines()
+    assert f"--output {runs}/hard_s1 " in first and "--initial-weights" not in first
+    assert f"--output {runs}/hard_s1_plain --initial-weights {runs}/hard_s1/model.keras" in second
+    assert "--set seed=1 epochs=40 epochs=1 augment=false --precision" in second
+    assert f"--teacher {runs}/teacher/model.keras" in second

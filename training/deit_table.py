@@ -2,7 +2,7 @@
 
     bash training/deit_table.sh /work/runs/deit_fmnist
     python training/deit_table.py /work/runs/deit_fmnist [--json docs/benchmarks/deit_fmnist.json]
-        [--curves docs/benchmarks/deit_fmnist_curves.png]
+        [--curves docs/benchmarks/deit_fmnist_curves.png] [--stage plain]
 
 Every model is evaluated afresh here (`keras_vits.training.evaluate`: the Fashion-MNIST test
 set, 10,000 images, with the run's own normalisation); steps, epochs and training time come
@@ -40,8 +40,29 @@ def _mean_sd_se(values):
     return mean, sd, sd / len(values) ** 0.5 if len(values) > 1 else float("nan")
 
 
-def collect(runs):
-    """The JSON document: regime, teacher and one entry per finished student run."""
+def student_runs(runs, prefix, stage=None):
+    """`(folder, first_stage_folder or None)` per finished `{prefix}_s{seed}` run (with `stage`: `..._{stage}`)."""
+    pattern = re.compile(rf"{re.escape(prefix)}_s(\d+)" + (f"_{re.escape(stage)}" if stage else ""))
+    for folder in sorted(pathlib.Path(runs).glob(f"{prefix}_s*")):
+        match = pattern.fullmatch(folder.name)
+        if match and (folder / "result.json").is_file():
+            yield folder, (folder.parent / f"{prefix}_s{match.group(1)}" if stage else None)
+
+
+def _first_stage(folder, first, recipe):
+    """The first stage's result and recipe; `folder` must have started from its model.keras."""
+    started_from = recipe.get("initial_weights")
+    if started_from is None or pathlib.Path(started_from).resolve() != (first / "model.keras").resolve():
+        raise ValueError(f"{folder} is a second stage but started from {started_from}, not {first / 'model.keras'}.")
+    return json.loads((first / "result.json").read_text()), json.loads((first / "recipe.json").read_text())
+
+
+def collect(runs, stage=None):
+    """The JSON document: regime, teacher and one entry per finished student run.
+
+    With `stage`, each row is the second stage `{mode}_s{seed}_{stage}`, started from
+    `{mode}_s{seed}/model.keras`; its epochs, steps and time are both stages' together.
+    """
     runs = pathlib.Path(runs)
     teacher_run = runs / "teacher"
     table_teacher = teacher_run / "model.keras"
@@ -52,13 +73,17 @@ def collect(runs):
     fraction = re.fullmatch(r"train\[:(\d+)%\]", split)
     if split != "train" and not fraction:
         raise ValueError(f"The teacher trained on split {split!r}; the table knows 'train' and 'train[:N%]'.")
-    students, shared = [], {}
+    students, shared, first_shared = [], {}, {}
     for prefix, mode, smoothing, _ in MODES:
-        for folder in sorted(runs.glob(f"{prefix}_s*")):
-            if not (folder / "result.json").is_file() or not folder.name[len(prefix) + 2 :].isdigit():
-                continue
+        for folder, first in student_runs(runs, prefix, stage):
             result = json.loads((folder / "result.json").read_text())
             recipe = json.loads((folder / "recipe.json").read_text())
+            if first is not None:
+                first_result, first_recipe = _first_stage(folder, first, recipe)
+                for field in SHARED_STUDENT_FIELDS + ("epochs",):
+                    value = json.dumps(first_recipe.get(field, RECIPE_DEFAULTS[field]))
+                    first_shared.setdefault(field, {}).setdefault(value, []).append(first.name)
+                result = {key: result[key] + first_result[key] for key in ("epochs", "steps", "train_seconds")}
             if (recipe["distillation"], recipe["teacher_label_smoothing"]) != (mode, smoothing):
                 raise ValueError(f"{folder} is not a {prefix} run: its recipe.json says {recipe['distillation']}.")
             if mode != "none" and pathlib.Path(recipe["teacher"]).resolve() != table_teacher.resolve():
@@ -89,9 +114,15 @@ def collect(runs):
     steps = sorted({s["steps"] for s in students})
     if len(steps) > 1:
         raise ValueError(f"The students trained for different numbers of steps {steps}; the table compares one.")
-    for field, runs_by_value in shared.items():
+    for field, runs_by_value in (*shared.items(), *first_shared.items()):
         if len(runs_by_value) > 1:
             raise ValueError(f"The students differ in {field}: {runs_by_value}; the table compares one recipe.")
+    stages = {}
+    if stage:
+        stages = {
+            "stage": stage,
+            "first_stage_recipe": {field: json.loads(next(iter(v))) for field, v in first_shared.items()},
+        }
     return {
         "regime": int(fraction.group(1)) / 100 if fraction else 1.0,
         "teacher": {
@@ -101,6 +132,7 @@ def collect(runs):
             "precision": teacher_recipe["precision"],
         },
         "student_recipe": {field: json.loads(next(iter(values))) for field, values in shared.items()},
+        **stages,
         "students": students,
     }
 
@@ -152,7 +184,17 @@ def print_tables(document, modes, goals):
         print(f"| {name} | {shown} | {wanted} | {'yes' if value >= target else 'no'} |")
 
 
-def plot_curves(runs, path, teacher_top1=None):
+def _history(folder, first):
+    """A run's per-epoch history; a second stage's follows its first stage's, steps counted on."""
+    history = json.loads((folder / "history.json").read_text())
+    if first is None:
+        return history
+    before = json.loads((first / "history.json").read_text())
+    offset = before[-1]["step"] if before else 0
+    return before + [dict(entry, step=entry["step"] + offset) for entry in history]
+
+
+def plot_curves(runs, path, teacher_top1=None, stage=None):
     """Test top-1 (average head) against steps, one line per run, coloured by mode; the teacher dashed."""
     import matplotlib
 
@@ -162,11 +204,8 @@ def plot_curves(runs, path, teacher_top1=None):
     figure, axis = plt.subplots(figsize=(7, 4.5))
     colours = dict(zip([m[0] for m in MODES], ("tab:gray", "tab:blue", "tab:red", "tab:orange")))
     for prefix, *_, label in MODES:
-        for index, folder in enumerate(sorted(pathlib.Path(runs).glob(f"{prefix}_s*"))):
-            history_file = folder / "history.json"
-            if not history_file.is_file():
-                continue
-            history = json.loads(history_file.read_text())
+        for index, (folder, first) in enumerate(student_runs(runs, prefix, stage)):
+            history = _history(folder, first)
             axis.plot(
                 [h["step"] for h in history],
                 [100 * h.get("top1_avg", h.get("top1", 0)) for h in history],
@@ -189,14 +228,17 @@ def main(argv=None):
     parser.add_argument("runs", nargs="?", default="/work/runs/deit_fmnist")
     parser.add_argument("--json", help="write the machine-readable results here")
     parser.add_argument("--curves", help="write the test top-1 curves (PNG) here")
+    parser.add_argument(
+        "--stage", help="tabulate the second-stage runs {mode}_s{seed}_STAGE (deit_table.sh's STAGE_SET) instead"
+    )
     args = parser.parse_args(argv)
-    document = collect(args.runs)
+    document = collect(args.runs, args.stage)
     modes, goals = summary(document)
     print_tables(document, modes, goals)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(document, indent=1) + "\n")
     if args.curves:
-        plot_curves(args.runs, args.curves, document["teacher"]["top1"])
+        plot_curves(args.runs, args.curves, document["teacher"]["top1"], args.stage)
 
 
 if __name__ == "__main__":

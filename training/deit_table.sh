@@ -19,6 +19,11 @@ PRECISION=${PRECISION:-mixed_bfloat16}
 # A resumed run must be given the same ones; deit_table.py refuses students whose steps or shared
 # recipe fields (its SHARED_STUDENT_FIELDS) differ.
 read -r -a student_set <<< "${STUDENT_SET:-}"
+# A second stage, run by naming it (none_s0_plain, hard_s1_plain, ...): it starts from the first
+# stage's model.keras (--initial-weights) and trains with STAGE_SET, e.g. one plain-image epoch:
+#   STAGE_SET="epochs=1 augment=false base_lr=0.001 warmup_epochs=0.1" bash training/deit_table.sh RUNS hard_s0_plain
+# then: python training/deit_table.py RUNS --stage plain
+read -r -a stage_set <<< "${STAGE_SET:-}"
 here=$(dirname "$0")
 teacher() {
   [ -f "$RUNS/teacher/result.json" ] ||
@@ -35,13 +40,29 @@ student() {  # mode seed
   keras-vits train --recipe "fmnist_deit_$1" --output "$out" --set "seed=$2" "${student_set[@]}" \
     --precision "$PRECISION" "${teacher_flag[@]}"
 }
+stage() {  # mode seed stage
+  local first="$RUNS/$1_s$2" out="$RUNS/$1_s$2_$3"
+  [ -f "$out/result.json" ] && return 0
+  [ ${#stage_set[@]} -gt 0 ] || { echo "$1_s$2_$3 is a second stage: set STAGE_SET (its recipe overrides)" >&2; exit 2; }
+  student "$1" "$2"
+  local teacher_flag=()
+  [ "$1" != none ] && teacher_flag=(--teacher "$RUNS/teacher/model.keras")
+  keras-vits train --recipe "fmnist_deit_$1" --output "$out" --initial-weights "$first/model.keras" \
+    --set "seed=$2" "${student_set[@]}" "${stage_set[@]}" --precision "$PRECISION" "${teacher_flag[@]}"
+}
 if [ $# -gt 0 ]; then
   for name in "$@"; do  # all checked before any runs
-    [[ $name =~ ^(teacher|(none|soft|hard|hard_ls)_s[0-9]+)$ ]] ||
-      { echo "unknown run $name: expected teacher, or none|soft|hard|hard_ls then _s<seed>" >&2; exit 2; }
+    [[ $name =~ ^(teacher|(none|soft|hard|hard_ls)_s[0-9]+(_[a-z0-9]+)?)$ ]] ||
+      { echo "unknown run $name: expected teacher, or none|soft|hard|hard_ls then _s<seed> [then _<stage>]" >&2; exit 2; }
   done
   for name in "$@"; do
-    if [ "$name" = teacher ]; then teacher; else student "${name%_s*}" "${name##*_s}"; fi
+    if [ "$name" = teacher ]; then
+      teacher
+    elif [[ $name =~ ^(.+)_s([0-9]+)_([a-z0-9]+)$ ]]; then
+      stage "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}"
+    else
+      student "${name%_s*}" "${name##*_s}"
+    fi
   done
   exit 0
 fi
