@@ -41,6 +41,35 @@ def layer_weights(model):
     return weights
 
 
+def _portable_key(key):
+    """Keras 3 names a DepthwiseConv2D kernel `kernel`, tf-keras `depthwise_kernel`: one key for both."""
+    layer, weight = key.rsplit("/", 1)
+    return f"{layer}/kernel" if weight == "depthwise_kernel" else key
+
+
+def compare_layer_weights(model, source_weights):
+    """How `source_weights` (`{"layer_name/weight_name": array}`) fit `layer_weights(model)`.
+
+    Keys are compared as both Kerases would name them alike (a DepthwiseConv2D's kernel).
+
+    Returns:
+        `(pairs, missing, unexpected, mismatched)`: `pairs` is `{key: (variable, array)}` for the
+        keys on both sides, `missing` and `unexpected` the sorted keys of one side only, and
+        `mismatched` `[(key, array shape, variable shape)]` in the model's layer order.
+    """
+    import numpy as np
+
+    targets = {_portable_key(k): v for k, v in layer_weights(model).items()}
+    source = {_portable_key(k): np.asarray(v) for k, v in source_weights.items()}
+    pairs = {key: (variable, source[key]) for key, variable in targets.items() if key in source}
+    mismatched = [
+        (key, tuple(value.shape), tuple(variable.shape))
+        for key, (variable, value) in pairs.items()
+        if tuple(value.shape) != tuple(variable.shape)
+    ]
+    return pairs, sorted(set(targets) - set(source)), sorted(set(source) - set(targets)), mismatched
+
+
 def depthwise_kernel(layer):
     """A DepthwiseConv2D's kernel variable: `kernel` in Keras 3, `depthwise_kernel` in tf-keras."""
     variable = getattr(layer, "depthwise_kernel", None)

@@ -40,6 +40,18 @@ def _mean_sd_se(values):
     return mean, sd, sd / len(values) ** 0.5 if len(values) > 1 else float("nan")
 
 
+def _note_fields(seen, recipe, fields, run_name):
+    """Adds `run_name` under each field's value in `recipe` (a field newer than the run counts as its default)."""
+    for field in fields:
+        value = json.dumps(recipe.get(field, RECIPE_DEFAULTS[field]))
+        seen.setdefault(field, {}).setdefault(value, []).append(run_name)
+
+
+def _one_value_each(seen):
+    """`{field: value}` from `_note_fields`'s record, once every field has been checked to hold one value."""
+    return {field: json.loads(next(iter(values))) for field, values in seen.items()}
+
+
 def student_runs(runs, prefix, stage=None):
     """`(folder, first_stage_folder or None)` per finished `{prefix}_s{seed}` run (with `stage`: `..._{stage}`)."""
     pattern = re.compile(rf"{re.escape(prefix)}_s(\d+)" + (f"_{re.escape(stage)}" if stage else ""))
@@ -80,9 +92,7 @@ def collect(runs, stage=None):
             recipe = json.loads((folder / "recipe.json").read_text())
             if first is not None:
                 first_result, first_recipe = _first_stage(folder, first, recipe)
-                for field in SHARED_STUDENT_FIELDS + ("epochs",):
-                    value = json.dumps(first_recipe.get(field, RECIPE_DEFAULTS[field]))
-                    first_shared.setdefault(field, {}).setdefault(value, []).append(first.name)
+                _note_fields(first_shared, first_recipe, SHARED_STUDENT_FIELDS + ("epochs",), first.name)
                 result = {key: result[key] + first_result[key] for key in ("epochs", "steps", "train_seconds")}
             if (recipe["distillation"], recipe["teacher_label_smoothing"]) != (mode, smoothing):
                 raise ValueError(f"{folder} is not a {prefix} run: its recipe.json says {recipe['distillation']}.")
@@ -93,9 +103,7 @@ def collect(runs, stage=None):
             student_split = recipe.get("train_split", "train")
             if student_split != split:
                 raise ValueError(f"{folder} trained on {student_split!r}, its teacher on {split!r}.")
-            for field in SHARED_STUDENT_FIELDS:
-                value = recipe.get(field, RECIPE_DEFAULTS[field])  # a field newer than the run has its default
-                shared.setdefault(field, {}).setdefault(json.dumps(value), []).append(folder.name)
+            _note_fields(shared, recipe, SHARED_STUDENT_FIELDS, folder.name)
             logs = evaluate(folder / "model.keras")
             students.append(
                 {
@@ -119,10 +127,7 @@ def collect(runs, stage=None):
             raise ValueError(f"The students differ in {field}: {runs_by_value}; the table compares one recipe.")
     stages = {}
     if stage:
-        stages = {
-            "stage": stage,
-            "first_stage_recipe": {field: json.loads(next(iter(v))) for field, v in first_shared.items()},
-        }
+        stages = {"stage": stage, "first_stage_recipe": _one_value_each(first_shared)}
     return {
         "regime": int(fraction.group(1)) / 100 if fraction else 1.0,
         "teacher": {
@@ -131,7 +136,7 @@ def collect(runs, stage=None):
             "model": teacher_recipe["model"],
             "precision": teacher_recipe["precision"],
         },
-        "student_recipe": {field: json.loads(next(iter(values))) for field, values in shared.items()},
+        "student_recipe": _one_value_each(shared),
         **stages,
         "students": students,
     }

@@ -29,26 +29,26 @@ teacher() {
   [ -f "$RUNS/teacher/result.json" ] ||
     keras-vits train --config "$here/deit_fmnist/teacher.py" --output "$RUNS/teacher" --precision "$PRECISION"
 }
-student() {  # mode seed
-  local out="$RUNS/$1_s$2"
-  [ -f "$out/result.json" ] && return 0
-  local teacher_flag=()
-  if [ "$1" != none ]; then
+train_student() {  # mode seed output initial-weights-or-empty [more overrides...]
+  local mode=$1 seed=$2 out=$3 start=$4
+  shift 4
+  local teacher_flag=() start_flag=()
+  if [ "$mode" != none ]; then
     until [ -f "$RUNS/teacher/result.json" ]; do sleep 30; done
     teacher_flag=(--teacher "$RUNS/teacher/model.keras")
   fi
-  keras-vits train --recipe "fmnist_deit_$1" --output "$out" --set "seed=$2" "${student_set[@]}" \
-    --precision "$PRECISION" "${teacher_flag[@]}"
+  [ -n "$start" ] && start_flag=(--initial-weights "$start")
+  keras-vits train --recipe "fmnist_deit_$mode" --output "$out" "${start_flag[@]}" --set "seed=$seed" \
+    "${student_set[@]}" "$@" --precision "$PRECISION" "${teacher_flag[@]}"
+}
+student() {  # mode seed
+  [ -f "$RUNS/$1_s$2/result.json" ] || train_student "$1" "$2" "$RUNS/$1_s$2" ""
 }
 stage() {  # mode seed stage
-  local first="$RUNS/$1_s$2" out="$RUNS/$1_s$2_$3"
-  [ -f "$out/result.json" ] && return 0
+  [ -f "$RUNS/$1_s$2_$3/result.json" ] && return 0
   [ ${#stage_set[@]} -gt 0 ] || { echo "$1_s$2_$3 is a second stage: set STAGE_SET (its recipe overrides)" >&2; exit 2; }
   student "$1" "$2"
-  local teacher_flag=()
-  [ "$1" != none ] && teacher_flag=(--teacher "$RUNS/teacher/model.keras")
-  keras-vits train --recipe "fmnist_deit_$1" --output "$out" --initial-weights "$first/model.keras" \
-    --set "seed=$2" "${student_set[@]}" "${stage_set[@]}" --precision "$PRECISION" "${teacher_flag[@]}"
+  train_student "$1" "$2" "$RUNS/$1_s$2_$3" "$RUNS/$1_s$2/model.keras" "${stage_set[@]}"
 }
 if [ $# -gt 0 ]; then
   for name in "$@"; do  # all checked before any runs

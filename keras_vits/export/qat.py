@@ -282,12 +282,6 @@ def convert_qat_tflite(qat_model, representative_images, int8_io=False, batch_si
         )
 
 
-def _key(name):
-    """Keras 3 names a DepthwiseConv2D kernel `kernel`, tf-keras `depthwise_kernel`: one key for both."""
-    layer, weight = name.rsplit("/", 1)
-    return f"{layer}/kernel" if weight == "depthwise_kernel" else name
-
-
 def transfer_weights(source_weights, model):
     """Assigns weights saved from a Keras 3 model into a tf-keras model of the same config, strictly.
 
@@ -301,21 +295,15 @@ def transfer_weights(source_weights, model):
         ValueError: keys missing or unexpected (counted, the first 10 of each named), or a
             shape that differs; no weight is assigned then.
     """
-    targets = {_key(k): v for k, v in backend.layer_weights(model).items()}
-    source = {_key(k): v for k, v in source_weights.items()}
-    missing = sorted(set(targets) - set(source))
-    unexpected = sorted(set(source) - set(targets))
+    pairs, missing, unexpected, mismatched = backend.compare_layer_weights(model, source_weights)
     if missing or unexpected:
         raise ValueError(
             f"The weights do not match {model.name}'s (same config?): "
             f"missing {len(missing)} {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
             f"unexpected {len(unexpected)} {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}."
         )
-    values = {}
-    for key, variable in targets.items():
-        value = np.asarray(source[key])
-        if tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(f"Weight {key} has shape {value.shape}; {model.name} expects {tuple(variable.shape)}.")
-        values[key] = value
-    for key, variable in targets.items():
-        variable.assign(values[key].astype(tf.as_dtype(variable.dtype).as_numpy_dtype))
+    if mismatched:
+        key, shape, expected = mismatched[0]
+        raise ValueError(f"Weight {key} has shape {shape}; {model.name} expects {expected}.")
+    for variable, value in pairs.values():
+        variable.assign(value.astype(tf.as_dtype(variable.dtype).as_numpy_dtype))

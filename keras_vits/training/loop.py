@@ -29,7 +29,7 @@ import tensorflow as tf
 
 import keras_vits
 from keras_vits._io import DiskFullError, as_path
-from keras_vits.backend import keras, layer_weights, load_keras_file
+from keras_vits.backend import compare_layer_weights, keras, layer_weights, load_keras_file
 from keras_vits.compile_modes import choose_jit_compile
 from keras_vits.distillation import DistillationModel
 from keras_vits.training import run_folder, teachers
@@ -107,23 +107,18 @@ def copy_weights_from_keras_file(model, path):
         ValueError: the file's weights do not fit `model` (names missing either side, or shapes);
             `model` is left unchanged.
     """
-    source = layer_weights(load_keras_file(path, "initial weights"))
-    target = layer_weights(model)
-    problems = [f"not in the file: {key}" for key in sorted(set(target) - set(source))]
-    problems += [f"not in the model: {key}" for key in sorted(set(source) - set(target))]
-    problems += [
-        f"{key}: {tuple(source[key].shape)} in the file, {tuple(target[key].shape)} in the model"
-        for key in sorted(set(source) & set(target))
-        if tuple(source[key].shape) != tuple(target[key].shape)
-    ]
+    source = {key: v.numpy() for key, v in layer_weights(load_keras_file(path, "initial weights")).items()}
+    pairs, missing, unexpected, mismatched = compare_layer_weights(model, source)
+    problems = [f"not in the file: {key}" for key in missing] + [f"not in the model: {key}" for key in unexpected]
+    problems += [f"{key}: {shape} in the file, {expected} in the model" for key, shape, expected in mismatched]
     if problems:
         shown = "; ".join(problems[:6]) + (f"; and {len(problems) - 6} more" if len(problems) > 6 else "")
         raise ValueError(
             f"The initial weights {path} do not fit {model.name} ({len(problems)} differences: {shown}). "
             f"They must come from the same model, classes and image size."
         )
-    for key, variable in target.items():
-        variable.assign(source[key])
+    for variable, value in pairs.values():
+        variable.assign(value)
 
 
 def no_weight_decay_variables(model):
