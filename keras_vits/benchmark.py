@@ -31,7 +31,7 @@ from keras_vits.training.recipes import FMNIST_STUDENT  # no extra needed: recip
 KERAS_MODES = ("float32", "xla", "bfloat16", "bfloat16_xla", "train", "train_xla")
 
 #: Benchmark cases that are not registry names: a registry model with arguments, the same for timm.
-#: `fmnist_student` is the DeiT student of the Fashion-MNIST recipes (keras_vits.training.recipes).
+#: `fmnist_student` is the Fashion-MNIST DeiT at patch 4 (`FMNIST_STUDENT`; the recipes train it at patch 7).
 CUSTOM_CASES = {
     "fmnist_student": {
         "model": "deit_tiny_distilled_patch16_224",

@@ -447,8 +447,8 @@ def build_parser():
     benchmark.add_argument(
         "models",
         nargs="+",
-        help="Registry names (see `keras-vits list`), or fmnist_student: the Fashion-MNIST recipes' DeiT student "
-        "(28x28x1, 10 classes; --image-size does not apply to it).",
+        help="Registry names (see `keras-vits list`), or fmnist_student: the small Fashion-MNIST DeiT at "
+        "patch 4 (the recipes train it at patch 7; 28x28x1, 10 classes; --image-size does not apply to it).",
     )
     benchmark.add_argument("--batch-sizes", type=POSITIVE_INT, nargs="+", default=[1, 16], help="Default: 1 16.")
     benchmark.add_argument("--image-size", type=POSITIVE_INT, default=224, help="Square input size. Default: 224.")
