@@ -199,6 +199,8 @@ def _cmd_train(args):
     ):  # fmt: skip
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
+    if overrides.get("distillation") == "none" and "teacher" not in overrides:
+        overrides["teacher"] = None  # --distillation none drops the recipe's teacher rather than ignoring it
     if args.config:
         recipe = load_recipe_file(args.config)
         recipe = recipe.replace(**overrides) if overrides else recipe

@@ -253,7 +253,13 @@ class DistillationModel(keras.Model):
             images = tf.image.resize(images, size)
         if self.teacher_preprocessing is not None:
             images = self.teacher_preprocessing(images)
-        outputs = tf.cast(self.teacher(images, training=False), tf.float32)
+        outputs = self.teacher(images, training=False)
+        if isinstance(outputs, (list, tuple, dict)):
+            raise ValueError(
+                f"The teacher {self.teacher.name} returns {len(outputs)} outputs; distillation needs one "
+                f"(B, classes) tensor of logits or probabilities (a DeiT teacher returns its averaged head)."
+            )
+        outputs = tf.cast(outputs, tf.float32)
         if self.teacher_outputs_probabilities:  # log-probabilities are logits up to a constant
             outputs = tf.math.log(tf.maximum(outputs, 1e-12))
         return tf.stop_gradient(outputs)

@@ -122,6 +122,19 @@ def test_collect_refuses_students_with_different_augmentation(tmp_path, fake_eva
         deit_table.collect(folders)
 
 
+def test_collect_compares_every_recipe_field_but_the_per_run_ones(tmp_path, fake_evaluate):
+    """weight_decay was once left out of the compared fields, so a table could mix two recipes."""
+    folders = _table_folders(tmp_path)
+    recipe_file = folders / "hard_s0" / "recipe.json"
+    recipe = json.loads(recipe_file.read_text())
+    recipe.update(checkpoint_every=100, compile_mode="xla", name="another name")  # per run: allowed
+    recipe_file.write_text(json.dumps(recipe))
+    assert len(deit_table.collect(folders)["students"]) == 2
+    recipe_file.write_text(json.dumps({**recipe, "weight_decay": 0.1}))
+    with pytest.raises(ValueError, match="differ in weight_decay"):
+        deit_table.collect(folders)
+
+
 def test_collect_refuses_a_student_of_another_teacher(tmp_path, fake_evaluate):
     folders = _table_folders(tmp_path)
     recipe_file = folders / "hard_s0" / "recipe.json"
@@ -180,6 +193,16 @@ def test_table_script_passes_student_overrides_to_students_only(tmp_path):
     teacher, hard = log.read_text().splitlines()
     assert "--set seed=1 epochs=40 crop_scale=[0.5,1.0] --precision" in hard
     assert "epochs=40" not in teacher
+
+
+def test_table_script_runs_soft_and_hard_ls_for_every_seed_of_seeds_other(tmp_path):
+    bin_dir, log = _fake_cli(tmp_path)
+    runs = tmp_path / "runs"
+    done = _table_script(runs, bin_dir=bin_dir, SEEDS_MAIN="0", SEEDS_OTHER="0 1")
+    assert done.returncode == 0, done.stderr
+    outputs = [line.split("--output ")[1].split()[0] for line in log.read_text().splitlines()]
+    names = ["teacher", "hard_s0", "none_s0", "soft_s0", "hard_ls_s0", "soft_s1", "hard_ls_s1"]
+    assert outputs == [f"{runs}/{name}" for name in names]
 
 
 def test_table_script_refuses_an_unknown_run_name(tmp_path):

@@ -133,3 +133,29 @@ def test_a_teacher_saved_in_another_precision_loads_and_teaches(tmp_path, saved_
     with tfds.testing.mock_data(num_examples=32):
         result = train(recipe, tmp_path / "run", max_steps=2, verbose=0)
     assert np.isfinite(result["final"]["loss"])
+
+
+def test_a_deit_teacher_in_another_precision_keeps_its_averaged_head(tmp_path):
+    """clone_model once rebuilt a DeiT as a plain two-output model: soft mode then divided its loss by 2."""
+    teacher = build_model(tiny_recipe(), num_classes=10, channels=1)  # a DeiT: class and distillation heads
+    path = tmp_path / "deit_teacher.keras"
+    teacher.save(path)
+    with dtype_policy("mixed_bfloat16"):
+        reloaded = with_precision(keras.models.load_model(path, safe_mode=True, compile=False), "mixed_bfloat16")
+    assert type(reloaded) is type(teacher)
+    images = _batches(1)[0][0]
+    np.testing.assert_allclose(reloaded(images, training=False), teacher(images, training=False), atol=1e-6)
+    recipe = tiny_recipe(distillation="soft", teacher=str(path), precision="mixed_bfloat16", epochs=1)
+    with tfds.testing.mock_data(num_examples=32):
+        result = train(recipe, tmp_path / "run", max_steps=2, verbose=0)
+    assert np.isfinite(result["final"]["loss"])
+
+
+def test_a_teacher_with_two_outputs_is_refused_by_name():
+    inputs = keras.Input((28, 28, 1))
+    features = keras.layers.Flatten()(inputs)
+    teacher = keras.Model(inputs, [keras.layers.Dense(10)(features), keras.layers.Dense(10)(features)], name="twin")
+    student = build_model(tiny_recipe(), num_classes=10, channels=1)
+    model = DistillationModel(student, teacher, mode="hard")
+    with pytest.raises(ValueError, match="teacher twin returns 2 outputs; distillation needs one"):
+        model.teacher_logits(_batches(1)[0][0])

@@ -268,6 +268,9 @@ def test_train_writes_everything_and_resumes(tmp_path):
         assert tf.train.latest_checkpoint(str(out / "checkpoints")).endswith("-5")
         second = train(tiny_recipe(), out, verbose=0)
     assert second["steps"] == 8  # 2 epochs x 4 steps, counting on from 5
+    # train_seconds is the whole run's: the first process's (from the checkpoint) and this one's
+    own_seconds = second["trained_images"] / second["images_per_second"]
+    assert second["train_seconds"] == pytest.approx(first["train_seconds"] + own_seconds, rel=1e-6)
     assert [h["epoch"] for h in second["history"]] == [1, 2]
     assert {"top1_cls", "top1_dist", "top1_avg", "train_loss", "eval_loss"} <= set(second["history"][-1])
     # 4 steps an epoch: every step is logged, once, across the resume, for curves.png's per-step line
@@ -546,12 +549,85 @@ def test_cli_train_help_explains_every_flag(capsys):
         ("augment=3", TypeError, "augment takes a bool, got 3"),
         ("mean=[0.5,0.5]", ValueError, r"mean \(0.5, 0.5\) and std \(0.353,\) need one entry per channel"),
         ("distillation=medium", ValueError, "distillation must be 'none', 'soft' or 'hard'"),
+        ("crop_scale=[0.5]", ValueError, r"crop_scale takes \(low, high\) with 0 < low <= high <= 1, got \(0.5,\)"),
+        ("crop_scale=[0.9,0.5]", ValueError, r"crop_scale takes \(low, high\).*got \(0.9, 0.5\)"),
+        ("crop_scale=[0,1]", ValueError, r"crop_scale takes \(low, high\).*got \(0, 1\)"),
+        ("randaugment=[2]", ValueError, r"randaugment takes \(num_ops >= 1, magnitude in \[0, 1\]\)"),
+        ("randaugment=[0,0.5]", ValueError, r"randaugment takes .*got \(0, 0.5\)"),
+        ("randaugment=[2,1.5]", ValueError, r"randaugment takes .*got \(2, 1.5\)"),
+        ("cutmix_alpha=1.5", ValueError, "cutmix_alpha must be >= 0.0 and <= 1.0, got 1.5"),
     ],
 )
 def test_bad_recipe_values_are_refused_before_any_work(assignment, error, message):
     """Each once trained 0 steps, repeated a string (`"abc" * steps`) or failed deep inside TensorFlow."""
     with pytest.raises(error, match=message):
         get_recipe("fmnist_deit_hard", **parse_overrides([assignment]))
+
+
+def test_cutmix_draws_its_area_from_beta_alpha_alpha():
+    """Keras's CutMix takes a range for alpha; one float would draw alpha itself from U(0, alpha) each batch."""
+    from keras_vits.training.pipeline import Augmenter
+
+    recipe = get_recipe("imagenet_deit_small")
+    augmenter = Augmenter(recipe, recipe.image_size, seed=0)
+    assert recipe.cutmix_alpha == 1.0 and tuple(augmenter.cutmix.factor) == (1.0, 1.0)
+
+
+def test_a_teacher_and_the_distillation_mode_must_agree(tmp_path):
+    with tfds.testing.mock_data(num_examples=16):
+        with pytest.raises(ValueError, match="teacher='t.keras' was given but distillation is 'none'"):
+            train(tiny_recipe(teacher="t.keras"), tmp_path / "a", verbose=0)
+        with pytest.raises(ValueError, match="distillation='hard' needs a teacher"):
+            train(tiny_recipe(distillation="hard"), tmp_path / "b", verbose=0)
+    assert not (tmp_path / "a").exists() or not (tmp_path / "a" / "checkpoints").exists()
+
+
+def test_cli_distillation_none_drops_the_recipes_teacher(monkeypatch):
+    import keras_vits.training
+
+    seen = {}
+
+    def fake_train(recipe, output, **kwargs):
+        seen["recipe"] = recipe
+        return {"final": {}, "steps": 0}
+
+    monkeypatch.setattr(keras_vits.training, "train", fake_train)
+    cli_main(["train", "--recipe", "fmnist_deit_hard", "--distillation", "none", "--output", "unused"])
+    assert seen["recipe"].distillation == "none" and seen["recipe"].teacher is None
+
+
+def test_convnet_teachers_refuse_registry_model_settings():
+    with pytest.raises(ValueError, match=r"convnet_small is a keras_vits.training teacher, which takes no \[.drop"):
+        build_model(tiny_recipe(model="convnet_small", model_overrides={}, drop_path_rate=0.1), 10, 1)
+    with pytest.raises(ValueError, match=r"takes no \['model_overrides'\]"):
+        build_model(tiny_recipe(model="convnet_small"), 10, 1)  # tiny_recipe's overrides are a DeiT's
+
+
+def test_train_and_eval_splits_with_other_class_names_are_refused(tmp_path):
+    _write_folder(tmp_path / "train", classes=("cat", "dog"))
+    _write_folder(tmp_path / "test", classes=("ant", "bee"))
+    recipe = tiny_recipe(dataset=f"folder:{tmp_path}", mean=(0.5,), std=(0.5,))
+    with pytest.raises(ValueError, match=r"'train' and 'test' splits name other classes: \['cat', 'dog'\] against"):
+        train(recipe, tmp_path / "run", verbose=0)
+
+
+def test_evaluate_splits_a_folder_with_the_runs_seed(tmp_path, monkeypatch):
+    """A folder without train/test folders is split 90/10 by the seed: evaluate once used seed 0 for every run."""
+    from keras_vits.training import loop
+
+    _write_folder(tmp_path / "images", per_class=10)
+    recipe = tiny_recipe(dataset=f"folder:{tmp_path / 'images'}", seed=3, epochs=1)
+    train(recipe, tmp_path / "run", verbose=0)
+    seeds = []
+    real_load_source = loop.load_source
+
+    def spy(*args, **kwargs):
+        seeds.append(kwargs.get("seed"))
+        return real_load_source(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "load_source", spy)
+    evaluate(tmp_path / "run" / "model.keras")
+    assert seeds == [3]
 
 
 def test_cli_refuses_epochs_zero_and_writes_nothing(tmp_path, capsys):
@@ -713,23 +789,29 @@ def test_initial_weights_from_a_timm_checkpoint(fixtures_dir):
     assert not np.array_equal(fresh.get_weights()[0], expected[0]), "without initial_weights the init is random"
 
 
-def test_a_checkpoint_from_before_batches_done_resumes_at_its_step(tmp_path, monkeypatch):
-    """Runs started before `progress/batches_done` existed (float32 only) resume from the optimizer's step."""
+@pytest.mark.parametrize("saved_progress", [(), ("batches_done",)])
+def test_a_checkpoint_from_before_batches_done_resumes_at_its_step(tmp_path, monkeypatch, saved_progress):
+    """Checkpoints of older versions: without `progress/` at all (float32 runs only: they resume from
+    the optimizer's step), and with `progress/batches_done` but no `progress/train_seconds`."""
     from keras_vits.training import loop
 
     out = tmp_path / "run"
     original = loop.training_checkpoint
+
+    def older_checkpoint(student, optimizer, batches_done=None, train_seconds=None):
+        return original(student, optimizer, *([batches_done] if saved_progress else []))
+
     with tfds.testing.mock_data(num_examples=32):
-        monkeypatch.setattr(
-            loop, "training_checkpoint", lambda student, optimizer, batches_done=None: original(student, optimizer)
-        )
+        monkeypatch.setattr(loop, "training_checkpoint", older_checkpoint)
         train(tiny_recipe(checkpoint_every=2), out, max_steps=4, verbose=0)
         monkeypatch.undo()
         keys = {k for k, _ in tf.train.list_variables(tf.train.latest_checkpoint(str(out / "checkpoints")))}
-        assert not any(k.startswith("progress/") for k in keys)
+        assert {k.split("/")[1] for k in keys if k.startswith("progress/")} == set(saved_progress)
         result = train(tiny_recipe(checkpoint_every=2), out, verbose=0)
     assert result["steps"] == 8  # 2 epochs of 4 steps
     assert result["trained_images"] == 4 * 8  # only the 4 steps after the checkpoint's, of 8 images each
+    # the older processes' time is unknown: the run's time counts from the checkpoint
+    assert result["train_seconds"] == pytest.approx(result["trained_images"] / result["images_per_second"])
 
 
 def test_a_full_disk_at_a_checkpoint_names_the_step_and_the_resume_point(tmp_path):

@@ -24,13 +24,16 @@ MODES = (  # (run-folder prefix, distillation, teacher label smoothing, label)
     ("hard", "hard", 0.0, "hard distillation"),
     ("hard_ls", "hard", 0.1, "hard distillation, teacher label smoothing 0.1"),
 )
-# What the students must share: the table compares runs that differ only in their distillation.
-SHARED_STUDENT_FIELDS = (
-    "model", "model_overrides", "batch_size", "base_lr", "precision", "augment", "crop_padding", "crop_scale",
-    "horizontal_flip", "randaugment", "mixup_alpha", "cutmix_alpha", "random_erasing", "unaugmented_final_epochs",
-    "eval_crop_fraction",
-)  # fmt: skip
 RECIPE_DEFAULTS = Recipe(name="defaults").to_dict()
+# What may differ between the table's students: what the table varies (distillation, its teacher,
+# the seed), prose, where the data lives, how the step runs, and the first stage a second stage
+# starts from. Every other recipe field must be the same in all of them.
+PER_RUN_FIELDS = (
+    "name", "description", "expected", "seed", "distillation", "teacher", "teacher_label_smoothing",
+    "initial_weights", "data_dir", "manual_dir", "download", "compile_mode", "steps_per_execution",
+    "checkpoint_every",
+)  # fmt: skip
+SHARED_STUDENT_FIELDS = tuple(field for field in RECIPE_DEFAULTS if field not in PER_RUN_FIELDS)
 GOALS = {"hard_minus_none_points": 1.0, "hard_minus_none_standard_errors": 2.0, "best_student": 0.92, "teacher": 0.94}
 
 
@@ -92,7 +95,7 @@ def collect(runs, stage=None):
             recipe = json.loads((folder / "recipe.json").read_text())
             if first is not None:
                 first_result, first_recipe = _first_stage(folder, first, recipe)
-                _note_fields(first_shared, first_recipe, SHARED_STUDENT_FIELDS + ("epochs",), first.name)
+                _note_fields(first_shared, first_recipe, SHARED_STUDENT_FIELDS, first.name)
                 result = {key: result[key] + first_result[key] for key in ("epochs", "steps", "train_seconds")}
             if (recipe["distillation"], recipe["teacher_label_smoothing"]) != (mode, smoothing):
                 raise ValueError(f"{folder} is not a {prefix} run: its recipe.json says {recipe['distillation']}.")

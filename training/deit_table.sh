@@ -71,8 +71,13 @@ teacher
 for seed in $SEEDS_MAIN; do
   student hard "$seed"
   student none "$seed"
-  if [ "$seed" = "$(echo "$SEEDS_OTHER" | cut -d' ' -f1)" ]; then
+  if [[ " $SEEDS_OTHER " == *" $seed "* ]]; then
     student soft "$seed"
     student hard_ls "$seed"
   fi
+done
+for seed in $SEEDS_OTHER; do  # those not in SEEDS_MAIN
+  [[ " $SEEDS_MAIN " == *" $seed "* ]] && continue
+  student soft "$seed"
+  student hard_ls "$seed"
 done

@@ -79,6 +79,13 @@ def build_model(recipe, num_classes, channels, initial_weights=None):
                 f"{recipe.model} is a keras_vits.training teacher with no timm checkpoints: initial_weights "
                 f"takes a .keras file for it, got {initial_weights!r}."
             )
+        ignored = {"model_overrides": recipe.model_overrides, "drop_path_rate": recipe.drop_path_rate}
+        ignored = {name: value for name, value in ignored.items() if value}
+        if ignored:
+            raise ValueError(
+                f"{recipe.model} is a keras_vits.training teacher, which takes no {sorted(ignored)} "
+                f"(got {ignored}); those settings apply to registry models."
+            )
         model = teachers.TEACHERS[recipe.model](recipe.image_size, channels, num_classes)
     else:
         fixed = {"num_classes", "image_size", "in_chans", "drop_path_rate"} & set(recipe.model_overrides)
@@ -176,12 +183,14 @@ def loss_scale(optimizer):
     return None if scale is None else float(scale.numpy())
 
 
-def training_checkpoint(student, optimizer, batches_done=None):
+def training_checkpoint(student, optimizer, batches_done=None, train_seconds=None):
     """A `tf.train.Checkpoint` of every student weight and optimizer variable, keyed by name.
 
     `batches_done` (an int64 variable, stored as `progress/batches_done`) counts the training
     batches consumed. The optimizer's `iterations` cannot: a LossScaleOptimizer leaves it
-    unchanged on the steps it skips, so a resumed run would repeat them.
+    unchanged on the steps it skips, so a resumed run would repeat them. `train_seconds` (a
+    float64 variable, `progress/train_seconds`) is the training time of those batches, summed
+    over every process of the run.
 
     Keys are `student/<layer>/<weight>`, `optimizer/<variable name>` and, under mixed_float16,
     `loss_scale/dynamic_scale` and `loss_scale/step_counter`, rather than the
@@ -205,8 +214,10 @@ def training_checkpoint(student, optimizer, batches_done=None):
     if inner is not None:  # a LossScaleOptimizer's own variables (the scale, its step counter)
         inner_ids = {id(variable) for variable in inner.variables}
         groups["loss_scale"] = {v.name: v for v in optimizer.variables if id(v) not in inner_ids}
-    if batches_done is not None:
-        groups["progress"] = {"batches_done": batches_done}
+    progress = {"batches_done": batches_done, "train_seconds": train_seconds}
+    progress = {name: variable for name, variable in progress.items() if variable is not None}
+    if progress:
+        groups["progress"] = progress
     return tf.train.Checkpoint(**groups)
 
 
@@ -250,9 +261,13 @@ def with_precision(model, precision):
 
     A teacher saved in float32 runs in the student's mixed precision this way, and one saved in a
     mixed policy runs in float32. Its outputs are cast to float32 before any loss. Models whose
-    layers cannot be cloned this way (subclassed models) are kept as they are.
+    layers cannot be cloned this way, and subclasses of the functional model, are kept as they are:
+    `clone_model` rebuilds a DeiT as a plain functional model, whose two outputs (class and
+    distillation heads) replace the averaged head its own `call` returns.
     """
     if all(layer.dtype_policy.name == precision for layer in model.layers if layer.weights):
+        return model
+    if type(model).__name__ not in ("Functional", "Sequential"):
         return model
 
     def clone(layer):
@@ -282,6 +297,22 @@ def _check_inputs(recipe, source, eval_source):
         raise ValueError(
             f"Training and evaluation splits disagree: {source.channels} vs {eval_source.channels} channels, "
             f"{source.num_classes} vs {eval_source.num_classes} classes."
+        )
+    if list(source.class_names) != list(eval_source.class_names):
+        raise ValueError(
+            f"{source.name}'s {recipe.train_split!r} and {recipe.eval_split!r} splits name other classes: "
+            f"{list(source.class_names)[:12]} against {list(eval_source.class_names)[:12]}. Set eval_split to the "
+            f"split that holds the same classes (a folder data set takes train/ and test/ subfolders)."
+        )
+    if recipe.distillation == "none" and recipe.teacher is not None:
+        raise ValueError(
+            f"teacher={recipe.teacher!r} was given but distillation is 'none', so it would be ignored: "
+            f"set distillation to 'soft' or 'hard', or drop the teacher (--set teacher=null)."
+        )
+    if recipe.distillation != "none" and recipe.teacher is None:
+        raise ValueError(
+            f"distillation={recipe.distillation!r} needs a teacher: set teacher to a .keras file "
+            f"(keras-vits train --teacher PATH), or distillation to 'none'."
         )
     if len(recipe.mean) != expected_channels or len(recipe.std) != expected_channels:
         raise ValueError(
@@ -487,12 +518,16 @@ def train(
             model.compile(optimizer=optimizer)
             optimizer.build(student.trainable_variables)
             batches_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_done")
-            checkpoint = training_checkpoint(student, optimizer, batches_done)
+            saved_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+            checkpoint = training_checkpoint(student, optimizer, batches_done, saved_seconds)
         manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
         if manager.latest_checkpoint:
             saved_keys = {key for key, _ in tf.train.list_variables(manager.latest_checkpoint)}
-            if "progress/batches_done/.ATTRIBUTES/VARIABLE_VALUE" in saved_keys:
+            if "progress/train_seconds/.ATTRIBUTES/VARIABLE_VALUE" in saved_keys:
                 restore_checkpoint(checkpoint, manager.latest_checkpoint)
+            elif "progress/batches_done/.ATTRIBUTES/VARIABLE_VALUE" in saved_keys:
+                # written before train_seconds existed: the time counts from this checkpoint on
+                restore_checkpoint(training_checkpoint(student, optimizer, batches_done), manager.latest_checkpoint)
             else:  # written before batches_done existed, by a float32 run: every batch was an iteration
                 restore_checkpoint(training_checkpoint(student, optimizer), manager.latest_checkpoint)
                 batches_done.assign(optimizer.iterations)
@@ -533,6 +568,8 @@ def train(
         last_step = (
             recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
         )
+        # Seconds of training (not evaluation): earlier processes' from the checkpoint, plus this one's.
+        earlier_seconds = float(saved_seconds.numpy())
         train_seconds, trained_images = 0.0, 0
         progress_names = [metric.name for metric in model.train_metrics]
         for epoch in range(start_epoch, recipe.epochs):
@@ -578,6 +615,7 @@ def train(
                 if step % recipe.checkpoint_every == 0 and not epoch_ends:
                     if chief:  # the step log up to the checkpoint, so a resume from it has every point
                         run_folder.atomic_write_text(steps_file, json.dumps(step_log))
+                    saved_seconds.assign(earlier_seconds + train_seconds + time.perf_counter() - started)
                     _save_checkpoint(manager, step)
                 if step % SUMMARY_EVERY == 0:
                     with writer.as_default(step=step):
@@ -605,6 +643,7 @@ def train(
                 run_folder.atomic_write_text(history_file, json.dumps(history, indent=1))
                 run_folder.atomic_write_text(steps_file, json.dumps(step_log))
                 _plot_curves(history, step_log, output_dir / run_folder.CURVES_FILE)
+            saved_seconds.assign(earlier_seconds + train_seconds)
             _save_checkpoint(manager, step)
             if verbose and chief:
                 print("  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "step")))
@@ -624,9 +663,9 @@ def train(
             "replicas": replicas,
             "global_batch_size": global_batch,
             "parameters": student.count_params(),
-            "train_seconds": train_seconds,
+            "train_seconds": earlier_seconds + train_seconds,  # every process of the run
             "trained_images": trained_images,  # by this call: a resumed run counts from its checkpoint
-            "images_per_second": trained_images / train_seconds if train_seconds else 0.0,
+            "images_per_second": trained_images / train_seconds if train_seconds else 0.0,  # this call's
             "precision": recipe.precision,
             "loss_scale": loss_scale(optimizer),
         }
@@ -693,7 +732,8 @@ def evaluate(
             f"{model_path} takes {channels}-channel images but the normalisation has {len(recipe.mean)} "
             f"entries (mean={recipe.mean}, std={recipe.std})."
         )
-    source = load_source(dataset, split, data_dir=data_dir, channels=channels, image_size=size)
+    # The run's seed: a folder without train/test folders is split 90/10 by it, as in training.
+    source = load_source(dataset, split, data_dir=data_dir, channels=channels, image_size=size, seed=recipe.seed)
     if source.channels != channels:
         raise ValueError(f"{model_path} takes {channels}-channel images; {source.name} has {source.channels}.")
     if saved_labels is not None and list(source.class_names) != list(saved_labels):

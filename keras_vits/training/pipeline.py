@@ -69,7 +69,10 @@ class Augmenter:
         self.batch_layers = batch_layers
         self.crop_per_image = not recipe.crop_padding
         self.mixup = keras.layers.MixUp(alpha=recipe.mixup_alpha, seed=seed) if recipe.mixup_alpha else None
-        self.cutmix = keras.layers.CutMix(factor=recipe.cutmix_alpha, seed=seed) if recipe.cutmix_alpha else None
+        # Keras's CutMix draws its Beta parameter from the `factor` range, then the area from Beta(a, a):
+        # a one-point range gives the paper's fixed alpha (a single float would draw it from U(0, alpha)).
+        cutmix_factor = (recipe.cutmix_alpha, recipe.cutmix_alpha)
+        self.cutmix = keras.layers.CutMix(factor=cutmix_factor, seed=seed) if recipe.cutmix_alpha else None
 
     def image(self, image):
         """One image `(H, W, C)` of any size -> `(S, S, C)`: the random resized crop, or a resize."""

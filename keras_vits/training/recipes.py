@@ -38,7 +38,8 @@ FIELD_RANGES = {
     "label_smoothing": (0.0, 1.0, True, False),
     "crop_padding": (0, None, True, True),
     "mixup_alpha": (0.0, None, True, True),
-    "cutmix_alpha": (0.0, None, True, True),
+    # CutMix's Beta(alpha, alpha) as Keras's CutMix takes it (a factor range within [0, 1]); DeiT uses 1.0.
+    "cutmix_alpha": (0.0, 1.0, True, True),
     "random_erasing": (0.0, 1.0, True, True),
     "unaugmented_final_epochs": (0, None, True, True),
     "alpha": (0.0, 1.0, True, True),
@@ -50,6 +51,10 @@ FIELD_RANGES = {
     "steps_per_execution": (1, None, True, True),
 }
 _OPTIONAL = {"data_dir", "manual_dir", "clip_norm", "ema_momentum", "randaugment", "teacher", "initial_weights"}
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_field(name, annotation, value):
@@ -150,9 +155,18 @@ class Recipe:
             raise ValueError(
                 f"unaugmented_final_epochs ({self.unaugmented_final_epochs}) cannot exceed epochs ({self.epochs})."
             )
+        scale = self.crop_scale
+        if len(scale) != 2 or not all(map(_is_number, scale)) or not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"crop_scale takes (low, high) with 0 < low <= high <= 1, got {scale!r}.")
+        ops = self.randaugment
+        if ops is not None and (
+            len(ops) != 2 or not _is_number(ops[0]) or not isinstance(ops[0], int) or ops[0] < 1
+            or not _is_number(ops[1]) or not 0 <= ops[1] <= 1
+        ):  # fmt: skip
+            raise ValueError(f"randaugment takes (num_ops >= 1, magnitude in [0, 1]), e.g. (2, 0.9); got {ops!r}.")
         if len(self.mean) != len(self.std) or not self.mean:
             raise ValueError(f"mean {self.mean} and std {self.std} need one entry per channel each.")
-        if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in (*self.mean, *self.std)):
+        if not all(map(_is_number, (*self.mean, *self.std))):
             raise TypeError(f"mean and std must be numbers, got mean={self.mean!r}, std={self.std!r}.")
         if any(v <= 0 for v in self.std):
             raise ValueError(f"std entries must be > 0, got {self.std}.")
