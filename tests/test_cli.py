@@ -100,3 +100,27 @@ def test_export_and_evaluate_of_a_garbage_or_truncated_keras_file_say_what_it_is
         assert "is not a .keras file (a .keras file is a zip archive" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "absent.keras")]) == 2
     assert "No model at" in capsys.readouterr().err
+
+
+def test_the_clis_choices_are_the_librarys_own_lists():
+    """The parser spells its choices out (building it imports nothing optional); they must not drift."""
+    from keras_vits.benchmark import KERAS_MODES
+    from keras_vits.compile_modes import COMPILE_MODES
+    from keras_vits.distillation import DISTILLATION_MODES
+    from keras_vits.export.tflite import TFLITE_MODES
+    from keras_vits.training.loop import STRATEGIES
+    from keras_vits.training.recipes import PRECISIONS
+
+    parser = build_parser()
+    subcommands = next(a for a in parser._actions if a.dest == "command").choices
+    expected = {
+        ("export", "mode"): TFLITE_MODES,
+        ("train", "strategy"): STRATEGIES,
+        ("train", "distillation"): DISTILLATION_MODES,
+        ("train", "precision"): PRECISIONS,
+        ("train", "compile_mode"): COMPILE_MODES,
+        ("benchmark", "modes"): KERAS_MODES,
+    }
+    for (command, dest), choices in expected.items():
+        action = next(a for a in subcommands[command]._actions if a.dest == dest)
+        assert tuple(action.choices) == tuple(choices), (command, dest)

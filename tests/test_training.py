@@ -854,3 +854,21 @@ def test_train_and_evaluate_check_their_arguments_before_any_work(tmp_path, call
     with pytest.raises(error, match=message):
         call(tmp_path)
     assert not list(tmp_path.iterdir()), "nothing is written"
+
+
+def test_worker_0_writes_the_run_only_where_the_cluster_has_no_chief():
+    from types import SimpleNamespace
+
+    from keras_vits.training.loop import is_chief
+
+    def strategy(task_type, task_id, cluster):
+        resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id
+        )
+        return SimpleNamespace(cluster_resolver=resolver)
+
+    workers = {"worker": ["localhost:1", "localhost:2"]}
+    with_chief = {"chief": ["localhost:3"], **workers}
+    assert is_chief(strategy("worker", 0, workers)) and not is_chief(strategy("worker", 1, workers))
+    assert is_chief(strategy("chief", 0, with_chief)) and not is_chief(strategy("worker", 0, with_chief))
+    assert is_chief(SimpleNamespace())  # one process, no cluster

@@ -60,10 +60,14 @@ def make_strategy(name="default", tpu=None):
 
 
 def is_chief(strategy):
+    """True for the process that writes the run folder: the `chief` task, or worker 0 where there is none."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def build_model(recipe, num_classes, channels, initial_weights=None):
