@@ -291,6 +291,21 @@ def test_ema_weights_are_checkpointed(tmp_path):
     assert counts[0.5] == counts[None] + trainable, "one moving average per trainable variable"
 
 
+def test_with_an_ema_every_epochs_evaluation_scores_the_averaged_weights(tmp_path):
+    """The history (and curves.png) once scored the live weights while result.json scored the EMA."""
+    with tfds.testing.mock_data(num_examples=32):
+        result = train(tiny_recipe(ema_momentum=0.5, epochs=2), tmp_path / "run", verbose=0)
+        resumed_live = train(tiny_recipe(ema_momentum=0.5, epochs=3), tmp_path / "run3", max_steps=4, verbose=0)
+    last = result["history"][-1]
+    assert last["eval_loss"] == pytest.approx(result["final"]["loss"], rel=1e-6)
+    assert last["top1_avg"] == pytest.approx(result["final"]["top1_avg"])
+    # the live weights come back after each evaluation: the checkpoint holds them, not the average
+    ema_values = resumed_live["student"].get_weights()  # finalized at the end: the averages
+    saved = _checkpoint_values(tf.train.latest_checkpoint(str(tmp_path / "run3" / "checkpoints")))
+    kernel = next(k for k in saved if k.startswith("student/") and "kernel" in k)
+    assert not any(np.array_equal(saved[kernel], value) for value in ema_values)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     out = tmp_path / "run"
     recipe = tiny_recipe(base_lr=1e35, warmup_epochs=0, checkpoint_every=1, min_lr=1e35)

@@ -351,6 +351,22 @@ def _check_count(value, argument, optional=False):
         raise ValueError(f"{argument} must be >= 1, got {value}.")
 
 
+@contextlib.contextmanager
+def _evaluated_weights(optimizer, variables, ema):
+    """Inside the block `variables` hold their moving averages when `ema`, as the saved model will;
+    after it, the live values training goes on from."""
+    if not ema:
+        yield
+        return
+    live = [tf.identity(variable) for variable in variables]
+    optimizer.finalize_variable_values(variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, live):
+            variable.assign(value)
+
+
 def _save_checkpoint(manager, step):
     """`manager.save`, with a full disk said in one sentence (TensorFlow writes checkpoints itself, not `_io`)."""
     try:
@@ -632,7 +648,11 @@ def train(
             # The history entry is written before the epoch-end checkpoint: a kill between the two
             # resumes from the previous checkpoint, inside this epoch, which drops the entry and writes
             # it again; the other order lost the entry for good.
-            with naming_undecodable_images(eval_source):
+            # With an EMA, every evaluation scores the averaged weights, as the final one and model.keras do.
+            with (
+                naming_undecodable_images(eval_source),
+                _evaluated_weights(optimizer, student.trainable_variables, recipe.ema_momentum is not None),
+            ):
                 eval_logs = evaluate_model(model, eval_dataset, strategy)
             entry = {"epoch": epoch + 1, "step": step, **train_logs, "eval_loss": eval_logs.pop("loss"), **eval_logs}
             scale = loss_scale(optimizer)
