@@ -446,7 +446,7 @@ def test_a_corrupt_image_in_a_folder_data_set_is_named_before_any_work(tmp_path,
     content = bad.read_bytes()
     bad.write_bytes({"truncated": content[: len(content) // 2], "garbage": b"\x00" * 50, "empty": b""}[damage])
     with pytest.raises(ValueError, match=r"1 image file\(s\) cannot be decoded .*dog/1.png"):
-        load_source(f"folder:{root}", "train", channels=3, image_size=8)
+        load_source(f"folder:{root}", "train", channels=3)
 
 
 @pytest.mark.keras3_only
@@ -456,7 +456,7 @@ def test_an_image_with_bytes_after_its_end_is_kept(tmp_path):
     root = _image_folder(tmp_path / "data")
     path = root / "cat" / "0.png"
     path.write_bytes(path.read_bytes() + b"\x00trailing metadata" * 10)
-    assert load_source(f"folder:{root}", "train", channels=3, image_size=8).num_examples > 0
+    assert load_source(f"folder:{root}", "train", channels=3).num_examples > 0
 
 
 @pytest.mark.keras3_only
@@ -468,7 +468,7 @@ def test_an_empty_class_folder_is_refused_not_made_a_class(tmp_path):
     (root / "notes_only").mkdir()
     (root / "notes_only" / "readme.txt").write_text("no images here")
     with pytest.raises(ValueError, match=r"Class folder\(s\) \['empty_class', 'notes_only'\] .* hold no image"):
-        load_source(f"folder:{root}", "train", channels=3, image_size=8)
+        load_source(f"folder:{root}", "train", channels=3)
 
 
 @pytest.mark.parametrize(
@@ -494,7 +494,7 @@ def test_a_folder_with_too_few_images_for_its_split_is_refused(tmp_path, per_cla
 
     root = _image_folder(tmp_path / "data", per_class=per_class)
     with pytest.raises(ValueError, match=rf"holds {2 * per_class} image\(s\), too few for its 90/10"):
-        load_source(f"folder:{root}", "train", channels=3, image_size=8)
+        load_source(f"folder:{root}", "train", channels=3)
 
 
 # ----------------------------------------------------------------------------- the command line: every flag

@@ -165,8 +165,8 @@ def _write_folder(root, classes=("cat", "dog", "eel"), per_class=4, size=20):
 def test_folder_source(tmp_path):
     _write_folder(tmp_path / "train")
     _write_folder(tmp_path / "test", per_class=2)
-    train_source = load_source(f"folder:{tmp_path}", "train", channels=3, image_size=16)
-    test_source = load_source(f"folder:{tmp_path}", "test", channels=3, image_size=16)
+    train_source = load_source(f"folder:{tmp_path}", "train", channels=3)
+    test_source = load_source(f"folder:{tmp_path}", "test", channels=3)
     assert train_source.class_names == ("cat", "dog", "eel")
     assert (train_source.num_examples, test_source.num_examples, train_source.num_classes) == (12, 6, 3)
     recipe = Recipe(name="t", image_size=16, mean=(0.5,) * 3, std=(0.25,) * 3, crop_padding=0)
@@ -174,10 +174,26 @@ def test_folder_source(tmp_path):
     assert images.shape == (4, 16, 16, 3) and targets.shape == (4, 3)
 
 
+def test_folder_images_keep_their_aspect_ratio_until_the_crop(tmp_path):
+    """Keras's loader resized every image to image_size first, squashing it; timm crops the original."""
+    tall = np.zeros((40, 20, 1), np.uint8)
+    tall[:10] = 255  # the top quarter white: outside the centre crop, a quarter of a squashed image
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            (tmp_path / split / name).mkdir(parents=True)
+            tf.io.write_file(str(tmp_path / split / name / "0.png"), tf.io.encode_png(tall))
+    source = load_source(f"folder:{tmp_path}", "test", channels=1)
+    assert next(iter(source.dataset))[0].shape == (40, 20, 1)
+    recipe = Recipe(name="t", image_size=20, mean=(0.0,), std=(1.0,), eval_crop_fraction=1.0)
+    images, _ = next(iter(make_dataset(source, recipe, 2, training=False)))
+    assert images.shape == (2, 20, 20, 1)
+    assert float(tf.reduce_max(images)) == 0.0  # the centre 20 x 20 is all black
+
+
 def test_folder_without_split_folders_is_split_90_10(tmp_path):
     _write_folder(tmp_path, per_class=10)
-    train_source = load_source(f"folder:{tmp_path}", "train", channels=1, image_size=8)
-    eval_source = load_source(f"folder:{tmp_path}", "test", channels=1, image_size=8)
+    train_source = load_source(f"folder:{tmp_path}", "train", channels=1)
+    eval_source = load_source(f"folder:{tmp_path}", "test", channels=1)
     assert (train_source.num_examples, eval_source.num_examples, train_source.channels) == (27, 3, 1)
 
 

@@ -46,7 +46,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     recipe = recipes.get_recipe(args.recipe)
     batch = recipe.batch_size
-    source = data.load_source(recipe.dataset, recipe.train_split, channels=len(recipe.mean), image_size=28)
+    source = data.load_source(recipe.dataset, recipe.train_split, channels=len(recipe.mean))
     dataset = pipeline.make_dataset(source, recipe, batch, training=True)
     images, targets = next(iter(dataset))
 

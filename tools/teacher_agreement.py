@@ -40,7 +40,7 @@ def main(argv=None):
     teacher = load_keras_file(args.teacher, "teacher")
     base = recipes.get_recipe(args.recipe)
     # Read once: the overrides change the augmentation, not the data.
-    source = data.load_source(base.dataset, base.train_split, channels=len(base.mean), image_size=base.image_size)
+    source = data.load_source(base.dataset, base.train_split, channels=len(base.mean))
     for overrides in [[], *args.set]:
         recipe = base.replace(**parse_overrides(overrides))
         share = agreement(teacher, source, recipe, args.batches)

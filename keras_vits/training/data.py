@@ -128,8 +128,13 @@ def _fashion_mnist_source(split, download):
     return ImageSource(dataset, len(labels), len(FASHION_MNIST_LABELS), 1, FASHION_MNIST_LABELS, "fashion_mnist")
 
 
-def _folder_source(root, split, channels, image_size, seed):
-    """Class sub-folders under `root/<split>/` when that exists, else a seeded 90/10 split of `root/`."""
+def _folder_source(root, split, channels, seed):
+    """Class sub-folders under `root/<split>/` when that exists, else a seeded 90/10 split of `root/`.
+
+    Images are decoded at their own size, as timm's ImageFolder reads them: the pipeline's random
+    resized crop (training) or shorter-side resize and centre crop (evaluation) then makes them
+    square. (Keras's loader resizes every image to one size first, which squashes its aspect ratio.)
+    """
     root = pathlib.Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Image folder {root} does not exist; expected <root>/<class name>/<image files>.")
@@ -139,7 +144,6 @@ def _folder_source(root, split, channels, image_size, seed):
         label_mode="int",
         color_mode={1: "grayscale", 3: "rgb", 4: "rgba"}[channels],
         batch_size=None,
-        image_size=(image_size, image_size),
         shuffle=False,
         verbose=False,
     )
@@ -162,9 +166,18 @@ def _folder_source(root, split, channels, image_size, seed):
     if num_examples <= 0:
         raise FileNotFoundError(f"No images found under {folder}.")
     check_class_folders(folder, class_names)
-    dataset_paths = dataset.file_paths
+    dataset_paths = dataset.file_paths  # Keras's listing and split; its decoding is not used
     check_image_files(dataset_paths)
-    dataset = dataset.map(lambda image, label: (tf.cast(tf.round(image), tf.uint8), tf.cast(label, tf.int64)))
+    class_index = {name: index for index, name in enumerate(class_names)}
+    labels = [class_index[os.path.relpath(path, folder).split(os.sep)[0]] for path in dataset_paths]
+
+    def decode(path, label):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=channels, dtype=tf.uint8, expand_animations=False)
+        image.set_shape((None, None, channels))
+        return image, label
+
+    dataset = tf.data.Dataset.from_tensor_slices((list(dataset_paths), tf.constant(labels, tf.int64)))
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     return ImageSource(
         dataset, num_examples, len(class_names), channels, class_names, f"folder:{root}", tuple(dataset_paths)
     )
@@ -266,7 +279,7 @@ def _tfds_source(name, split, data_dir, manual_dir, download):
     return ImageSource(dataset, num_examples, num_classes, channels, tuple(features[label_key].names), name)
 
 
-def load_source(dataset, split, data_dir=None, manual_dir=None, download=False, channels=3, image_size=224, seed=0):
+def load_source(dataset, split, data_dir=None, manual_dir=None, download=False, channels=3, seed=0):
     """Examples of one split of `dataset`.
 
     Args:
@@ -274,7 +287,8 @@ def load_source(dataset, split, data_dir=None, manual_dir=None, download=False, 
             sub-folders), or a tensorflow-datasets name (`"imagenet2012"`, `"cifar10"`).
         split: `"train"`, `"test"`, or a tfds split such as `"validation"` or `"train[:10%]"`.
         data_dir, manual_dir, download: tensorflow-datasets options.
-        channels, image_size: how a folder's images are decoded (other sources keep theirs).
+        channels: how many channels a folder's images are decoded to (other sources keep theirs);
+            a folder's images keep their own sizes, as every source's do.
         seed: the seed of a folder's 90/10 train/validation split.
 
     Raises:
@@ -288,7 +302,7 @@ def load_source(dataset, split, data_dir=None, manual_dir=None, download=False, 
     if dataset == "fashion_mnist":
         return _fashion_mnist_source(split, download)
     if dataset.startswith("folder:"):
-        return _folder_source(dataset[len("folder:") :], split, channels, image_size, seed)
+        return _folder_source(dataset[len("folder:") :], split, channels, seed)
     return _tfds_source(dataset, split, data_dir, manual_dir, download)
 
 

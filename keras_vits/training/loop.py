@@ -491,7 +491,6 @@ def train(
         manual_dir=recipe.manual_dir,
         download=recipe.download,
         channels=channels_hint,
-        image_size=recipe.image_size,
         seed=recipe.seed,
     )
     source = load_source(recipe.dataset, recipe.train_split, **source_args)
@@ -757,7 +756,7 @@ def evaluate(
             f"entries (mean={recipe.mean}, std={recipe.std})."
         )
     # The run's seed: a folder without train/test folders is split 90/10 by it, as in training.
-    source = load_source(dataset, split, data_dir=data_dir, channels=channels, image_size=size, seed=recipe.seed)
+    source = load_source(dataset, split, data_dir=data_dir, channels=channels, seed=recipe.seed)
     if source.channels != channels:
         raise ValueError(f"{model_path} takes {channels}-channel images; {source.name} has {source.channels}.")
     if saved_labels is not None and list(source.class_names) != list(saved_labels):
