@@ -262,3 +262,11 @@ def test_table_script_runs_a_second_stage_from_the_first_stages_model(tmp_path):
     assert f"--output {runs}/hard_s1_plain --initial-weights {runs}/hard_s1/model.keras" in second
     assert "--set seed=1 epochs=40 epochs=1 augment=false --precision" in second
     assert f"--teacher {runs}/teacher/model.keras" in second
+
+
+def test_the_best_student_is_scored_on_the_average_head():
+    """DeiT predicts with the average of both heads; a run's best head on the test set is a selection."""
+    document = _document([0.80], [0.83])
+    document["students"][0]["top1_dist"] = 0.95  # one head of one run, above every average
+    _, goals = deit_table.summary(document)
+    assert goals["best_student"] == (pytest.approx(0.86), 0.92)
