@@ -269,13 +269,14 @@ RECIPES = {
     "demo_deit_hard": _FMNIST_DEIT.replace(
         name="demo_deit_hard",
         description="A few-minute small-DeiT hard distillation for the README demo.",
-        # Three epochs fit the demo's time; a run that short underfits, so no augmentation.
+        # Four epochs fit the demo's time; a run that short underfits, so no augmentation. With three,
+        # the average head ended 0.02 points under 85% on one host (86.87% teacher, 2026-12-04).
         distillation="hard",
         teacher="runs/demo_teacher/model.keras",
-        epochs=3,
+        epochs=4,
         warmup_epochs=0.3,
         augment=False,
-        expected="85.7% top-1 (average head; cls 86.1, dist 85.0) after its 3 epochs from an 87.0% demo teacher.",
+        expected="86.0% top-1 (average head; cls 86.3, dist 85.2) after its 4 epochs from an 86.9% demo teacher.",
     ),
     "imagenet_deit_small": Recipe(
         name="imagenet_deit_small",
