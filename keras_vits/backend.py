@@ -6,6 +6,7 @@ tensorflow-model-optimization only accepts tf-keras models, so every layer in
 this package uses TensorFlow ops inside ``call`` and builds under both.
 """
 
+import numpy as np
 import tensorflow as tf
 
 keras = tf.keras
@@ -57,8 +58,6 @@ def compare_layer_weights(model, source_weights):
         keys on both sides, `missing` and `unexpected` the sorted keys of one side only, and
         `mismatched` `[(key, array shape, variable shape)]` in the model's layer order.
     """
-    import numpy as np
-
     targets = {_portable_key(k): v for k, v in layer_weights(model).items()}
     source = {_portable_key(k): np.asarray(v) for k, v in source_weights.items()}
     pairs = {key: (variable, source[key]) for key, variable in targets.items() if key in source}

@@ -295,6 +295,20 @@ def load_teacher(path, num_classes):
     return load_keras_file(path, "teacher")
 
 
+def _check_teacher(recipe):
+    """A teacher exactly when the recipe distils: checked before any data is read."""
+    if recipe.distillation == "none" and recipe.teacher is not None:
+        raise ValueError(
+            f"teacher={recipe.teacher!r} was given but distillation is 'none', so it would be ignored: "
+            f"set distillation to 'soft' or 'hard', or drop the teacher (--set teacher=null)."
+        )
+    if recipe.distillation != "none" and recipe.teacher is None:
+        raise ValueError(
+            f"distillation={recipe.distillation!r} needs a teacher: set teacher to a .keras file "
+            f"(keras-vits train --teacher PATH), or distillation to 'none'."
+        )
+
+
 def _check_inputs(recipe, source, eval_source):
     expected_channels = source.channels
     if eval_source.channels != expected_channels or eval_source.num_classes != source.num_classes:
@@ -307,16 +321,6 @@ def _check_inputs(recipe, source, eval_source):
             f"{source.name}'s {recipe.train_split!r} and {recipe.eval_split!r} splits name other classes: "
             f"{list(source.class_names)[:12]} against {list(eval_source.class_names)[:12]}. Set eval_split to the "
             f"split that holds the same classes (a folder data set takes train/ and test/ subfolders)."
-        )
-    if recipe.distillation == "none" and recipe.teacher is not None:
-        raise ValueError(
-            f"teacher={recipe.teacher!r} was given but distillation is 'none', so it would be ignored: "
-            f"set distillation to 'soft' or 'hard', or drop the teacher (--set teacher=null)."
-        )
-    if recipe.distillation != "none" and recipe.teacher is None:
-        raise ValueError(
-            f"distillation={recipe.distillation!r} needs a teacher: set teacher to a .keras file "
-            f"(keras-vits train --teacher PATH), or distillation to 'none'."
         )
     if len(recipe.mean) != expected_channels or len(recipe.std) != expected_channels:
         raise ValueError(
@@ -485,6 +489,7 @@ def train(
     if global_batch % replicas:
         raise ValueError(f"batch_size {global_batch} does not split over {replicas} replicas.")
 
+    _check_teacher(recipe)
     channels_hint = len(recipe.mean)
     source_args = dict(
         data_dir=recipe.data_dir,
