@@ -271,6 +271,18 @@ def test_learning_rate_warms_up_scales_with_batch_and_decays():
     assert float(schedule(550)) < float(schedule(300)) < peak
 
 
+def test_a_min_lr_above_the_peak_is_refused_before_any_data_is_read(tmp_path):
+    """It was clipped to the peak: a constant learning rate, with no word said."""
+    recipe = Recipe(name="t", base_lr=1e-3, min_lr=1e-3, batch_size=128)  # peak 1e-3 * 128 / 512 = 2.5e-4
+    with pytest.raises(ValueError, match=r"min_lr \(0.001\) is above the peak learning rate 0.00025 .*batch 128"):
+        learning_rate_schedule(recipe, steps_per_epoch=10, global_batch_size=128)
+    assert float(learning_rate_schedule(recipe.replace(min_lr=2.5e-4), 10, 128)(50)) == pytest.approx(2.5e-4)
+    missing = tmp_path / "no_such_folder"
+    with pytest.raises(ValueError, match="min_lr"):  # not the missing data set: the recipe is checked first
+        train(recipe.replace(dataset=f"folder:{missing}"), tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -324,7 +336,7 @@ def test_with_an_ema_every_epochs_evaluation_scores_the_averaged_weights(tmp_pat
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     out = tmp_path / "run"
-    recipe = tiny_recipe(base_lr=1e35, warmup_epochs=0, checkpoint_every=1, min_lr=1e35)
+    recipe = tiny_recipe(base_lr=1e35, warmup_epochs=0, checkpoint_every=1, min_lr=1e33)  # peak 1.6e33
     with (
         tfds.testing.mock_data(num_examples=32),
         pytest.raises(NaNLossError, match=r"at step (\d+) .*last good checkpoint is .*ckpt-(\d+)") as error,
@@ -778,7 +790,9 @@ def test_initial_weights_from_a_keras_file_start_the_run_and_a_resume_does_not_r
         train(tiny_recipe(epochs=1), first, verbose=0)
         trained = {key: v.numpy() for key, v in layer_weights(load_keras_file(first / "model.keras")).items()}
         # a learning rate too small to move the weights: what the run starts from is what it ends with
-        recipe = tiny_recipe(epochs=1, initial_weights=str(first / "model.keras"), base_lr=1e-9, weight_decay=0.0)
+        recipe = tiny_recipe(
+            epochs=1, initial_weights=str(first / "model.keras"), base_lr=1e-9, min_lr=0.0, weight_decay=0.0
+        )
         train(recipe, second, max_steps=2, verbose=0)
         (first / "model.keras").unlink()  # resumed from its checkpoint, the run never needs the file again
         result = train(recipe, second, verbose=0)

@@ -148,15 +148,31 @@ def no_weight_decay_variables(model):
     ]
 
 
+def peak_learning_rate(recipe, global_batch_size):
+    """`base_lr * global_batch_size / 512`, the schedule's peak.
+
+    Raises:
+        ValueError: `min_lr` above the peak, where the cosine would have nowhere to decay to
+            (it was once clipped to the peak: a constant schedule nobody asked for).
+    """
+    peak = recipe.base_lr * global_batch_size / 512
+    if recipe.min_lr > peak:
+        raise ValueError(
+            f"Recipe field min_lr ({recipe.min_lr:g}) is above the peak learning rate {peak:g} "
+            f"(base_lr {recipe.base_lr:g} x global batch {global_batch_size} / 512); expected min_lr <= {peak:g}."
+        )
+    return peak
+
+
 def learning_rate_schedule(recipe, steps_per_epoch, global_batch_size):
     """Linear warm-up to base_lr * batch / 512, then cosine decay to min_lr."""
-    peak = recipe.base_lr * global_batch_size / 512
+    peak = peak_learning_rate(recipe, global_batch_size)
     total = max(1, int(recipe.epochs * steps_per_epoch))
     warmup = min(int(recipe.warmup_epochs * steps_per_epoch), total - 1)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else peak,
         decay_steps=total - warmup,
-        alpha=min(recipe.min_lr / peak, 1.0),
+        alpha=recipe.min_lr / peak,
         warmup_target=peak if warmup else None,
         warmup_steps=warmup,
     )
@@ -488,6 +504,7 @@ def train(
     global_batch = recipe.batch_size
     if global_batch % replicas:
         raise ValueError(f"batch_size {global_batch} does not split over {replicas} replicas.")
+    peak_learning_rate(recipe, global_batch)  # a min_lr above the peak is refused before any data is read
 
     _check_teacher(recipe)
     channels_hint = len(recipe.mean)
