@@ -8,8 +8,8 @@ ask `choose_jit_compile` instead, and a recipe's `compile_mode` (or the CLI's
 
 `XLA_TRAINING` is the table. Its CPU rows hold with TensorFlow's oneDNN kernels on, which
 keras_vits arranges on x86 (keras_vits/_onednn.py); they come from `keras-vits benchmark
---modes train train_xla` on an Intel Xeon with AMX and an AMD EPYC Zen 3 (docs/PERFORMANCE.md,
-"Graph or XLA"), which agreed: XLA wins for Swin and for float32 ViTs of under
+--modes train train_xla` on an Intel Xeon with AMX and AMD EPYC Zen 3 and Zen 4 CPUs
+(docs/PERFORMANCE.md, "Graph or XLA"), which agreed: XLA wins for Swin and for float32 ViTs of under
 `VIT_XLA_MAX_MACS` per image, graph mode for larger or bfloat16 ViTs and for PVT. With oneDNN off
 (Zen 3, Eigen's kernels) XLA won nowhere, so every CPU step is then graph.
 No TensorFlow GPU could be reached to measure the GPU rows: they follow TensorFlow's
