@@ -212,6 +212,34 @@ def test_table_script_refuses_an_unknown_run_name(tmp_path):
     assert not log.exists()
 
 
+def test_a_signal_to_the_table_script_stops_the_run_it_waits_on(tmp_path):
+    """The run once went on training after its lane's script was killed."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pid_file = tmp_path / "train.pid"
+    (bin_dir / "keras-vits").write_text(f"#!/usr/bin/env bash\necho $$ > {pid_file}\nexec sleep 60\n")
+    (bin_dir / "keras-vits").chmod(0o755)
+    script = pathlib.Path(__file__).parents[1] / "training" / "deit_table.sh"
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    lane = subprocess.Popen(["bash", str(script), str(tmp_path / "runs"), "none_s0"], env=env)
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline, "the fake run never started"
+        time.sleep(0.05)
+    train_pid = int(pid_file.read_text())
+    lane.send_signal(signal.SIGTERM)
+    assert lane.wait(timeout=10) == 143
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{train_pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{train_pid}"), "the run outlived its script"
+
+
 def _second_stages(runs, started_from=None):
     """A one-epoch second stage `{mode}_s0_plain` beside each first stage of `_table_folders`."""
     for mode in ("none", "hard"):

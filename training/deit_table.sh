@@ -25,9 +25,19 @@ read -r -a student_set <<< "${STUDENT_SET:-}"
 # then: python training/deit_table.py RUNS --stage plain
 read -r -a stage_set <<< "${STAGE_SET:-}"
 here=$(dirname "$0")
+# A signal to this script stops the run it is waiting on too (it checkpoints as it goes, so a restart
+# resumes it): bash runs a trap only after a foreground command ends, so each run waits in the background.
+child=
+trap '[ -z "$child" ] || kill "$child" 2>/dev/null; exit 143' TERM INT HUP
+run() {
+  "$@" &
+  child=$!
+  wait "$child"
+  child=
+}
 teacher() {
   [ -f "$RUNS/teacher/result.json" ] ||
-    keras-vits train --config "$here/deit_fmnist/teacher.py" --output "$RUNS/teacher" --precision "$PRECISION"
+    run keras-vits train --config "$here/deit_fmnist/teacher.py" --output "$RUNS/teacher" --precision "$PRECISION"
 }
 train_student() {  # mode seed output initial-weights-or-empty [more overrides...]
   local mode=$1 seed=$2 out=$3 start=$4
@@ -38,7 +48,7 @@ train_student() {  # mode seed output initial-weights-or-empty [more overrides..
     teacher_flag=(--teacher "$RUNS/teacher/model.keras")
   fi
   [ -n "$start" ] && start_flag=(--initial-weights "$start")
-  keras-vits train --recipe "fmnist_deit_$mode" --output "$out" "${start_flag[@]}" --set "seed=$seed" \
+  run keras-vits train --recipe "fmnist_deit_$mode" --output "$out" "${start_flag[@]}" --set "seed=$seed" \
     "${student_set[@]}" "$@" --precision "$PRECISION" "${teacher_flag[@]}"
 }
 student() {  # mode seed
