@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -271,16 +272,15 @@ def test_learning_rate_warms_up_scales_with_batch_and_decays():
     assert float(schedule(550)) < float(schedule(300)) < peak
 
 
-def test_a_min_lr_above_the_peak_is_refused_before_any_data_is_read(tmp_path):
-    """It was clipped to the peak: a constant learning rate, with no word said."""
-    recipe = Recipe(name="t", base_lr=1e-3, min_lr=1e-3, batch_size=128)  # peak 1e-3 * 128 / 512 = 2.5e-4
-    with pytest.raises(ValueError, match=r"min_lr \(0.001\) is above the peak learning rate 0.00025 .*batch 128"):
-        learning_rate_schedule(recipe, steps_per_epoch=10, global_batch_size=128)
-    assert float(learning_rate_schedule(recipe.replace(min_lr=2.5e-4), 10, 128)(50)) == pytest.approx(2.5e-4)
-    missing = tmp_path / "no_such_folder"
-    with pytest.raises(ValueError, match="min_lr"):  # not the missing data set: the recipe is checked first
-        train(recipe.replace(dataset=f"folder:{missing}"), tmp_path / "run", verbose=0)
-    assert not (tmp_path / "run").exists()
+def test_a_min_lr_above_the_peak_warns_and_holds_the_peak():
+    """It was clipped to the peak, a constant learning rate, with no word said."""
+    recipe = Recipe(name="t", base_lr=1e-3, min_lr=1e-3, warmup_epochs=0)  # peak 1e-3 * 128 / 512 = 2.5e-4
+    with pytest.warns(UserWarning, match=r"min_lr \(0.001\) is above the peak learning rate 0.00025 .*batch 128"):
+        schedule = learning_rate_schedule(recipe, steps_per_epoch=10, global_batch_size=128)
+    assert [float(schedule(step)) for step in (0, 50, 100)] == pytest.approx([2.5e-4] * 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # at or below the peak: no warning
+        learning_rate_schedule(recipe.replace(min_lr=2.5e-4), 10, 128)
 
 
 # ----------------------------------------------------------------------------- the loop

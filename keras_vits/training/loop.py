@@ -151,15 +151,17 @@ def no_weight_decay_variables(model):
 def peak_learning_rate(recipe, global_batch_size):
     """`base_lr * global_batch_size / 512`, the schedule's peak.
 
-    Raises:
-        ValueError: `min_lr` above the peak, where the cosine would have nowhere to decay to
-            (it was once clipped to the peak: a constant schedule nobody asked for).
+    A `min_lr` above it leaves the cosine nowhere to decay to: the schedule is then constant at
+    the peak, and a warning says so (it once said nothing). Small batches meet this with the
+    default `min_lr`, so it is not an error.
     """
     peak = recipe.base_lr * global_batch_size / 512
     if recipe.min_lr > peak:
-        raise ValueError(
+        warnings.warn(
             f"Recipe field min_lr ({recipe.min_lr:g}) is above the peak learning rate {peak:g} "
-            f"(base_lr {recipe.base_lr:g} x global batch {global_batch_size} / 512); expected min_lr <= {peak:g}."
+            f"(base_lr {recipe.base_lr:g} x global batch {global_batch_size} / 512): the learning rate stays "
+            f"at {peak:g} after the warm-up instead of decaying. Set min_lr <= {peak:g} for a cosine decay.",
+            stacklevel=2,
         )
     return peak
 
@@ -172,7 +174,7 @@ def learning_rate_schedule(recipe, steps_per_epoch, global_batch_size):
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else peak,
         decay_steps=total - warmup,
-        alpha=recipe.min_lr / peak,
+        alpha=min(recipe.min_lr / peak, 1.0),
         warmup_target=peak if warmup else None,
         warmup_steps=warmup,
     )
@@ -504,7 +506,6 @@ def train(
     global_batch = recipe.batch_size
     if global_batch % replicas:
         raise ValueError(f"batch_size {global_batch} does not split over {replicas} replicas.")
-    peak_learning_rate(recipe, global_batch)  # a min_lr above the peak is refused before any data is read
 
     _check_teacher(recipe)
     channels_hint = len(recipe.mean)
