@@ -148,12 +148,11 @@ def no_weight_decay_variables(model):
     ]
 
 
-def peak_learning_rate(recipe, global_batch_size):
-    """`base_lr * global_batch_size / 512`, the schedule's peak.
+def learning_rate_schedule(recipe, steps_per_epoch, global_batch_size):
+    """Linear warm-up to base_lr * batch / 512, then cosine decay to min_lr.
 
-    A `min_lr` above it leaves the cosine nowhere to decay to: the schedule is then constant at
-    the peak, and a warning says so (it once said nothing). Small batches meet this with the
-    default `min_lr`, so it is not an error.
+    A `min_lr` above that peak leaves the cosine nowhere to decay to: the rate then stays at the
+    peak, with a warning. Small batches meet this with the default `min_lr`, so it is not an error.
     """
     peak = recipe.base_lr * global_batch_size / 512
     if recipe.min_lr > peak:
@@ -163,12 +162,6 @@ def peak_learning_rate(recipe, global_batch_size):
             f"at {peak:g} after the warm-up instead of decaying. Set min_lr <= {peak:g} for a cosine decay.",
             stacklevel=2,
         )
-    return peak
-
-
-def learning_rate_schedule(recipe, steps_per_epoch, global_batch_size):
-    """Linear warm-up to base_lr * batch / 512, then cosine decay to min_lr."""
-    peak = peak_learning_rate(recipe, global_batch_size)
     total = max(1, int(recipe.epochs * steps_per_epoch))
     warmup = min(int(recipe.warmup_epochs * steps_per_epoch), total - 1)
     return keras.optimizers.schedules.CosineDecay(
