@@ -1,11 +1,11 @@
-"""tools/profile_train_ops.py: both frameworks' ops land in the same kinds of work, and our side profiles."""
+"""tools/benchmarks/profile_train_ops.py: both frameworks' ops land in the same kinds of work, and our side profiles."""
 
 import importlib.util
 import pathlib
 import sys
 
-_TOOLS = pathlib.Path(__file__).parents[1] / "tools"
-sys.path.insert(0, str(_TOOLS))  # the script imports its sibling tools/profile_ops.py, as when run from tools/
+_TOOLS = pathlib.Path(__file__).parents[1] / "tools" / "benchmarks"
+sys.path.insert(0, str(_TOOLS))  # the script imports its sibling profile_ops.py, as when run from tools/benchmarks/
 _SPEC = importlib.util.spec_from_file_location("profile_train_ops", _TOOLS / "profile_train_ops.py")
 profile_train_ops = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(profile_train_ops)

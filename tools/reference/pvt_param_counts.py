@@ -20,10 +20,10 @@ checkpoints are reconstructed from the paper / official code (hidden sizes
 sizes 4-2-2-2, image 224, qkv_bias, LayerNorm eps 1e-6) with the per-size depths,
 and the trainable parameter counts are compared with the expected values.
 
-Output: ``tools/pvt_reference.json`` (``--output FILE`` writes elsewhere).  Run from
+Output: ``tests/fixtures/pvt_reference.json`` (``--output FILE`` writes elsewhere).  Run from
 the repository root::
 
-    python tools/pvt_param_counts.py
+    python tools/reference/pvt_param_counts.py
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ import pathlib
 import timm
 import torch
 import transformers
-from reference_common import build_on_meta_or_cpu, build_timm, jsonable, output_argument, trainable_params
+from reference_common import FIXTURE_DIR, build_on_meta_or_cpu, build_timm, jsonable, output_argument, trainable_params
 from timm.models import pvt_v2 as timm_pvt_v2
 from transformers import PvtConfig, PvtForImageClassification
 
-OUT_PATH = pathlib.Path(__file__).resolve().parent / "pvt_reference.json"
+OUT_PATH = FIXTURE_DIR / "pvt_reference.json"
 
 V2_NAMES = ["pvt_v2_b0", "pvt_v2_b1", "pvt_v2_b2", "pvt_v2_b3", "pvt_v2_b4", "pvt_v2_b5", "pvt_v2_b2_li"]
 SKIP_ARGS = {"self", "device", "dtype"}

@@ -1,6 +1,6 @@
 """Prints the max |logits - reference| of every parity fixture, for docs/RESULTS.md.
 
-    python tools/parity_report.py
+    python tools/benchmarks/parity_report.py
 
 Runs in the package's own environment (no torch): it loads each fixture
 checkpoint into the keras_vits model its case describes and compares with the
@@ -18,7 +18,7 @@ from keras_vits.models.pvt import PVT_V1_WEIGHT_MAP, PVT_V2_WEIGHT_MAP
 from keras_vits.models.swin import SWIN_WEIGHT_MAP
 from keras_vits.models.vit import VIT_WEIGHT_MAP
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
 # cases file, io-file prefix, family -> (model class, weight map, extra arguments, reference)
 SOURCES = (

@@ -21,10 +21,10 @@ larger-resolution timm model through timm's own checkpoint filter, so their
 
 It needs PyTorch + timm, i.e. the ``reference`` extra (or any environment
 with torch, timm, safetensors and numpy); keras_vits itself is not imported.
-The helpers come from ``tools/reference_common.py``. Run from the repository
+The helpers come from ``tools/reference/reference_common.py``. Run from the repository
 root (``--output DIR`` writes elsewhere)::
 
-    python tools/make_fixtures.py
+    python tools/reference/make_fixtures.py
 """
 
 from __future__ import annotations

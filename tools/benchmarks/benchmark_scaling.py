@@ -1,6 +1,6 @@
 """Time per image against image size: Swin's window attention grows linearly, ViT's global attention faster.
 
-    python tools/benchmark_scaling.py [--models swin_tiny_patch4_window7_224 deit_small_patch16_224]
+    python tools/benchmarks/benchmark_scaling.py [--models swin_tiny_patch4_window7_224 deit_small_patch16_224]
                                       [--sizes 224 448] [--repeats 7] [--batch-size 1] [--plot curves.png]
 
 Each model is built at each size (random weights: the cost does not depend on

@@ -1,7 +1,7 @@
 """How often the teacher's hard label (its argmax) differs from the true label on the batches a
 student trains on: what hard distillation adds over the labels, per augmentation.
 
-    python tools/teacher_agreement.py TEACHER.keras [--recipe fmnist_deit_hard] [--batches 100]
+    python tools/benchmarks/teacher_agreement.py TEACHER.keras [--recipe fmnist_deit_hard] [--batches 100]
         [--set KEY=VALUE ...] [--set KEY=VALUE ...]   # e.g. a stronger augmentation
 
 Reads augmented training batches of the recipe (its seed and augmentation, the last `--set`

@@ -1,9 +1,9 @@
 """Prints the max errors of ViT and DeiT block maps and dynamic-size runs against timm, for docs/RESULTS.md.
 
-    python tools/vit_features_parity.py
+    python tools/benchmarks/vit_features_parity.py
 
 Runs in the package's environment (no torch), on the fixtures of
-tools/make_vit_features_fixtures.py: `features_only` maps of every block against
+tools/reference/make_vit_features_fixtures.py: `features_only` maps of every block against
 `forward_intermediates` (norm off and on, prefix tokens), and a `dynamic_img_size`
 model at another size against timm's `dynamic_img_size=True` (logits and maps).
 """
@@ -16,7 +16,7 @@ from safetensors.numpy import load_file
 
 import keras_vits
 
-FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+FIXTURES = pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures"
 
 
 def build(case, **overrides):

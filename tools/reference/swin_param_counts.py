@@ -1,6 +1,6 @@
 """Record timm's Swin Transformer (v1) registry: parameter counts, constructor kwargs, pretrained configs.
 
-Swin counterpart of ``tools/param_counts.py``. For each model in ``NAMES`` it
+Swin counterpart of ``tools/reference/param_counts.py``. For each model in ``NAMES`` it
 builds the timm model with ``num_classes=1000`` (on the ``meta`` device when
 possible, so no real weights are allocated; falling back to CPU), counts its
 trainable parameters and records:
@@ -14,10 +14,10 @@ trainable parameters and records:
 * ``pretrained_cfg``: hf_hub_id, tag, mean, std, crop_pct, num_classes (and a
   few more fields) of the model's default pretrained tag.
 
-Output: ``tools/swin_reference.json`` (``--output FILE`` writes elsewhere). Nothing is downloaded.
+Output: ``tests/fixtures/swin_reference.json`` (``--output FILE`` writes elsewhere). Nothing is downloaded.
 Needs PyTorch + timm, i.e. the ``reference`` extra. Run from the repository root::
 
-    python tools/swin_param_counts.py
+    python tools/reference/swin_param_counts.py
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ import pathlib
 
 import timm
 import torch
-from reference_common import build_timm, jsonable, output_argument, trainable_params
+from reference_common import FIXTURE_DIR, build_timm, jsonable, output_argument, trainable_params
 from timm.models import swin_transformer as timm_swin
 
-OUT_PATH = pathlib.Path(__file__).resolve().parent / "swin_reference.json"
+OUT_PATH = FIXTURE_DIR / "swin_reference.json"
 
 NAMES = [
     "swin_tiny_patch4_window7_224",

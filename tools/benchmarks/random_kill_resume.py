@@ -1,6 +1,6 @@
 """Kills a training run with SIGKILL at random moments, resumes it each time, and checks the finished run.
 
-    python tools/random_kill_resume.py --kills 5 --seed 0 [--output /tmp/kill_run]
+    python tools/benchmarks/random_kill_resume.py --kills 5 --seed 0 [--output /tmp/kill_run]
 
 The run is `tests/training_worker.py` (a tiny DeiT on tfds mock data, sleeping after each step).
 After the kills it runs to the end; the finished run must have every epoch once in history.json,
@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 WORKER = ROOT / "tests" / "training_worker.py"
 SETTINGS = ["--slow", "--set", "epochs=3", "checkpoint_every=3"]
 

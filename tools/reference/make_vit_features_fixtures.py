@@ -1,6 +1,6 @@
 """Generate timm reference fixtures for ViT and DeiT as dense backbones: block maps and any input size.
 
-Reuses the checkpoints of ``tools/make_fixtures.py`` (``vit_token``, ``vit_avg_ls``,
+Reuses the checkpoints of ``tools/reference/make_fixtures.py`` (``vit_token``, ``vit_avg_ls``,
 ``deit_distilled``) and adds one tiny ViT without a class token (``vit_noprefix``,
 seeded noise on every parameter as there). Writes into ``tests/fixtures/``:
 
@@ -17,7 +17,7 @@ seeded noise on every parameter as there). Writes into ``tests/fixtures/``:
 
 Run from the repository root in the reference environment (torch, timm)::
 
-    python tools/make_vit_features_fixtures.py
+    python tools/reference/make_vit_features_fixtures.py
 """
 
 from __future__ import annotations

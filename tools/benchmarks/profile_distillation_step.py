@@ -1,6 +1,6 @@
 """Where the Fashion-MNIST distillation step's time goes, part by part, in one run.
 
-    python tools/profile_distillation_step.py [--recipe fmnist_deit_hard] [--teacher convnet_medium]
+    python tools/benchmarks/profile_distillation_step.py [--recipe fmnist_deit_hard] [--teacher convnet_medium]
         [--precision float32 ...] [--repeats 5]
 
 Parts (each a `tf.function` over one fixed batch unless it says otherwise; medians of

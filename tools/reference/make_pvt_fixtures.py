@@ -58,10 +58,10 @@ patch part is resized.  This is injected into the HF modules by replacing
 independent functional re-implementation in this file.
 
 Needs torch, timm, transformers, safetensors and numpy; keras_vits itself is
-not imported.  The helpers come from ``tools/reference_common.py``.  Run from
+not imported.  The helpers come from ``tools/reference/reference_common.py``.  Run from
 the repository root (``--output DIR`` writes elsewhere)::
 
-    python tools/make_pvt_fixtures.py
+    python tools/reference/make_pvt_fixtures.py
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """TFLite latency of registry models at full size in float32 and the int8 modes (random weights).
 
-    python tools/int8_latency.py [deit_tiny_patch16_224 pvt_v2_b0 ...] [--rounds 5] [--calls 10]
-    python tools/int8_latency.py --gemm 197x192x576 197x384x1536 197x768x3072
+    python tools/benchmarks/int8_latency.py [deit_tiny_patch16_224 pvt_v2_b0 ...] [--rounds 5] [--calls 10]
+    python tools/benchmarks/int8_latency.py --gemm 197x192x576 197x384x1536 197x768x3072
 
 `--gemm MxKxN` times one Dense layer instead (an (M, K) input times a (K, N)
 kernel, the shape of a transformer's projections): float32 against int8 with
@@ -55,9 +55,10 @@ def gemm_table(shapes, rounds, calls):
     print("|---|---|---|---|---|")
     for shape in shapes:
         m, k, n = (int(v) for v in shape.split("x"))
-        inputs = keras.Input((m, k), batch_size=1)
+        # A (1, M, K) "image": the converter's calibration takes 4-D model inputs only.
+        inputs = keras.Input((1, m, k), batch_size=1)
         model = keras.Model(inputs, keras.layers.Dense(n)(inputs))
-        images = np.random.default_rng(0).normal(size=(16, m, k)).astype("float32")
+        images = np.random.default_rng(0).normal(size=(16, 1, m, k)).astype("float32")
         runners = {
             "float32": TFLiteModel(convert_tflite(model, "float32")),
             "int8": TFLiteModel(convert_tflite(model, "int8", representative_images=images, int8_io=True)),

@@ -1,13 +1,13 @@
 """Per-op-type share of one forward and backward pass in training (TensorFlow's step stats), against timm's.
 
-    python tools/profile_train_ops.py [--recipe fmnist_deit_hard] [--teacher] [--runs 5]
-    python tools/profile_train_ops.py --model deit_small_patch16_224 --batch-size 16 \
+    python tools/benchmarks/profile_train_ops.py [--recipe fmnist_deit_hard] [--teacher] [--runs 5]
+    python tools/benchmarks/profile_train_ops.py --model deit_small_patch16_224 --batch-size 16 \
         --reference-python /tmp/ref/bin/python
 
 The loss and its gradients are a function of the weights (`stateless_call`), so the graph
 has no variables and runs in a TF1 session with full tracing, which records every kernel's
 start and end, one op at a time (one inter-op thread, so that kernel times add up to the
-step, as torch's do). As tools/profile_ops.py does for inference: ops are grouped by type, and
+step, as torch's do). As tools/benchmarks/profile_ops.py does for inference: ops are grouped by type, and
 shares are of summed kernel time. The optimizer
 update is not included (it is 2% of a step; docs/PERFORMANCE.md).
 
@@ -29,7 +29,7 @@ import statistics
 
 import numpy as np
 import tensorflow as tf
-from profile_ops import traced_kernel_micros  # tools/, next to this script
+from profile_ops import traced_kernel_micros  # tools/benchmarks/, next to this script
 
 from keras_vits.backend import keras
 from keras_vits.benchmark import CUSTOM_CASES, ReferenceWorker, benchmark_case

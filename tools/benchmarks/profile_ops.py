@@ -1,6 +1,6 @@
 """Where the time goes: per-op-type share of one float32 forward pass (TensorFlow's step stats).
 
-    python tools/profile_ops.py deit_small_patch16_224 vit_tiny_patch16_224 [--batch-size 16] [--runs 5]
+    python tools/benchmarks/profile_ops.py deit_small_patch16_224 vit_tiny_patch16_224 [--batch-size 16] [--runs 5]
 
 The model's inference `tf.function` is frozen (variables to constants) and run in
 a TF1 session with full tracing, which records every kernel's start and end.

@@ -1,6 +1,6 @@
 """Prints every registered model's trainable parameters and MACs at its default size, for docs/RESULTS.md.
 
-python tools/model_table.py [PATTERN]
+python tools/benchmarks/model_table.py [PATTERN]
 """
 
 import gc

@@ -5,7 +5,7 @@ at 224, its position embedding resampled in the graph) run the same batch, alter
 as `tf.function` graphs (plain and XLA). Prints images/s and the dynamic/fixed ratio.
 Random weights; run with nothing else heavy on the machine::
 
-    python tools/dynamic_img_size_speed.py [--model vit_tiny_patch16_224] [--sizes 224 384] [--batch 8]
+    python tools/benchmarks/dynamic_img_size_speed.py [--model vit_tiny_patch16_224] [--sizes 224 384] [--batch 8]
 """
 
 # isort: off

@@ -1,6 +1,6 @@
 """Full-int8 TFLite accuracy of a tiny ViT on Fashion-MNIST: post-training quantization against QAT.
 
-    cd /work/main && TF_CPP_MIN_LOG_LEVEL=3 python tools/qat_vs_ptq.py [--epochs 2] [--qat-epochs 1] [--json out.json]
+    TF_CPP_MIN_LOG_LEVEL=3 python tools/benchmarks/qat_vs_ptq.py [--epochs 2] [--qat-epochs 1] [--json out.json]
 
 Runs under tf-keras (the script sets TF_USE_LEGACY_KERAS=1 before TensorFlow
 is imported; tfmot needs it). Steps, all with seed 0:
@@ -26,7 +26,7 @@ import numpy as np
 
 # Before TensorFlow is imported (by keras_vits): tfmot needs tf-keras.
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 import keras_vits  # noqa: E402
 from keras_vits.backend import keras  # noqa: E402

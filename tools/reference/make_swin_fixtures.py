@@ -1,7 +1,7 @@
 """Generate the timm reference fixtures for the keras_vits Swin Transformer parity tests.
 
-Companion of ``tools/make_fixtures.py`` (ViT / DeiT), with the same helpers
-(``tools/reference_common.py``) and conventions. It builds a few tiny, randomly
+Companion of ``tools/reference/make_fixtures.py`` (ViT / DeiT), with the same helpers
+(``tools/reference/reference_common.py``) and conventions. It builds a few tiny, randomly
 initialised ``timm.models.swin_transformer.SwinTransformer`` models, perturbs
 every parameter with seeded noise (std 0.05; std 0.5 for the
 ``relative_position_bias_table`` tensors, so a wrong bias table, index or
@@ -49,7 +49,7 @@ Needs PyTorch + timm (the ``reference`` extra, or e.g. /work/toolsenv);
 keras_vits itself is not imported. Nothing is downloaded. Run from the
 repository root (``--output DIR`` writes elsewhere)::
 
-    python tools/make_swin_fixtures.py
+    python tools/reference/make_swin_fixtures.py
 """
 
 from __future__ import annotations

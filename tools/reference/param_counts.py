@@ -14,10 +14,10 @@ and records:
 * ``pretrained_cfg``: mean, std, crop_pct, hf_hub_id, num_classes (and a few
   more fields) of the model's default pretrained tag.
 
-Output: ``tools/timm_reference.json`` (``--output FILE`` writes elsewhere). Nothing is downloaded.
+Output: ``tests/fixtures/timm_reference.json`` (``--output FILE`` writes elsewhere). Nothing is downloaded.
 Needs PyTorch + timm, i.e. the ``reference`` extra. Run from the repository root::
 
-    python tools/param_counts.py
+    python tools/reference/param_counts.py
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import re
 
 import timm
 import torch
-from reference_common import build_timm, jsonable, output_argument, trainable_params
+from reference_common import FIXTURE_DIR, build_timm, jsonable, output_argument, trainable_params
 from timm.models import vision_transformer as timm_vit
 
-OUT_PATH = pathlib.Path(__file__).resolve().parent / "timm_reference.json"
+OUT_PATH = FIXTURE_DIR / "timm_reference.json"
 
 VIT_PATTERN = re.compile(r"^vit_(tiny|small|base|large|huge)_patch(8|14|16|32)_(224|384)$")
 DEIT_NAMES = [

@@ -1,4 +1,4 @@
-"""Helpers the reference scripts in tools/ share (run in the `reference` environment, with torch and timm).
+"""Helpers the reference scripts in tools/reference/ share (run in the `reference` environment, with torch and timm).
 
 Fixture scripts (``make_*fixture*.py``): seeded noise on every parameter, seeded
 images, float32 state dicts, safetensors files, library versions for ``_meta``.
@@ -18,7 +18,7 @@ import safetensors.torch
 import timm
 import torch
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+REPO = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE_DIR = REPO / "tests" / "fixtures"
 
 BATCH = 2  # images per io fixture

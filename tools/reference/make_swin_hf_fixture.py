@@ -50,10 +50,10 @@ Outputs (``tests/fixtures/``):
 * ``swin_hf_cases.json``         -- the case description plus ``_meta`` (versions, checks).
 
 Needs PyTorch, timm and transformers (the ``reference`` extra); nothing is downloaded. The
-helpers come from ``tools/reference_common.py``. Run from the repository root (``--output DIR``
+helpers come from ``tools/reference/reference_common.py``. Run from the repository root (``--output DIR``
 writes elsewhere)::
 
-    python tools/make_swin_hf_fixture.py
+    python tools/reference/make_swin_hf_fixture.py
 """
 
 from __future__ import annotations
