@@ -7,7 +7,7 @@ The benchmark starts it and drives it over pipes: one JSON command per line on s
 line back. `prepare` builds a model (random weights) at a batch and image size, for inference or
 a training step, warms it up and answers `{"ok": true, ...versions}`, or `{"ok": false, "error": ...}`
 when this framework lacks the model or mode; `time` runs a prepared case `calls` times and returns
-seconds per call; `profile` (timm training cases only, for tools/profile_train_ops.py) runs the
+seconds per call; `profile` (timm training cases only, for tools/benchmarks/profile_train_ops.py) runs the
 forward and backward pass, without the optimizer, `calls` times under torch.profiler and returns
 each op's self CPU milliseconds and count per call. This file is never imported by the package itself.
 """
@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-# PVT v1 (not in timm): transformers' PvtConfig for each size, as in tools/pvt_param_counts.py.
+# PVT v1 (not in timm): transformers' PvtConfig for each size, as in tools/reference/pvt_param_counts.py.
 PVT_V1_DEPTHS = {
     "pvt_tiny": [2, 2, 2, 2],
     "pvt_small": [3, 4, 6, 3],

@@ -2,7 +2,7 @@
 
 The shared battery runs on features-only and `dynamic_img_size` configs; parity with
 timm's `forward_intermediates` and `dynamic_img_size=True` on fixtures from
-tools/make_vit_features_fixtures.py; the in-graph resampler against the load-time one.
+tools/reference/make_vit_features_fixtures.py; the in-graph resampler against the load-time one.
 """
 
 import json

@@ -26,7 +26,7 @@ def _normalize_last_axis_with_fused_gradient(x, epsilon):
     time (about twice the kernels of the forward pass); the closed form
     `dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat))` needs seven. That made the
     graph-mode training step 2.6-5.5% faster for all four families on an Intel Xeon
-    (tools/layer_norm_gradient_ab.py, docs/PERFORMANCE.md). Used only in training, so
+    (docs/PERFORMANCE.md). Used only in training, so
     exported graphs hold no `IdentityN` of `tf.custom_gradient`.
     """
 

@@ -11,7 +11,7 @@ class XlaFriendlyDepthwiseConv2D(keras.layers.DepthwiseConv2D):
 
     XLA's CPU backend lowers depth-wise convolutions to a naive loop: a 3x3 one on
     a `(16, 56, 56, 512)` map took 1.39 s against 73 ms for TensorFlow's own kernel
-    (`tools/depthwise_xla.py`), which made PVT v2 four times slower under XLA. Written
+    (docs/PERFORMANCE.md), which made PVT v2 four times slower under XLA. Written
     as `sum_ij shift_ij(x) * w_ij`, the same convolution is one fused elementwise loop
     for XLA (103 ms there). Outside XLA (graphs, TFLite, tfmot) it is the stock layer,
     with the same weights and config.
@@ -40,7 +40,7 @@ class XlaFriendlyDepthwiseConv2D(keras.layers.DepthwiseConv2D):
         # Rows of (W + kw - 1) * C values: a shift along W is then a contiguous slice of
         # the last axis, which XLA vectorises better. Sliced from (B, H, W, C) instead, the
         # conv alone ran 1.2-1.5x slower at batch 1, pvt_v2_b1 ~2% slower at batch 1 and
-        # 6-14% at batch 16 (tools/depthwise_xla.py; docs/PERFORMANCE.md, PVT v2 section).
+        # 6-14% at batch 16 (docs/PERFORMANCE.md, PVT v2 section).
         rows = tf.reshape(padded, [batch, height + kernel_h - 1, (width + kernel_w - 1) * channels])
         outputs = None
         for row in range(kernel_h):

@@ -526,7 +526,7 @@ PyramidVisionTransformer.weight_map = PVT_V1_WEIGHT_MAP
 _IMAGENET = dict(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, crop_pct=0.9, num_classes=1000)
 _V2_WIDE = dict(embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), sr_ratios=(8, 4, 2, 1))
 
-# name: constructor arguments (read from timm 1.0.31 and transformers 5.23 by tools/pvt_param_counts.py).
+# name: constructor arguments (read from timm 1.0.31 and transformers 5.23 by tools/reference/pvt_param_counts.py).
 _PVT_V2_TABLE = {
     "pvt_v2_b0": dict(_V2_WIDE, embed_dims=(32, 64, 160, 256), depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4)),
     "pvt_v2_b1": dict(_V2_WIDE, depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4)),

@@ -663,7 +663,7 @@ def _variant(model_cls, size, patch, image, hub_tag, norm, pretrained_classes=10
 
 # name: model class, size, patch, image size, timm's default pretrained tag (None: no weights),
 # normalisation of those weights, and their number of classes (0: a headless checkpoint).
-# Read from timm 1.0.31 by tools/param_counts.py.
+# Read from timm 1.0.31 by tools/reference/param_counts.py.
 _VIT_TABLE = {
     "vit_tiny_patch16_224": (
         VisionTransformer,
