@@ -5,8 +5,11 @@ import shutil
 import sys
 
 import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from keras_vits.cli import DEMO_DATA, build_parser, main
+from keras_vits.training.recipes import parse_overrides
 
 
 def test_list_prints_matching_names(capsys):
@@ -124,3 +127,106 @@ def test_the_clis_choices_are_the_librarys_own_lists():
     for (command, dest), choices in expected.items():
         action = next(a for a in subcommands[command]._actions if a.dest == dest)
         assert tuple(action.choices) == tuple(choices), (command, dest)
+
+
+# ------------------------------------------------------------- train and evaluate
+
+
+@pytest.mark.keras3_only
+def test_repeated_set_flags_all_apply():
+    """`--set a=1 --set b=2` keeps both (argparse's nargs='*' alone kept only the last)."""
+    args = build_parser().parse_args(["train", "--set", "epochs=1", "--set", "checkpoint_every=1", "seed=3"])
+    assert parse_overrides(args.set) == {"epochs": 1, "checkpoint_every": 1, "seed": 3}
+
+
+@pytest.mark.keras3_only
+def test_cli_train_and_evaluate(tmp_path, capsys):
+    out = tmp_path / "run"
+    with tfds.testing.mock_data(num_examples=16):
+        code = main(
+            [
+                "train",
+                "--recipe",
+                "fmnist_deit_none",
+                "--dataset",
+                "mnist",
+                "--output",
+                str(out),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--set",
+                'model_overrides={"patch_size": 7, "embed_dim": 16, "depth": 1, "num_heads": 2}',
+            ]
+        )
+        assert code == 0
+        assert "top1_avg" in capsys.readouterr().out
+        assert main(["evaluate", str(out / "model.keras"), "--dataset", "mnist"]) == 0
+        printed = capsys.readouterr().out
+        assert "class head" in printed and "distillation head" in printed and "average" in printed
+        # Two models side by side (the demo prints its teacher's and its student's top-1 this way).
+        teacher = tmp_path / "teacher"
+        assert (
+            main(
+                [
+                    "train",
+                    "--recipe",
+                    "demo_teacher",
+                    "--dataset",
+                    "mnist",
+                    "--output",
+                    str(teacher),
+                    "--batch-size",
+                    "8",
+                    "--max-steps",
+                    "1",
+                ]
+            )
+            == 0
+        )
+        capsys.readouterr()
+        assert main(["evaluate", str(teacher / "model.keras"), str(out / "model.keras")]) == 0
+    header, teacher_row, student_row = capsys.readouterr().out.splitlines()[1:4]
+    assert header.split()[1:] == ["top-1", "class", "head", "distillation", "head", "average"]
+    assert teacher_row.split()[0].endswith("teacher/model.keras") and len(teacher_row.split()) == 2
+    assert student_row.split()[0].endswith("run/model.keras") and len(student_row.split()) == 4
+    assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
+    assert main(["export", str(out / "model.keras"), "--output", str(tmp_path / "serving")]) == 0
+    exported = tf.saved_model.load(str(tmp_path / "serving" / "run" / "1"))
+    outputs = exported.signatures["serving_default"](images=tf.zeros([1, 28, 28, 1]))
+    assert outputs["top_k_labels"].shape[0] == 1
+
+
+@pytest.mark.keras3_only
+def test_cli_train_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--recipe", "--strategy", "--set", "--teacher", "--batch-size", "--max-steps", "--output"):
+        assert flag in text
+    assert main(["train", "--list-recipes"]) == 0
+    assert main(["train", "--recipe", "fmnist_deit_hard", "--set", "epoch=1"]) == 2
+
+
+@pytest.mark.keras3_only
+def test_cli_distillation_none_drops_the_recipes_teacher(monkeypatch):
+    import keras_vits.training
+
+    seen = {}
+
+    def fake_train(recipe, output, **kwargs):
+        seen["recipe"] = recipe
+        return {"final": {}, "steps": 0}
+
+    monkeypatch.setattr(keras_vits.training, "train", fake_train)
+    main(["train", "--recipe", "fmnist_deit_hard", "--distillation", "none", "--output", "unused"])
+    assert seen["recipe"].distillation == "none" and seen["recipe"].teacher is None
+
+
+@pytest.mark.keras3_only
+def test_cli_refuses_epochs_zero_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", "fmnist_deit_none", "--output", str(out), "--set", "epochs=0"]) == 2
+    assert "epochs must be >= 1" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,9 +1,13 @@
-"""Data sources: Fashion-MNIST from Debian's package or the Keras cache, and a clear error without it."""
+"""keras_vits.training.data: Fashion-MNIST (Debian package or Keras cache), tfds, image folders, and their errors."""
 
 import numpy as np
 import pytest
+from training_worker import write_image_folder
 
 from keras_vits.training import data
+from keras_vits.training.data import check_labels, load_source
+from keras_vits.training.pipeline import make_dataset
+from keras_vits.training.recipes import Recipe
 
 
 def test_missing_fashion_mnist_says_how_to_install_it(tmp_path, monkeypatch):
@@ -23,3 +27,38 @@ def test_fashion_mnist_loads_from_the_debian_package(tmp_path, monkeypatch):
     assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
     assert x_train.dtype == np.uint8 and set(np.unique(y_test)) == set(range(10))
     assert np.bincount(y_train).tolist() == [6000] * 10
+
+
+@pytest.mark.keras3_only
+def test_folder_source(tmp_path):
+    write_image_folder(tmp_path / "train")
+    write_image_folder(tmp_path / "test", per_class=2)
+    train_source = load_source(f"folder:{tmp_path}", "train", channels=3)
+    test_source = load_source(f"folder:{tmp_path}", "test", channels=3)
+    assert train_source.class_names == ("cat", "dog", "eel")
+    assert (train_source.num_examples, test_source.num_examples, train_source.num_classes) == (12, 6, 3)
+    recipe = Recipe(name="t", image_size=16, mean=(0.5,) * 3, std=(0.25,) * 3, crop_padding=0)
+    images, targets = next(iter(make_dataset(train_source, recipe, 4, training=True)))
+    assert images.shape == (4, 16, 16, 3) and targets.shape == (4, 3)
+
+
+@pytest.mark.keras3_only
+def test_folder_without_split_folders_is_split_90_10(tmp_path):
+    write_image_folder(tmp_path, per_class=10)
+    train_source = load_source(f"folder:{tmp_path}", "train", channels=1)
+    eval_source = load_source(f"folder:{tmp_path}", "test", channels=1)
+    assert (train_source.num_examples, eval_source.num_examples, train_source.channels) == (27, 3, 1)
+
+
+@pytest.mark.keras3_only
+def test_data_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="Unknown dataset 'no_such_data_set'"):
+        load_source("no_such_data_set", "train")
+    with pytest.raises(FileNotFoundError, match="is not prepared.*tfds build mnist"):
+        load_source("mnist", "train", data_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_source(f"folder:{tmp_path / 'missing'}", "train")
+    with pytest.raises(ValueError, match=r"must lie in \[0, 10\); found 0 to 12"):
+        check_labels(np.array([0, 3, 12]), 10, "my data")
+    with pytest.raises(ValueError, match="splits 'train' and 'test'"):
+        load_source("fashion_mnist", "validation")

@@ -4,6 +4,7 @@
                                               [--compare-mirrored] [--set key=value ...]
 
 Prints one line `RESULT <json>` with the final logs, the step and a checksum of the weights.
+The training tests also import its `tiny_recipe` and `write_image_folder`.
 """
 
 import argparse
@@ -37,6 +38,19 @@ def tiny_recipe(**overrides):
     )
     base.update(overrides)
     return Recipe(**base)
+
+
+def write_image_folder(root, classes=("cat", "dog", "eel"), per_class=4, size=20):
+    """A `folder:` data set under `root`: one folder of random RGB PNGs per class, image i (size + i) x size."""
+    import numpy as np
+    import tensorflow as tf  # here, not at the top: a worker sets its devices up before TensorFlow loads
+
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = rng.integers(0, 255, size=(size + i, size, 3), dtype=np.uint8)
+            tf.io.write_file(str(root / name / f"{i}.png"), tf.io.encode_png(image))
 
 
 def main():
