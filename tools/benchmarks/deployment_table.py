@@ -1,7 +1,7 @@
 """The deployment table: each family trained briefly on Fashion-MNIST, then converted to TFLite in every mode.
 
-    python tools/benchmarks/deployment_table.py [--families vit deit swin pvt_v1 pvt_v2] [--epochs 3] [--modes float32 int8 ...]
-                                     [--test-images 10000] [--threads 1] [--json docs/deployment.json]
+    python tools/benchmarks/deployment_table.py [--families vit deit swin pvt_v1 pvt_v2] [--epochs 3]
+        [--modes float32 int8 ...] [--test-images 10000] [--threads 1] [--json docs/deployment.json]
 
 For each family: a small model (1 input channel, 32x32: the 28x28 images
 zero-padded by 2 pixels) is trained with AdamW for `--epochs` epochs, its Keras

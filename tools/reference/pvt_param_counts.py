@@ -29,7 +29,6 @@ the repository root::
 from __future__ import annotations
 
 import json
-import pathlib
 
 import timm
 import torch

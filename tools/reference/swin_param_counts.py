@@ -23,7 +23,6 @@ Needs PyTorch + timm, i.e. the ``reference`` extra. Run from the repository root
 from __future__ import annotations
 
 import json
-import pathlib
 
 import timm
 import torch
