@@ -1,14 +1,15 @@
 """Training and distillation: recipes, data sources, tf.data pipelines and the distributed loop.
 
     keras-vits train --recipe fmnist_deit_hard
-    keras-vits train --config training/deit_fmnist_hard.py
+    keras-vits train --config training/deit_fmnist/hard.py   # a recipe file, in the repository's training/
 
 Modules: `recipes` (the `Recipe` type, the recipes shipped with the package and
 recipe files), `data` (Fashion-MNIST, tensorflow-datasets, image folders),
 `pipeline` (decode, augment, batch, normalise), `teachers` (convnet teachers),
-`loop` (strategies, the training loop, checkpoints, `evaluate`) and
-`run_folder` (the files a run writes). `data`, `pipeline` and `loop` need the
-`train` extra (`pip install 'keras-vits[train]'`); `recipes` and `run_folder` do not.
+`strategies` (tf.distribute strategies by name), `loop` (the training loop,
+checkpoints, `evaluate`) and `run_folder` (the files a run writes). `data`,
+`pipeline` and `loop` need the `train` extra (`pip install 'keras-vits[train]'`);
+`recipes`, `strategies` and `run_folder` do not.
 """
 
 from keras_vits.training.recipes import RECIPES, Recipe, get_recipe, load_recipe_file, parse_overrides

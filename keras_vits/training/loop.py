@@ -36,38 +36,11 @@ from keras_vits.training import run_folder, teachers
 from keras_vits.training.data import load_source, naming_undecodable_images
 from keras_vits.training.pipeline import make_dataset
 from keras_vits.training.recipes import Recipe
+from keras_vits.training.strategies import STRATEGIES, is_chief, make_strategy  # noqa: F401 (STRATEGIES: API)
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 SUMMARY_EVERY = 50  # steps between TensorBoard scalars
 #: Recipe fields that say how the step runs, not what it learns: a resumed run may change them.
 EXECUTION_FIELDS = ("compile_mode", "steps_per_execution")
-
-
-def make_strategy(name="default", tpu=None):
-    """The tf.distribute strategy named by `name` (multi-worker reads TF_CONFIG; TPU takes an address)."""
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
-
-
-def is_chief(strategy):
-    """True for the process that writes the run folder: the `chief` task, or worker 0 where there is none."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(resolver, "task_type", None):
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def build_model(recipe, num_classes, channels, initial_weights=None):
@@ -463,6 +436,48 @@ def summary_table(recipe, result):
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the steps of `train` share: the settings, the data, the models and their state, the logs.
+
+    `step` counts the training batches consumed so far (`batches_done` holds it for the checkpoint);
+    `train_seconds` and `trained_images` count this call's training only, `earlier_seconds` the
+    training time of every earlier process of the run.
+    """
+
+    recipe: Recipe
+    output_dir: pathlib.Path
+    strategy: tf.distribute.Strategy
+    chief: bool
+    verbose: int
+    source: object
+    eval_source: object
+    steps_per_epoch: int
+    last_step: int
+    student: object = None
+    model: DistillationModel = None
+    optimizer: object = None
+    batches_done: tf.Variable = None
+    saved_seconds: tf.Variable = None
+    manager: tf.train.CheckpointManager = None
+    writer: object = None
+    history: list = dataclasses.field(default_factory=list)
+    step_log: list = dataclasses.field(default_factory=list)
+    log_every: int = 1
+    step: int = 0
+    earlier_seconds: float = 0.0
+    train_seconds: float = 0.0
+    trained_images: int = 0
+
+    @property
+    def global_batch(self):
+        return self.recipe.batch_size
+
+    @property
+    def shows_progress(self):
+        return bool(self.verbose and self.chief)
+
+
 def train(
     recipe: Recipe,
     output_dir: str | os.PathLike,
@@ -488,234 +503,295 @@ def train(
         ValueError / FileNotFoundError: bad data, labels, channels, teacher, before any step.
         NaNLossError: the loss became NaN; the message names the step, checkpoints are kept.
     """
+    run = _check_and_load_data(recipe, output_dir, strategy, tpu, max_steps, verbose)
+    run.output_dir.mkdir(parents=True, exist_ok=True)
+    with run_folder.folder_lock(run.output_dir) if run.chief else contextlib.nullcontext():
+        recipe_json = _refuse_a_different_recipe(run)
+        warn_if_slow_precision(recipe.precision)
+        _build_and_restore(run)
+        if run.chief:
+            run_folder.atomic_write_text(run.output_dir / run_folder.RECIPE_FILE, recipe_json)
+            run_folder.write_labels(run.output_dir, run.source.class_names)
+        _read_the_logs_up_to_the_checkpoint(run)
+        run.writer = (
+            tf.summary.create_file_writer(str(run.output_dir / run_folder.TENSORBOARD_DIR))
+            if run.chief
+            else tf.summary.create_noop_writer()
+        )
+        eval_dataset = make_dataset(run.eval_source, recipe, run.global_batch, training=False)
+        train_steps, steps_per_call = _compile_train_steps(run)
+        run.earlier_seconds = float(run.saved_seconds.numpy())
+        for epoch in range(run.step // run.steps_per_epoch, recipe.epochs):
+            if run.step >= run.last_step:
+                break
+            _run_epoch(run, epoch, train_steps, steps_per_call)
+            _evaluate_and_log(run, epoch, eval_dataset)
+        return _finish(run, eval_dataset)
+
+
+def _check_and_load_data(recipe, output_dir, strategy, tpu, max_steps, verbose):
+    """Checks the arguments, makes the strategy and loads both splits: a `_Run` with no models yet."""
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a keras_vits.training.Recipe, got {type(recipe).__name__}.")
     output_dir = as_path(output_dir, "output_dir")
     _check_count(max_steps, "max_steps", optional=True)
     keras.utils.set_random_seed(recipe.seed)
     strategy = make_strategy(strategy, tpu) if isinstance(strategy, str) else strategy
-    chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
-    global_batch = recipe.batch_size
-    if global_batch % replicas:
-        raise ValueError(f"batch_size {global_batch} does not split over {replicas} replicas.")
+    if recipe.batch_size % replicas:
+        raise ValueError(f"batch_size {recipe.batch_size} does not split over {replicas} replicas.")
 
     _check_teacher(recipe)
-    channels_hint = len(recipe.mean)
     source_args = dict(
         data_dir=recipe.data_dir,
         manual_dir=recipe.manual_dir,
         download=recipe.download,
-        channels=channels_hint,
+        channels=len(recipe.mean),
         seed=recipe.seed,
     )
     source = load_source(recipe.dataset, recipe.train_split, **source_args)
     eval_source = load_source(recipe.dataset, recipe.eval_split, **source_args)
     _check_inputs(recipe, source, eval_source)
-    steps_per_epoch = source.num_examples // global_batch
+    steps_per_epoch = source.num_examples // recipe.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"{source.name} has {source.num_examples} examples, fewer than one batch of {global_batch}.")
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with run_folder.folder_lock(output_dir) if chief else contextlib.nullcontext():
-        recipe_file = output_dir / run_folder.RECIPE_FILE
-        recipe_json = json.dumps(recipe.to_dict(), indent=1, sort_keys=True)
-        if recipe_file.exists():
-            differences = _settings_differences(json.loads(recipe_file.read_text()), json.loads(recipe_json))
-            if differences:
-                raise ValueError(
-                    f"{output_dir} holds a run of a different recipe ({recipe_file}: {'; '.join(differences)}); "
-                    f"a resumed run must keep its settings. Choose another output folder."
-                )
-
-        warn_if_slow_precision(recipe.precision)
-        checkpoint_dir = output_dir / run_folder.CHECKPOINT_DIR
-        if not chief:  # every worker saves (collectives), only the chief's copy is kept
-            checkpoint_dir = output_dir / f".worker-{strategy.cluster_resolver.task_id}-checkpoints"
-        resuming = tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
-        with strategy.scope(), dtype_policy(recipe.precision):
-            # A resumed run restores every weight from its checkpoint: the initial weights are not read again.
-            initial_weights = None if resuming else recipe.initial_weights
-            student = build_model(recipe, source.num_classes, source.channels, initial_weights)
-            teacher = None
-            if recipe.distillation != "none":
-                teacher = with_precision(load_teacher(recipe.teacher, source.num_classes), recipe.precision)
-            model = DistillationModel(
-                student,
-                teacher,
-                mode=recipe.distillation,
-                alpha=recipe.alpha,
-                tau=recipe.tau,
-                label_smoothing=recipe.label_smoothing,
-                teacher_label_smoothing=recipe.teacher_label_smoothing,
-            )
-            optimizer = make_optimizer(recipe, student, steps_per_epoch, global_batch)
-            model.compile(optimizer=optimizer)
-            optimizer.build(student.trainable_variables)
-            batches_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_done")
-            saved_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
-            checkpoint = training_checkpoint(student, optimizer, batches_done, saved_seconds)
-        manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
-        if manager.latest_checkpoint:
-            saved_keys = {key for key, _ in tf.train.list_variables(manager.latest_checkpoint)}
-            if "progress/train_seconds/.ATTRIBUTES/VARIABLE_VALUE" in saved_keys:
-                restore_checkpoint(checkpoint, manager.latest_checkpoint)
-            elif "progress/batches_done/.ATTRIBUTES/VARIABLE_VALUE" in saved_keys:
-                # written before train_seconds existed: the time counts from this checkpoint on
-                restore_checkpoint(training_checkpoint(student, optimizer, batches_done), manager.latest_checkpoint)
-            else:  # written before batches_done existed, by a float32 run: every batch was an iteration
-                restore_checkpoint(training_checkpoint(student, optimizer), manager.latest_checkpoint)
-                batches_done.assign(optimizer.iterations)
-        if chief:
-            run_folder.atomic_write_text(recipe_file, recipe_json)
-            run_folder.write_labels(output_dir, source.class_names)
-
-        history_file = output_dir / run_folder.HISTORY_FILE
-        history = json.loads(history_file.read_text()) if history_file.exists() and manager.latest_checkpoint else []
-        step = int(batches_done.numpy())
-        start_epoch = step // steps_per_epoch
-        history = [h for h in history if h["epoch"] <= start_epoch]
-        steps_file = output_dir / run_folder.STEPS_FILE
-        step_log = json.loads(steps_file.read_text()) if steps_file.exists() and manager.latest_checkpoint else []
-        step_log = [s for s in step_log if s["step"] <= step]
-        log_every = max(1, min(50, steps_per_epoch // 20))  # 20 points an epoch at least, for short runs too
-        if verbose and step:
-            print(f"Resumed from {manager.latest_checkpoint} at step {step} (epoch {start_epoch + 1}).")
-        writer = (
-            tf.summary.create_file_writer(str(output_dir / run_folder.TENSORBOARD_DIR))
-            if chief
-            else tf.summary.create_noop_writer()
+        raise ValueError(
+            f"{source.name} has {source.num_examples} examples, fewer than one batch of {recipe.batch_size}."
         )
-        eval_dataset = make_dataset(eval_source, recipe, global_batch, training=False)
+    all_steps = recipe.epochs * steps_per_epoch
+    return _Run(
+        recipe=recipe,
+        output_dir=output_dir,
+        strategy=strategy,
+        chief=is_chief(strategy),
+        verbose=verbose,
+        source=source,
+        eval_source=eval_source,
+        steps_per_epoch=steps_per_epoch,
+        last_step=all_steps if max_steps is None else min(max_steps, all_steps),
+    )
 
-        jit_compile = choose_jit_compile(student, recipe.compile_mode, strategy)
-        # Across processes, collectives inside the tf.range loop hung (the two-worker test, 600 s): one step a call.
-        steps_per_call = 1 if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
-        one_step = tf.function(model.train_step, jit_compile=jit_compile)
 
-        @tf.function
-        def train_steps(iterator, count):
-            """`count` steps in one call: the host waits for the device once per call, not per step."""
-            for _ in tf.range(count):
-                strategy.run(one_step, args=(next(iterator),))
-                batches_done.assign_add(1)
+def _refuse_a_different_recipe(run):
+    """The recipe as recipe.json text; raises if the folder's recipe.json trains something else."""
+    recipe_file = run.output_dir / run_folder.RECIPE_FILE
+    recipe_json = json.dumps(run.recipe.to_dict(), indent=1, sort_keys=True)
+    if recipe_file.exists():
+        differences = _settings_differences(json.loads(recipe_file.read_text()), json.loads(recipe_json))
+        if differences:
+            raise ValueError(
+                f"{run.output_dir} holds a run of a different recipe ({recipe_file}: {'; '.join(differences)}); "
+                f"a resumed run must keep its settings. Choose another output folder."
+            )
+    return recipe_json
 
-        last_step = (
-            recipe.epochs * steps_per_epoch if max_steps is None else min(max_steps, recipe.epochs * steps_per_epoch)
+
+def _build_and_restore(run):
+    """Builds the student, teacher and optimizer, and restores them from the newest checkpoint if any."""
+    recipe = run.recipe
+    checkpoint_dir = run.output_dir / run_folder.CHECKPOINT_DIR
+    if not run.chief:  # every worker saves (collectives), only the chief's copy is kept
+        checkpoint_dir = run.output_dir / f".worker-{run.strategy.cluster_resolver.task_id}-checkpoints"
+    resuming = tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
+    with run.strategy.scope(), dtype_policy(recipe.precision):
+        # A resumed run restores every weight from its checkpoint: the initial weights are not read again.
+        initial_weights = None if resuming else recipe.initial_weights
+        run.student = build_model(recipe, run.source.num_classes, run.source.channels, initial_weights)
+        teacher = None
+        if recipe.distillation != "none":
+            teacher = with_precision(load_teacher(recipe.teacher, run.source.num_classes), recipe.precision)
+        run.model = DistillationModel(
+            run.student,
+            teacher,
+            mode=recipe.distillation,
+            alpha=recipe.alpha,
+            tau=recipe.tau,
+            label_smoothing=recipe.label_smoothing,
+            teacher_label_smoothing=recipe.teacher_label_smoothing,
         )
-        # Seconds of training (not evaluation): earlier processes' from the checkpoint, plus this one's.
-        earlier_seconds = float(saved_seconds.numpy())
-        train_seconds, trained_images = 0.0, 0
-        progress_names = [metric.name for metric in model.train_metrics]
-        for epoch in range(start_epoch, recipe.epochs):
-            if step >= last_step:
-                break
-            for metric in model.metrics:
-                metric.reset_state()
-            skip = step - epoch * steps_per_epoch
-            augment = recipe.augment and epoch < recipe.epochs - recipe.unaugmented_final_epochs
-            dataset = make_dataset(
-                source, recipe, global_batch, training=True, epoch=epoch, skip_batches=skip, augment=augment
-            )
-            progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=progress_names, verbose=verbose and chief)
-            if verbose and chief:
-                print(f"Epoch {epoch + 1}/{recipe.epochs}")
-            started = time.perf_counter()
-            iterator = iter(strategy.experimental_distribute_dataset(dataset.with_options(_shard_by_data())))
-            epoch_end = min((epoch + 1) * steps_per_epoch, last_step)
-            while step < epoch_end:
-                # A call ends where the host has work: a log point, a checkpoint, a summary, the epoch's end.
-                count = min(
-                    steps_per_call or recipe.steps_per_execution,
-                    epoch_end - step,
-                    *(every - step % every for every in (log_every, recipe.checkpoint_every, SUMMARY_EVERY)),
-                )
-                with naming_undecodable_images(source):
-                    train_steps(iterator, tf.constant(count, tf.int64))
-                first, step = step + 1, step + count
-                loss = float(model.loss_tracker.result())
-                if not np.isfinite(loss):
-                    where = f"at step {step}" if count == 1 else f"in steps {first}-{step}"
-                    raise NaNLossError(
-                        f"The loss became {loss} {where} (epoch {epoch + 1}); stopped without saving. "
-                        f"The last good checkpoint is {manager.latest_checkpoint or 'none (no checkpoint yet)'}."
-                    )
-                logs = [(m.name, float(m.result())) for m in model.train_metrics]
-                progress.update(step - epoch * steps_per_epoch, values=logs)
-                if step % log_every == 0:
-                    metrics = dict(logs)
-                    step_log.append({"step": step, "loss": metrics["loss"], "top1": metrics["top1"]})
-                epoch_ends = step == epoch_end
-                # At an epoch's end the checkpoint waits until the history entry is written (below).
-                if step % recipe.checkpoint_every == 0 and not epoch_ends:
-                    if chief:  # the step log up to the checkpoint, so a resume from it has every point
-                        run_folder.atomic_write_text(steps_file, json.dumps(step_log))
-                    saved_seconds.assign(earlier_seconds + train_seconds + time.perf_counter() - started)
-                    _save_checkpoint(manager, step)
-                if step % SUMMARY_EVERY == 0:
-                    with writer.as_default(step=step):
-                        for name, value in logs:
-                            tf.summary.scalar(f"train/{name}", value)
-                        tf.summary.scalar("train/learning_rate", float(optimizer.learning_rate))
-            train_seconds += time.perf_counter() - started
-            trained_images += (step - epoch * steps_per_epoch - skip) * global_batch
-            train_logs = {f"train_{m.name}": float(m.result()) for m in model.train_metrics}
-            # The history entry is written before the epoch-end checkpoint: a kill between the two
-            # resumes from the previous checkpoint, inside this epoch, which drops the entry and writes
-            # it again; the other order lost the entry for good.
-            # With an EMA, every evaluation scores the averaged weights, as the final one and model.keras do.
-            with (
-                naming_undecodable_images(eval_source),
-                _evaluated_weights(optimizer, student.trainable_variables, recipe.ema_momentum is not None),
-            ):
-                eval_logs = evaluate_model(model, eval_dataset, strategy)
-            entry = {"epoch": epoch + 1, "step": step, **train_logs, "eval_loss": eval_logs.pop("loss"), **eval_logs}
-            scale = loss_scale(optimizer)
-            if scale is not None:
-                entry["loss_scale"] = scale
-            history.append(entry)
-            with writer.as_default(step=step):
-                for name, value in entry.items():
-                    if name not in ("epoch", "step"):
-                        tf.summary.scalar(f"epoch/{name}", value)
-            if chief:
-                run_folder.atomic_write_text(history_file, json.dumps(history, indent=1))
-                run_folder.atomic_write_text(steps_file, json.dumps(step_log))
-                _plot_curves(history, step_log, output_dir / run_folder.CURVES_FILE)
-            saved_seconds.assign(earlier_seconds + train_seconds)
-            _save_checkpoint(manager, step)
-            if verbose and chief:
-                print("  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "step")))
+        run.optimizer = make_optimizer(recipe, run.student, run.steps_per_epoch, run.global_batch)
+        run.model.compile(optimizer=run.optimizer)
+        run.optimizer.build(run.student.trainable_variables)
+        run.batches_done = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_done")
+        run.saved_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_seconds")
+        checkpoint = training_checkpoint(run.student, run.optimizer, run.batches_done, run.saved_seconds)
+    run.manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
+    if run.manager.latest_checkpoint:
+        _restore_any_checkpoint_format(run, checkpoint, run.manager.latest_checkpoint)
+    run.step = int(run.batches_done.numpy())
 
-        if recipe.ema_momentum is not None:
-            optimizer.finalize_variable_values(student.trainable_variables)
-        with naming_undecodable_images(eval_source):
-            final = evaluate_model(model, eval_dataset, strategy)
-        if chief:
-            run_folder.save_model_atomically(student, output_dir / run_folder.MODEL_FILE)
-        result = {
-            "student": student,
-            "final": final,
-            "history": history,
-            "steps": step,
-            "epochs": recipe.epochs,
-            "replicas": replicas,
-            "global_batch_size": global_batch,
-            "parameters": student.count_params(),
-            "train_seconds": earlier_seconds + train_seconds,  # every process of the run
-            "trained_images": trained_images,  # by this call: a resumed run counts from its checkpoint
-            "images_per_second": trained_images / train_seconds if train_seconds else 0.0,  # this call's
-            "precision": recipe.precision,
-            "loss_scale": loss_scale(optimizer),
-        }
-        if chief:
-            run_folder.atomic_write_text(
-                output_dir / run_folder.RESULT_FILE,
-                json.dumps({k: v for k, v in result.items() if k not in ("history", "student")}, indent=1),
-            )
-        if verbose and chief:
-            print(summary_table(recipe, result))
-        return result
+
+def _restore_any_checkpoint_format(run, checkpoint, path):
+    """Restores `path`, also as written by earlier versions: without `train_seconds`, or without `progress/`."""
+    saved_keys = {key for key, _ in tf.train.list_variables(path)}
+    if "progress/train_seconds/.ATTRIBUTES/VARIABLE_VALUE" in saved_keys:
+        restore_checkpoint(checkpoint, path)
+    elif "progress/batches_done/.ATTRIBUTES/VARIABLE_VALUE" in saved_keys:
+        # written before train_seconds existed: the time counts from this checkpoint on
+        restore_checkpoint(training_checkpoint(run.student, run.optimizer, run.batches_done), path)
+    else:  # written before batches_done existed, by a float32 run: every batch was an iteration
+        restore_checkpoint(training_checkpoint(run.student, run.optimizer), path)
+        run.batches_done.assign(run.optimizer.iterations)
+
+
+def _read_the_logs_up_to_the_checkpoint(run):
+    """A resumed run's history and step log, without the entries written after its checkpoint."""
+    resumed = run.manager.latest_checkpoint
+    history_file = run.output_dir / run_folder.HISTORY_FILE
+    history = json.loads(history_file.read_text()) if history_file.exists() and resumed else []
+    start_epoch = run.step // run.steps_per_epoch
+    run.history = [h for h in history if h["epoch"] <= start_epoch]
+    steps_file = run.output_dir / run_folder.STEPS_FILE
+    step_log = json.loads(steps_file.read_text()) if steps_file.exists() and resumed else []
+    run.step_log = [s for s in step_log if s["step"] <= run.step]
+    run.log_every = max(1, min(50, run.steps_per_epoch // 20))  # 20 points an epoch at least, for short runs too
+    if run.verbose and run.step:
+        print(f"Resumed from {resumed} at step {run.step} (epoch {start_epoch + 1}).")
+
+
+def _compile_train_steps(run):
+    """`(train_steps, steps_per_call)`: a tf.function running `count` steps, and a cap on `count` (None: none)."""
+    jit_compile = choose_jit_compile(run.student, run.recipe.compile_mode, run.strategy)
+    # Across processes, collectives inside the tf.range loop hung (the two-worker test, 600 s): one step a call.
+    steps_per_call = 1 if isinstance(run.strategy, tf.distribute.MultiWorkerMirroredStrategy) else None
+    one_step = tf.function(run.model.train_step, jit_compile=jit_compile)
+    strategy, batches_done = run.strategy, run.batches_done
+
+    @tf.function
+    def train_steps(iterator, count):
+        """`count` steps in one call: the host waits for the device once per call, not per step."""
+        for _ in tf.range(count):
+            strategy.run(one_step, args=(next(iterator),))
+            batches_done.assign_add(1)
+
+    return train_steps, steps_per_call
+
+
+def _run_epoch(run, epoch, train_steps, steps_per_call):
+    """Trains `epoch` from `run.step` to its end (or `run.last_step`), logging and checkpointing on the way."""
+    recipe, model = run.recipe, run.model
+    for metric in model.metrics:
+        metric.reset_state()
+    skip = run.step - epoch * run.steps_per_epoch
+    augment = recipe.augment and epoch < recipe.epochs - recipe.unaugmented_final_epochs
+    dataset = make_dataset(
+        run.source, recipe, run.global_batch, training=True, epoch=epoch, skip_batches=skip, augment=augment
+    )
+    progress_names = [metric.name for metric in model.train_metrics]
+    progress = keras.utils.Progbar(run.steps_per_epoch, stateful_metrics=progress_names, verbose=run.shows_progress)
+    if run.shows_progress:
+        print(f"Epoch {epoch + 1}/{recipe.epochs}")
+    started = time.perf_counter()
+    iterator = iter(run.strategy.experimental_distribute_dataset(dataset.with_options(_shard_by_data())))
+    epoch_end = min((epoch + 1) * run.steps_per_epoch, run.last_step)
+    while run.step < epoch_end:
+        # A call ends where the host has work: a log point, a checkpoint, a summary, the epoch's end.
+        count = min(
+            steps_per_call or recipe.steps_per_execution,
+            epoch_end - run.step,
+            *(every - run.step % every for every in (run.log_every, recipe.checkpoint_every, SUMMARY_EVERY)),
+        )
+        with naming_undecodable_images(run.source):
+            train_steps(iterator, tf.constant(count, tf.int64))
+        run.step += count
+        _after_steps(run, epoch, count, epoch_end, progress, started)
+    run.train_seconds += time.perf_counter() - started
+    run.trained_images += (run.step - epoch * run.steps_per_epoch - skip) * run.global_batch
+
+
+def _after_steps(run, epoch, count, epoch_end, progress, started):
+    """The host's work after `count` steps: stop on NaN, the progress bar, step log, checkpoint, summaries."""
+    step, model = run.step, run.model
+    loss = float(model.loss_tracker.result())
+    if not np.isfinite(loss):
+        where = f"at step {step}" if count == 1 else f"in steps {step - count + 1}-{step}"
+        raise NaNLossError(
+            f"The loss became {loss} {where} (epoch {epoch + 1}); stopped without saving. "
+            f"The last good checkpoint is {run.manager.latest_checkpoint or 'none (no checkpoint yet)'}."
+        )
+    logs = [(m.name, float(m.result())) for m in model.train_metrics]
+    progress.update(step - epoch * run.steps_per_epoch, values=logs)
+    if step % run.log_every == 0:
+        metrics = dict(logs)
+        run.step_log.append({"step": step, "loss": metrics["loss"], "top1": metrics["top1"]})
+    # At an epoch's end the checkpoint waits until the history entry is written (`_evaluate_and_log`).
+    if step % run.recipe.checkpoint_every == 0 and step != epoch_end:
+        if run.chief:  # the step log up to the checkpoint, so a resume from it has every point
+            run_folder.atomic_write_text(run.output_dir / run_folder.STEPS_FILE, json.dumps(run.step_log))
+        run.saved_seconds.assign(run.earlier_seconds + run.train_seconds + time.perf_counter() - started)
+        _save_checkpoint(run.manager, step)
+    if step % SUMMARY_EVERY == 0:
+        with run.writer.as_default(step=step):
+            for name, value in logs:
+                tf.summary.scalar(f"train/{name}", value)
+            tf.summary.scalar("train/learning_rate", float(run.optimizer.learning_rate))
+
+
+def _evaluate_and_log(run, epoch, eval_dataset):
+    """Evaluates after `epoch`, writes its history entry, TensorBoard scalars and curves, then checkpoints.
+
+    The history entry is written before the epoch-end checkpoint: a kill between the two resumes
+    from the previous checkpoint, inside this epoch, which drops the entry and writes it again;
+    the other order lost the entry for good.
+    """
+    model, optimizer, student = run.model, run.optimizer, run.student
+    train_logs = {f"train_{m.name}": float(m.result()) for m in model.train_metrics}
+    # With an EMA, every evaluation scores the averaged weights, as the final one and model.keras do.
+    with (
+        naming_undecodable_images(run.eval_source),
+        _evaluated_weights(optimizer, student.trainable_variables, run.recipe.ema_momentum is not None),
+    ):
+        eval_logs = evaluate_model(model, eval_dataset, run.strategy)
+    entry = {"epoch": epoch + 1, "step": run.step, **train_logs, "eval_loss": eval_logs.pop("loss"), **eval_logs}
+    scale = loss_scale(optimizer)
+    if scale is not None:
+        entry["loss_scale"] = scale
+    run.history.append(entry)
+    with run.writer.as_default(step=run.step):
+        for name, value in entry.items():
+            if name not in ("epoch", "step"):
+                tf.summary.scalar(f"epoch/{name}", value)
+    if run.chief:
+        run_folder.atomic_write_text(run.output_dir / run_folder.HISTORY_FILE, json.dumps(run.history, indent=1))
+        run_folder.atomic_write_text(run.output_dir / run_folder.STEPS_FILE, json.dumps(run.step_log))
+        _plot_curves(run.history, run.step_log, run.output_dir / run_folder.CURVES_FILE)
+    run.saved_seconds.assign(run.earlier_seconds + run.train_seconds)
+    _save_checkpoint(run.manager, run.step)
+    if run.shows_progress:
+        print("  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "step")))
+
+
+def _finish(run, eval_dataset):
+    """The final evaluation (EMA weights, if any), `model.keras` and `result.json`: the result dict of `train`."""
+    recipe, optimizer, student = run.recipe, run.optimizer, run.student
+    if recipe.ema_momentum is not None:
+        optimizer.finalize_variable_values(student.trainable_variables)
+    with naming_undecodable_images(run.eval_source):
+        final = evaluate_model(run.model, eval_dataset, run.strategy)
+    if run.chief:
+        run_folder.save_model_atomically(student, run.output_dir / run_folder.MODEL_FILE)
+    result = {
+        "student": student,
+        "final": final,
+        "history": run.history,
+        "steps": run.step,
+        "epochs": recipe.epochs,
+        "replicas": run.strategy.num_replicas_in_sync,
+        "global_batch_size": run.global_batch,
+        "parameters": student.count_params(),
+        "train_seconds": run.earlier_seconds + run.train_seconds,  # every process of the run
+        "trained_images": run.trained_images,  # by this call: a resumed run counts from its checkpoint
+        "images_per_second": run.trained_images / run.train_seconds if run.train_seconds else 0.0,  # this call's
+        "precision": recipe.precision,
+        "loss_scale": loss_scale(optimizer),
+    }
+    if run.chief:
+        run_folder.atomic_write_text(
+            run.output_dir / run_folder.RESULT_FILE,
+            json.dumps({k: v for k, v in result.items() if k not in ("history", "student")}, indent=1),
+        )
+    if run.shows_progress:
+        print(summary_table(recipe, result))
+    return result
 
 
 def evaluate(
