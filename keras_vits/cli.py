@@ -9,10 +9,20 @@ keras-vits evaluate runs/fmnist_deit_hard/model.keras
 """
 
 import argparse
+import dis
+import errno
 import json
 import os
 import pathlib
 import sys
+
+# The choice lists of the flags are the library's own (the core install has every one of these modules).
+from keras_vits.benchmark import KERAS_MODES
+from keras_vits.compile_modes import COMPILE_MODES
+from keras_vits.distillation import DISTILLATION_MODES
+from keras_vits.export.tflite import CALIBRATED_MODES, TFLITE_MODES
+from keras_vits.training.recipes import PRECISIONS
+from keras_vits.training.strategies import STRATEGIES
 
 
 def _int_at_least(minimum):
@@ -171,7 +181,7 @@ def _cmd_export(args):
         print(f"SavedModel written to {path} (signatures: serving_default, serving_uint8, serving_bytes)")
         return 0
     representative = None
-    if args.mode in ("int8", "int16x8", "int8_dense"):
+    if args.mode in CALIBRATED_MODES:
         if not args.calibration:
             print(f"keras-vits export: error: --mode {args.mode} needs --calibration IMAGES.npy", file=sys.stderr)
             return 2
@@ -319,7 +329,7 @@ def build_parser():
     export.add_argument(
         "--mode",
         default="float32",
-        choices=("float32", "float16", "dynamic_int8", "int8", "int16x8", "int8_dense"),
+        choices=TFLITE_MODES,
         help="TFLite quantization mode. Default: float32.",
     )
     export.add_argument(
@@ -364,7 +374,7 @@ def build_parser():
     train.add_argument(
         "--strategy",
         default="default",
-        choices=("default", "mirrored", "multi_worker", "tpu"),
+        choices=STRATEGIES,
         help="tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
         "(reads TF_CONFIG), tpu. Default: default.",
     )
@@ -381,7 +391,7 @@ def build_parser():
     train.add_argument("--data-dir", dest="data_dir", default=None, help="tensorflow-datasets data_dir.")
     train.add_argument("--teacher", default=None, help="Teacher model (.keras) for distillation.")
     train.add_argument(
-        "--distillation", default=None, choices=("none", "soft", "hard"), help="Override the distillation mode."
+        "--distillation", default=None, choices=DISTILLATION_MODES, help="Override the distillation mode."
     )
     train.add_argument(
         "--initial-weights",
@@ -401,7 +411,7 @@ def build_parser():
     train.add_argument(
         "--precision",
         default=None,
-        choices=("float32", "mixed_float16", "mixed_bfloat16"),
+        choices=PRECISIONS,
         help="Override the recipe's precision: float32, mixed_float16 (GPUs, with dynamic loss scaling) or "
         "mixed_bfloat16 (TPUs and CPUs with bfloat16 units). Variables stay float32.",
     )
@@ -409,7 +419,7 @@ def build_parser():
         "--compile-mode",
         dest="compile_mode",
         default=None,
-        choices=("auto", "graph", "xla"),
+        choices=COMPILE_MODES,
         help="How the training step runs: graph, xla (jit_compile), or auto (measured per device and model family; "
         "keras_vits.compile_modes). Default: the recipe's (auto).",
     )
@@ -458,7 +468,7 @@ def build_parser():
         "--modes",
         nargs="+",
         default=["float32", "xla", "bfloat16"],
-        choices=("float32", "xla", "bfloat16", "bfloat16_xla", "train", "train_xla"),
+        choices=KERAS_MODES,
         help="float32 graph, XLA (jit_compile), mixed bfloat16 (graph or XLA), and/or a training step "
         "(forward, backward, AdamW; graph or XLA). Default: float32 xla bfloat16.",
     )
@@ -483,34 +493,44 @@ def build_parser():
 
 
 def main(argv=None):
-    """Runs the command line; a bad argument prints one message and exits 2 (a traceback with --debug)."""
+    """Runs the command line: exits 0, 1 (a failed check, or a bug), 2 (bad input) or 3 (`train`: a NaN loss).
+
+    Bad input prints one line and exits 2. Anything else is a bug: it prints the error, names it
+    as one, and asks for `--debug`, which shows the traceback (`--debug` re-raises every error).
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except Exception as error:
-        message = user_error_message(error)
-        if args.debug or message is None:
+        if args.debug:
             raise
-        print(f"keras-vits {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        message = user_error_message(error)
+        if message is not None:
+            print(f"keras-vits {args.command}: error: {message}", file=sys.stderr)
+            return 2
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(
+            f"keras-vits {args.command}: unexpected error: {type(error).__name__}: {first_line}\n"
+            f"This looks like a bug in keras-vits rather than a problem with the input: run the same command "
+            f"with --debug (keras-vits --debug {args.command} ...) for the full traceback, and report it.",
+            file=sys.stderr,
+        )
+        return 1  # Python's own status for an uncaught exception, as before the message existed
 
 
 def user_error_message(error):
     """The one-line message for an error the user can act on (bad input, a file, a full disk); None for a bug.
 
-    Bad arguments and files (`ValueError`, `TypeError`, `FileNotFoundError`, `ImportError` for a
-    missing extra), any `OSError` (a permission, a full disk), and TensorFlow's out-of-space errors
-    from checkpoint writes.
+    User errors are: a `ValueError`, `TypeError` or `ImportError` (a missing extra) that keras_vits
+    raised itself (`raised_by_keras_vits`); any `OSError` (a missing file, a permission, a full
+    disk); TensorFlow's out-of-space errors from checkpoint writes. A `TypeError` from inside
+    TensorFlow, or from Python on a keras_vits line that is not a `raise`, is a bug.
     """
-    import errno
-
-    if isinstance(error, (ValueError, TypeError, ImportError, OSError)):
-        if (
-            isinstance(error, OSError)
-            and error.errno in (errno.ENOSPC, errno.EDQUOT)
-            and "No space left to" not in str(error)
-        ):
+    if isinstance(error, OSError):
+        if error.errno in (errno.ENOSPC, errno.EDQUOT) and "No space left to" not in str(error):
             return f"no space left on the device ({error}); free some space and run again (training resumes)."
+        return str(error)
+    if isinstance(error, (ValueError, TypeError, ImportError)) and raised_by_keras_vits(error):
         return str(error)
     if "No space left on device" in str(error):  # TensorFlow's own file writes (checkpoints, TensorBoard)
         return (
@@ -518,6 +538,28 @@ def user_error_message(error):
             f"checkpoint is kept: free some space and run again (training resumes from it)."
         )
     return None
+
+
+_PACKAGE_DIR = str(pathlib.Path(__file__).resolve().parent)
+_RAISE_OPCODES = {dis.opmap[name] for name in ("RAISE_VARARGS", "RERAISE") if name in dis.opmap}
+
+
+def raised_by_keras_vits(error):
+    """True when a `raise` statement in keras_vits's own code raised `error` (its traceback's innermost frame).
+
+    The library's checks raise their errors with a `raise` statement; an error that Python raises
+    for an operation (`None + 1`), or that a call into another library raises, is a bug here.
+    """
+    frame = error.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    code = frame.tb_frame.f_code
+    if not str(pathlib.Path(code.co_filename).resolve()).startswith(_PACKAGE_DIR + os.sep):
+        return False
+    instructions = code.co_code
+    return 0 <= frame.tb_lasti < len(instructions) and instructions[frame.tb_lasti] in _RAISE_OPCODES
 
 
 if __name__ == "__main__":

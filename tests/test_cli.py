@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -106,7 +107,7 @@ def test_export_and_evaluate_of_a_garbage_or_truncated_keras_file_say_what_it_is
 
 
 def test_the_clis_choices_are_the_librarys_own_lists():
-    """The parser spells its choices out (building it imports nothing optional); they must not drift."""
+    """Every choice list of the parser is the library's own tuple, not a copy that can drift."""
     from keras_vits.benchmark import KERAS_MODES
     from keras_vits.compile_modes import COMPILE_MODES
     from keras_vits.distillation import DISTILLATION_MODES
@@ -126,7 +127,81 @@ def test_the_clis_choices_are_the_librarys_own_lists():
     }
     for (command, dest), choices in expected.items():
         action = next(a for a in subcommands[command]._actions if a.dest == dest)
-        assert tuple(action.choices) == tuple(choices), (command, dest)
+        assert action.choices is choices, (command, dest)
+
+
+def test_building_the_parser_needs_no_optional_dependency():
+    """The modules the choice lists come from import only the core install: no extra is needed for --help."""
+    from keras_vits._extras import OPTIONAL_MODULES
+
+    code = (
+        "import sys\n"
+        f"for name in {sorted(OPTIONAL_MODULES)!r}:\n"
+        "    sys.modules[name] = None  # makes `import name` fail\n"
+        "from keras_vits.cli import build_parser\n"
+        "build_parser().format_help()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_bad_input_prints_one_line_and_exits_2(capsys):
+    """A TypeError that the library raises for a bad value is the user's to fix: one line, no traceback."""
+    assert main(["train", "--recipe", "demo_teacher", "--set", 'epochs="2"']) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["keras-vits train: error: Recipe field epochs takes an int, got '2' (str)."]
+
+
+def _typeerror_inside_the_library(assignments):
+    """parse_overrides given an int: Python raises a TypeError inside keras_vits, on a line that is no `raise`."""
+    from keras_vits.training import recipes
+
+    return recipes.parse_overrides(len(assignments) + 1)
+
+
+def test_an_unexpected_error_is_named_a_bug_with_a_hint_to_rerun_with_debug(monkeypatch, capsys):
+    import keras_vits.training
+
+    monkeypatch.setattr(keras_vits.training, "parse_overrides", _typeerror_inside_the_library)
+    command = ["train", "--recipe", "demo_teacher", "--output", "unused"]
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("keras-vits train: unexpected error: TypeError: 'int' object is not iterable\n")
+    assert "--debug" in err and "bug" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 2
+    with pytest.raises(TypeError, match="not iterable") as raised:  # --debug: the error itself, with its traceback
+        main(["--debug", *command])
+    assert raised.traceback[-1].path.name == "recipes.py"
+
+
+def test_debug_prints_the_full_traceback_of_bad_input_too():
+    cli = [sys.executable, "-m", "keras_vits.cli", "--debug", "info", "deit_smal"]
+    debug = subprocess.run(cli, capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 1
+    assert "Traceback (most recent call last)" in debug.stderr and "ValueError: Unknown model" in debug.stderr
+
+
+def test_only_the_librarys_own_raise_statements_count_as_bad_input():
+    from keras_vits.cli import raised_by_keras_vits, user_error_message
+    from keras_vits.training import recipes
+
+    def caught(call):
+        try:
+            call()
+        except Exception as error:
+            return error
+        raise AssertionError("no error")
+
+    deliberate = caught(lambda: recipes.get_recipe("nope"))
+    python_inside_the_library = caught(lambda: recipes.parse_overrides(1))
+    outside_the_library = caught(lambda: int("x"))
+    assert raised_by_keras_vits(deliberate) and user_error_message(deliberate).startswith("Unknown recipe 'nope'")
+    for bug in (python_inside_the_library, outside_the_library):
+        assert not raised_by_keras_vits(bug) and user_error_message(bug) is None
+    assert user_error_message(FileNotFoundError(2, "No such file", "x.keras")) == "[Errno 2] No such file: 'x.keras'"
 
 
 # ------------------------------------------------------------- train and evaluate
