@@ -1,4 +1,5 @@
-"""training/deit_table.py's statistics: per-mode mean, sd and standard error, and the goals."""
+"""training/: the table's statistics (deit_table.py), its script (deit_table.sh), and its recipe files
+(deit_fmnist/*.py), which must hold the settings and results of the table of record."""
 
 import importlib.util
 import json
@@ -177,9 +178,9 @@ def test_table_script_runs_the_named_runs_once_each_with_the_teacher(tmp_path):
     assert done.returncode == 0, done.stderr
     teacher, hard_ls, none = log.read_text().splitlines()
     assert "--config" in teacher and f"--output {runs}/teacher" in teacher
-    assert "--recipe fmnist_deit_hard_ls" in hard_ls and "seed=0" in hard_ls
+    assert "deit_fmnist/hard_ls.py --output" in hard_ls and "seed=0" in hard_ls
     assert f"--teacher {runs}/teacher/model.keras" in hard_ls and "--precision mixed_bfloat16" in hard_ls
-    assert "--recipe fmnist_deit_none" in none and "seed=2" in none and "--teacher" not in none
+    assert "deit_fmnist/none.py --output" in none and "seed=2" in none and "--teacher" not in none
     # Finished runs (a result.json) are skipped when the script is started again.
     assert _table_script(runs, "teacher", "hard_ls_s0", bin_dir=bin_dir).returncode == 0
     assert len(log.read_text().splitlines()) == 3
@@ -298,3 +299,63 @@ def test_the_best_student_is_scored_on_the_average_head():
     document["students"][0]["top1_dist"] = 0.95  # one head of one run, above every average
     _, goals = deit_table.summary(document)
     assert goals["best_student"] == (pytest.approx(0.86), 0.92)
+
+
+# ----------------------------------------------------------------------------- the recipe files
+
+REPOSITORY = pathlib.Path(__file__).parents[1]
+TABLE_OF_RECORD = REPOSITORY / "docs" / "benchmarks" / "deit_fmnist.json"
+STUDENT_FILES = {"none": ("none", 0.0), "soft": ("soft", 0.0), "hard": ("hard", 0.0), "hard_ls": ("hard", 0.1)}
+FASHION_MNIST_TRAIN_IMAGES = 60000
+
+
+def _recipe_module(name):
+    """training/deit_fmnist/<name>.py, executed: its RECIPE and EXPECTED."""
+    spec = importlib.util.spec_from_file_location(
+        f"deit_fmnist_{name}", REPOSITORY / "training" / "deit_fmnist" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _as_json(value):
+    return json.loads(json.dumps(value))
+
+
+def test_the_teacher_file_holds_the_table_of_records_teacher():
+    recorded = json.loads(TABLE_OF_RECORD.read_text())["teacher"]
+    teacher = _recipe_module("teacher")
+    fields = teacher.RECIPE.to_dict()
+    assert {key: fields[key] for key in ("model", "epochs", "precision")} == {
+        key: recorded[key] for key in ("model", "epochs", "precision")
+    }
+    assert {"top1": recorded["top1"]} == teacher.EXPECTED
+    assert f"{100 * recorded['top1']:.2f}%" in teacher.RECIPE.expected
+
+
+@pytest.mark.parametrize("mode", sorted(STUDENT_FILES))
+def test_each_student_file_holds_the_table_of_records_settings_and_results(mode):
+    recorded = json.loads(TABLE_OF_RECORD.read_text())
+    rows = [row for row in recorded["students"] if row["mode"] == mode]
+    student = _recipe_module(mode)
+    fields = _as_json(student.RECIPE.to_dict())
+    assert {key: fields[key] for key in recorded["student_recipe"]} == recorded["student_recipe"]
+    distillation, teacher_label_smoothing = STUDENT_FILES[mode]
+    assert (fields["distillation"], fields["teacher_label_smoothing"]) == (distillation, teacher_label_smoothing)
+    assert rows and all(row["teacher_label_smoothing"] == teacher_label_smoothing for row in rows)
+    for row in rows:
+        assert (fields["epochs"], fields["precision"]) == (row["epochs"], row["precision"])
+        assert fields["epochs"] * (FASHION_MNIST_TRAIN_IMAGES // fields["batch_size"]) == row["steps"]
+    heads = ("top1_cls", "top1_dist", "top1_avg")
+    assert {row["seed"]: {head: row[head] for head in heads} for row in rows} == student.EXPECTED
+    if distillation != "none":  # the teacher that teacher.py's command writes
+        assert fields["teacher"] == "runs/deit_fmnist/teacher/model.keras"
+    assert f"deit_fmnist/{mode}.py" in student.__doc__
+
+
+def test_the_shipped_students_name_the_teacher_file_of_the_table():
+    from keras_vits.training import RECIPES
+
+    for name in ("fmnist_deit_none", "fmnist_deit_soft", "fmnist_deit_hard", "fmnist_deit_hard_ls"):
+        assert "training/deit_fmnist/teacher.py" in RECIPES[name].expected, name

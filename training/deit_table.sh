@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The DeiT distillation table of docs/RESULTS.md: a convnet teacher, then the same small DeiT
 # student with no, soft, hard, and hard + label-smoothing distillation, every run the same steps.
+# Each run's recipe is a file of training/deit_fmnist/ (teacher.py, none.py, soft.py, hard.py, hard_ls.py).
 # Seeds: 3 for none and hard, 1 for soft and hard_ls (SEEDS_MAIN / SEEDS_OTHER override).
 # Usage: bash training/deit_table.sh [runs-folder [run ...]]   then: python training/deit_table.py [runs-folder]
 #   With run names (teacher, none_s0, hard_s1, ...) only those run, so two shells can split the
@@ -48,7 +49,7 @@ train_student() {  # mode seed output initial-weights-or-empty [more overrides..
     teacher_flag=(--teacher "$RUNS/teacher/model.keras")
   fi
   [ -n "$start" ] && start_flag=(--initial-weights "$start")
-  run keras-vits train --recipe "fmnist_deit_$mode" --output "$out" "${start_flag[@]}" --set "seed=$seed" \
+  run keras-vits train --config "$here/deit_fmnist/$mode.py" --output "$out" "${start_flag[@]}" --set "seed=$seed" \
     "${student_set[@]}" "$@" --precision "$PRECISION" "${teacher_flag[@]}"
 }
 student() {  # mode seed
