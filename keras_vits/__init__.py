@@ -12,8 +12,6 @@ Public API:
 
 # First: TensorFlow reads its oneDNN switch when it loads (keras_vits/_onednn.py).
 from keras_vits import _onednn  # noqa: F401, I001
-from keras_vits.distillation import DistillationModel, distillation_losses
-from keras_vits.inference import compile_for_inference
 from keras_vits.macs import count_macs
 from keras_vits.models import (
     DeiT,
@@ -26,6 +24,23 @@ from keras_vits.registry import create_model, get_pretrained_cfg, list_models
 from keras_vits.weights import load_timm_weights
 
 __version__ = "0.3.0"
+
+#: Public names whose modules import TensorFlow: loaded on first use, so that
+#: `import keras_vits` runs where TensorFlow is not installed (the JAX and PyTorch backends).
+_TENSORFLOW_ONLY = {
+    "DistillationModel": "keras_vits.distillation",
+    "distillation_losses": "keras_vits.distillation",
+    "compile_for_inference": "keras_vits.inference",
+}
+
+
+def __getattr__(name):
+    if name in _TENSORFLOW_ONLY:
+        import importlib
+
+        return getattr(importlib.import_module(_TENSORFLOW_ONLY[name]), name)
+    raise AttributeError(f"module 'keras_vits' has no attribute {name!r}")
+
 
 __all__ = [
     "DeiT",

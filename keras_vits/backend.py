@@ -1,18 +1,51 @@
 """Which Keras the package runs on, and the few helpers that differ between them.
 
-The model code takes Keras from ``tf.keras``: that is Keras 3 by default and
-tf-keras when ``TF_USE_LEGACY_KERAS=1`` is set before TensorFlow is imported.
-tensorflow-model-optimization only accepts tf-keras models, so every layer in
-this package uses TensorFlow ops inside ``call`` and builds under both.
+Keras 3 by default, on whichever backend `KERAS_BACKEND` names (TensorFlow, JAX or
+PyTorch); tf-keras when `TF_USE_LEGACY_KERAS=1` is set, as TensorFlow reads it.
+tensorflow-model-optimization only accepts tf-keras models, so every layer takes its
+tensor ops from `keras_vits.ops`, which gives them TensorFlow's under tf-keras.
+Nothing here imports TensorFlow unless tf-keras was asked for.
 """
 
-import numpy as np
-import tensorflow as tf
+import os
 
-keras = tf.keras
+import numpy as np
+
+
+def legacy_keras_requested(environ=os.environ):
+    """Whether `TF_USE_LEGACY_KERAS` asks for tf-keras, read as TensorFlow reads it."""
+    return environ.get("TF_USE_LEGACY_KERAS", "").strip().lower() in ("1", "true", "yes")
+
+
+if legacy_keras_requested():
+    import tf_keras as keras
+else:
+    import keras
 
 #: True under Keras 3, False under tf-keras (``TF_USE_LEGACY_KERAS=1``).
 IS_KERAS_3 = hasattr(keras, "Variable") and hasattr(keras, "ops")
+
+#: The Keras backend the models run on: ``"tensorflow"``, ``"jax"`` or ``"torch"`` (tf-keras: ``"tensorflow"``).
+BACKEND = keras.backend.backend() if IS_KERAS_3 else "tensorflow"
+
+
+def require_tensorflow_backend(feature):
+    """Raises unless the models run on TensorFlow; `feature` names what needs it (``"export_saved_model"``)."""
+    if BACKEND != "tensorflow":
+        raise RuntimeError(
+            f"{feature} needs the TensorFlow backend of Keras; this process runs Keras on {BACKEND!r} "
+            f"(KERAS_BACKEND). Run it with KERAS_BACKEND=tensorflow (and TensorFlow installed): "
+            f"a .keras file saved here loads there."
+        )
+
+
+def dtype_name(dtype):
+    """A dtype of any backend (or NumPy, or a name) as its standard name: `"float32"`, `"uint8"`, `"bfloat16"`."""
+    if IS_KERAS_3:
+        return keras.backend.standardize_dtype(dtype)
+    import tensorflow as tf
+
+    return tf.as_dtype(dtype).name
 
 
 def register_serializable(cls):
@@ -75,20 +108,6 @@ def depthwise_kernel(layer):
     return layer.kernel if variable is None else variable
 
 
-def in_xla_context():
-    """True while tracing inside an XLA-compiled function (`tf.function(jit_compile=True)`,
-    `model.compile(jit_compile=True)`), also from a function nested in one.
-
-    TensorFlow exposes this only through a private module; it is the check its own
-    control-flow ops use. Without it we answer False, which only costs speed.
-    """
-    try:
-        from tensorflow.python.ops import control_flow_util
-    except ImportError:  # pragma: no cover - a TensorFlow that moved the module
-        return False
-    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
-
-
 def load_keras_file(path, what="model"):
     """A `.keras` file loaded in safe mode (no Lambda or other code), with errors that say what is wrong.
 
@@ -124,6 +143,7 @@ def onednn_enabled():
 
     Read through a private module, as TensorFlow's own tests do; None when it has moved.
     """
+    require_tensorflow_backend("onednn_enabled")
     try:
         from tensorflow.python.util import _pywrap_util_port
     except ImportError:  # pragma: no cover - a TensorFlow that moved the module

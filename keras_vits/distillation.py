@@ -15,6 +15,10 @@ The KL term is summed over classes and averaged over images, as the paper writes
 (DeiT's reference code divides by images x classes instead, a 1/classes smaller weight).
 """
 
+from keras_vits.backend import require_tensorflow_backend
+
+require_tensorflow_backend("keras_vits.distillation (DistillationModel, distillation_losses)")
+
 import numbers
 from collections.abc import Callable
 

@@ -8,6 +8,10 @@ XLA is not always faster on CPU (its strided-convolution gradients and, before
 margin depends on model and batch, so the choice is measured rather than fixed per family.
 """
 
+from keras_vits.backend import require_tensorflow_backend
+
+require_tensorflow_backend("keras_vits.inference (compile_for_inference)")
+
 import pathlib
 import statistics
 import time

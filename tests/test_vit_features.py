@@ -29,10 +29,9 @@ from keras_vits.layers import (
     with_simple_feature_pyramid,
 )
 from keras_vits.weights.resample import (
-    bicubic_resize_matrix,
     resample_abs_pos_embed,
-    resample_abs_pos_embed_tf,
-    resize_grid,
+    resample_abs_pos_embed_in_graph,
+    resize_matrix,
 )
 
 TINY = dict(image_size=32, patch_size=8, embed_dim=48, depth=3, num_heads=3, num_classes=0)
@@ -272,16 +271,24 @@ def test_in_graph_resampling_matches_load_time_resampling():
 
         @tf.function(input_signature=[tf.TensorSpec((2,), tf.int32)])
         def in_graph(grid, pos_embed=pos_embed, old=old):
-            return resample_abs_pos_embed_tf(pos_embed, tf.unstack(grid), 2, old)
+            return resample_abs_pos_embed_in_graph(pos_embed, tf.unstack(grid), 2, old)
 
-        got = in_graph(tf.constant(new)).numpy()
-        assert got.shape == load_time.shape
-        np.testing.assert_array_equal(got[:, :2], pos_embed[:, :2])
-        assert _max_error(got, load_time) <= 1e-5, (old, new)
-    # The matrices are those of tf.image.resize: resizing an identity gives them back.
-    matrix = bicubic_resize_matrix(5, 9).numpy()
-    np.testing.assert_allclose(matrix, resize_grid(np.eye(5, dtype="float32")[:, None, :], (9, 1))[:, 0, :], atol=1e-6)
-    np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-6)
+        for got in (in_graph(tf.constant(new)), resample_abs_pos_embed_in_graph(pos_embed, new, 2, old)):
+            got = np.asarray(got)
+            assert got.shape == load_time.shape
+            np.testing.assert_array_equal(got[:, :2], pos_embed[:, :2])
+            assert _max_error(got, load_time) <= 1e-5, (old, new)
+
+
+def test_resize_matrices_are_tensorflows_resize():
+    """The NumPy matrices behind every resize equal tf.image.resize (bicubic antialiased; half-pixel bilinear)."""
+    for method, antialias in (("bicubic", True), ("bilinear", False)):
+        for old, new in ((5, 9), (9, 5), (14, 24), (24, 7), (6, 6)):
+            identity = np.eye(old, dtype="float32")[None, :, None, :]  # (1, old, 1, old): column j is input j
+            expected = tf.image.resize(identity, (new, 1), method=method, antialias=antialias).numpy()[0, :, 0, :]
+            matrix = resize_matrix(old, new, method)
+            np.testing.assert_allclose(matrix, expected, atol=2e-6, err_msg=f"{method} {old}->{new}")
+            np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-6)
 
 
 def test_dynamic_model_saves_as_a_saved_model_with_a_dynamic_size(tmp_path):

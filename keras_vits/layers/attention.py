@@ -1,8 +1,8 @@
 """Multi-head self-attention: a fused qkv Dense, the attention core, an output Dense."""
 
 import numpy as np
-import tensorflow as tf
 
+from keras_vits import ops
 from keras_vits.backend import keras, register_serializable
 from keras_vits.layers.helpers import dense_initializer
 
@@ -21,29 +21,29 @@ def attend(query, key, value, dropout=None, training=None, add_to_scores=None):
     Returns: `(..., heads, N, d)` in `value`'s dtype.
     """
     head_dim = query.shape[-1]
-    scores = tf.matmul(query * tf.cast(head_dim**-0.5, query.dtype), key, transpose_b=True)
-    scores = tf.cast(scores, tf.float32)
+    rank = len(key.shape)
+    key_t = ops.transpose(key, [*range(rank - 2), rank - 1, rank - 2])
+    scores = ops.matmul(query * ops.cast(head_dim**-0.5, query.dtype), key_t)
+    scores = ops.cast(scores, "float32")
     if add_to_scores is not None:
         scores = add_to_scores(scores)
-    probs = tf.cast(tf.nn.softmax(scores, axis=-1), value.dtype)
+    probs = ops.cast(ops.softmax(scores, axis=-1), value.dtype)
     if dropout is not None:
         probs = dropout(probs, training=training)
-    return tf.matmul(probs, value)
+    return ops.matmul(probs, value)
 
 
 def split_heads(tokens, num_heads):
     """`(B, N, C)` -> `(B, heads, N, C / heads)`."""
-    length, dim = tokens.shape[1], tokens.shape[2]
-    length = tf.shape(tokens)[1] if length is None else length
-    tokens = tf.reshape(tokens, [-1, length, num_heads, dim // num_heads])
-    return tf.transpose(tokens, [0, 2, 1, 3])
+    length, dim = ops.shape(tokens)[1], tokens.shape[2]
+    tokens = ops.reshape(tokens, [-1, length, num_heads, dim // num_heads])
+    return ops.transpose(tokens, [0, 2, 1, 3])
 
 
 def merge_heads(tokens):
     """`(B, heads, N, d)` -> `(B, N, heads * d)`."""
-    heads, length, head_dim = tokens.shape[1], tokens.shape[2], tokens.shape[3]
-    length = tf.shape(tokens)[2] if length is None else length
-    return tf.reshape(tf.transpose(tokens, [0, 2, 1, 3]), [-1, length, heads * head_dim])
+    heads, length, head_dim = tokens.shape[1], ops.shape(tokens)[2], tokens.shape[3]
+    return ops.reshape(ops.transpose(tokens, [0, 2, 1, 3]), [-1, length, heads * head_dim])
 
 
 def split_fused_qkv(qkv, num_heads):
@@ -52,7 +52,7 @@ def split_fused_qkv(qkv, num_heads):
     A SPLIT then per-tensor reshapes, rather than slicing one 5-D tensor: XNNPACK
     runs SPLIT but not the 5-D STRIDED_SLICE, which left TFLite graphs partly undelegated.
     """
-    return [split_heads(t, num_heads) for t in tf.split(qkv, 3, axis=-1)]
+    return [split_heads(t, num_heads) for t in ops.split(qkv, 3, axis=-1)]
 
 
 class AttentionCoreBase(keras.layers.Layer):
@@ -157,10 +157,10 @@ class SpatialReductionAttentionCore(AttentionCoreBase):
             key, value = inputs[1][..., :dim], inputs[1][..., dim:]
         else:
             key, value = inputs[1], inputs[2]
-        flat = [tf.reshape(t, [-1, int(np.prod(t.shape[1:-1])), t.shape[-1]]) for t in (query, key, value)]
+        flat = [ops.reshape(t, [-1, int(np.prod(t.shape[1:-1])), t.shape[-1]]) for t in (query, key, value)]
         heads = [split_heads(t, self.num_heads) for t in flat]
         context = merge_heads(attend(*heads, dropout=self.attn_dropout, training=training))
-        return tf.reshape(context, [-1, *query.shape[1:]])
+        return ops.reshape(context, [-1, *query.shape[1:]])
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])

@@ -1,16 +1,15 @@
 """Layer normalization whose TFLite lowering quantizes to every mode, 16x8 included."""
 
-import tensorflow as tf
-
+from keras_vits import ops
 from keras_vits.backend import keras, register_serializable
 
 
 def _normalized_and_inverse_std(x, epsilon):
     """`((x - mean) * rsqrt(var + epsilon), rsqrt(var + epsilon))` over the last axis: `(..., C)`, `(..., 1)`."""
-    mean = tf.reduce_mean(x, axis=-1, keepdims=True)
+    mean = ops.mean(x, axis=-1, keepdims=True)
     centered = x - mean
-    variance = tf.reduce_mean(centered * centered, axis=-1, keepdims=True)
-    inverse_std = tf.math.rsqrt(variance + epsilon)
+    variance = ops.mean(centered * centered, axis=-1, keepdims=True)
+    inverse_std = ops.rsqrt(variance + epsilon)
     return centered * inverse_std, inverse_std
 
 
@@ -27,16 +26,17 @@ def _normalize_last_axis_with_fused_gradient(x, epsilon):
     `dx = rstd * (g - mean(g) - x_hat * mean(g * x_hat))` needs seven. That made the
     graph-mode training step 2.6-5.5% faster for all four families on an Intel Xeon
     (docs/PERFORMANCE.md). Used only in training, so
-    exported graphs hold no `IdentityN` of `tf.custom_gradient`.
+    exported graphs hold no `IdentityN` of a custom gradient. TensorFlow backend and tf-keras only
+    (`ops.FUSED_NORM_GRADIENT`).
     """
 
-    @tf.custom_gradient
+    @ops.custom_gradient
     def normalize(inputs):
         normalized, inverse_std = _normalized_and_inverse_std(inputs, epsilon)
 
         def gradient(upstream):
-            mean_upstream = tf.reduce_mean(upstream, axis=-1, keepdims=True)
-            mean_projection = tf.reduce_mean(upstream * normalized, axis=-1, keepdims=True)
+            mean_upstream = ops.mean(upstream, axis=-1, keepdims=True)
+            mean_projection = ops.mean(upstream * normalized, axis=-1, keepdims=True)
             return inverse_std * (upstream - mean_upstream - normalized * mean_projection)
 
         return normalized, gradient
@@ -50,7 +50,7 @@ class LayerNorm(keras.layers.LayerNormalization):
 
     Same arguments, weights (`gamma`, `beta`) and results as Keras's layer, which
     it subclasses; only the lowering differs. Keras's goes through
-    `tf.nn.moments` (SQUARED_DIFFERENCE and NEG in TFLite), for which LiteRT has
+    TensorFlow's `moments` (SQUARED_DIFFERENCE and NEG in TFLite), for which LiteRT has
     no 16x8 kernels, so a 16x8 model would not run; SUB, MUL, MEAN and RSQRT
     have them. Statistics are computed in float32 under mixed precision. With
     `training=True` the normalization's gradient is the closed form rather than
@@ -72,13 +72,15 @@ class LayerNorm(keras.layers.LayerNormalization):
         return config
 
     def call(self, inputs, training=None):
-        x = tf.cast(inputs, tf.float32)
-        if training is True:  # a symbolic `training` (tf-keras) takes autodiff's path: slower, same values
+        x = ops.cast(inputs, "float32")
+        if (
+            training is True and ops.FUSED_NORM_GRADIENT
+        ):  # a symbolic `training` (tf-keras) takes autodiff's path: slower, same values
             out = _normalize_last_axis_with_fused_gradient(x, self.epsilon)
         else:
             out = _normalize_last_axis(x, self.epsilon)
         if self.scale:
-            out = out * tf.cast(self.gamma, tf.float32)
+            out = out * ops.cast(self.gamma, "float32")
         if self.center:
-            out = out + tf.cast(self.beta, tf.float32)
-        return tf.cast(out, self.compute_dtype)
+            out = out + ops.cast(self.beta, "float32")
+        return ops.cast(out, self.compute_dtype)

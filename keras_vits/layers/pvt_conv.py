@@ -1,8 +1,7 @@
 """PVT v2's depth-wise convolution (in its MLP), kept fast when XLA compiles it on CPU."""
 
-import tensorflow as tf
-
-from keras_vits.backend import depthwise_kernel, in_xla_context, keras, register_serializable
+from keras_vits import ops
+from keras_vits.backend import depthwise_kernel, keras, register_serializable
 
 
 @register_serializable
@@ -21,7 +20,7 @@ class XlaFriendlyDepthwiseConv2D(keras.layers.DepthwiseConv2D):
 
     def _shift_sum_applies(self):
         return (
-            in_xla_context()
+            ops.in_xla_context()
             and self.padding == "same"
             and self.data_format == "channels_last"
             and self.depth_multiplier == 1
@@ -33,22 +32,22 @@ class XlaFriendlyDepthwiseConv2D(keras.layers.DepthwiseConv2D):
     def call(self, inputs):
         if not self._shift_sum_applies():
             return super().call(inputs)
-        kernel = tf.cast(depthwise_kernel(self), inputs.dtype)  # (kh, kw, C, 1)
+        kernel = ops.cast(depthwise_kernel(self), inputs.dtype)  # (kh, kw, C, 1)
         kernel_h, kernel_w = self.kernel_size
-        batch, height, width, channels = tf.unstack(tf.shape(inputs))
-        padded = tf.pad(inputs, [[0, 0], [kernel_h // 2] * 2, [kernel_w // 2] * 2, [0, 0]])
+        batch, height, width, channels = ops.shape(inputs)
+        padded = ops.pad(inputs, [[0, 0], [kernel_h // 2] * 2, [kernel_w // 2] * 2, [0, 0]])
         # Rows of (W + kw - 1) * C values: a shift along W is then a contiguous slice of
         # the last axis, which XLA vectorises better. Sliced from (B, H, W, C) instead, the
         # conv alone ran 1.2-1.5x slower at batch 1, pvt_v2_b1 ~2% slower at batch 1 and
         # 6-14% at batch 16 (docs/PERFORMANCE.md, PVT v2 section).
-        rows = tf.reshape(padded, [batch, height + kernel_h - 1, (width + kernel_w - 1) * channels])
+        rows = ops.reshape(padded, [batch, height + kernel_h - 1, (width + kernel_w - 1) * channels])
         outputs = None
         for row in range(kernel_h):
             for col in range(kernel_w):
-                weights = tf.tile(kernel[row, col, :, 0], [width])  # (W * C,), channel fastest
+                weights = ops.tile(kernel[row, col, :, 0], [width])  # (W * C,), channel fastest
                 term = rows[:, row : row + height, col * channels : (col + width) * channels] * weights
                 outputs = term if outputs is None else outputs + term
-        outputs = tf.reshape(outputs, [batch, height, width, channels])
+        outputs = ops.reshape(outputs, [batch, height, width, channels])
         if self.use_bias:
-            outputs = outputs + tf.cast(self.bias, inputs.dtype)
+            outputs = outputs + ops.cast(self.bias, inputs.dtype)
         return outputs if self.activation is None else self.activation(outputs)

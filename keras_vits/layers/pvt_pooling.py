@@ -1,8 +1,8 @@
 """PVT v2-li's adaptive average pooling, as PyTorch's `AdaptiveAvgPool2d`, from builtin TFLite ops."""
 
 import numpy as np
-import tensorflow as tf
 
+from keras_vits import ops
 from keras_vits.backend import keras, register_serializable
 from keras_vits.layers.helpers import to_2tuple
 
@@ -38,12 +38,12 @@ class AdaptiveAveragePooling2D(keras.layers.Layer):
     def call(self, x):
         height, width, channels = x.shape[1], x.shape[2], x.shape[3]
         out_h, out_w = self.output_size
-        rows = tf.constant(adaptive_pool_matrix(height, out_h)[None], x.dtype)
-        cols = tf.constant(adaptive_pool_matrix(width, out_w)[None], x.dtype)
-        x = tf.matmul(rows, tf.reshape(x, [-1, height, width * channels]))  # (B, h, W * C)
-        x = tf.transpose(tf.reshape(x, [-1, out_h, width, channels]), [0, 2, 1, 3])
-        x = tf.matmul(cols, tf.reshape(x, [-1, width, out_h * channels]))  # (B, w, h * C)
-        return tf.transpose(tf.reshape(x, [-1, out_w, out_h, channels]), [0, 2, 1, 3])
+        rows = ops.convert_to_tensor(adaptive_pool_matrix(height, out_h)[None], dtype=x.dtype)
+        cols = ops.convert_to_tensor(adaptive_pool_matrix(width, out_w)[None], dtype=x.dtype)
+        x = ops.matmul(rows, ops.reshape(x, [-1, height, width * channels]))  # (B, h, W * C)
+        x = ops.transpose(ops.reshape(x, [-1, out_h, width, channels]), [0, 2, 1, 3])
+        x = ops.matmul(cols, ops.reshape(x, [-1, width, out_h * channels]))  # (B, w, h * C)
+        return ops.transpose(ops.reshape(x, [-1, out_w, out_h, channels]), [0, 2, 1, 3])
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.output_size, input_shape[3])

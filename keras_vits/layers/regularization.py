@@ -1,7 +1,6 @@
 """Stochastic depth and layer scale."""
 
-import tensorflow as tf
-
+from keras_vits import ops
 from keras_vits.backend import keras, register_serializable
 
 
@@ -13,27 +12,30 @@ class DropPath(keras.layers.Layer):
 
     Args:
         rate: probability of dropping a sample's branch, in `[0, 1)`. Defaults to 0.
+        seed: seed of the layer's random generator (Keras 3). Defaults to None.
 
     Shapes: `(B, ...)` -> same.
     """
 
-    def __init__(self, rate=0.0, **kwargs):
+    def __init__(self, rate=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"DropPath rate must be in [0, 1), got {rate}.")
         self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = ops.new_seed_generator(seed)
 
     def call(self, inputs, training=None):
         if not training or self.rate == 0.0:
             return inputs
         keep_prob = 1.0 - self.rate
-        mask_shape = tf.concat([tf.shape(inputs)[:1], tf.ones([tf.rank(inputs) - 1], tf.int32)], axis=0)
-        keep = tf.floor(keep_prob + tf.random.uniform(mask_shape, dtype=tf.float32))
-        return inputs * tf.cast(keep / keep_prob, inputs.dtype)
+        mask_shape = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
+        keep = ops.floor(keep_prob + ops.random_uniform(mask_shape, self.seed_generator))
+        return inputs * ops.cast(keep / keep_prob, inputs.dtype)
 
     def get_config(self):
         config = super().get_config()
-        config.update(rate=self.rate)
+        config.update(rate=self.rate, seed=self.seed)
         return config
 
 
@@ -60,7 +62,7 @@ class LayerScale(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        return inputs * tf.cast(self.gamma, inputs.dtype)
+        return inputs * ops.cast(self.gamma, inputs.dtype)
 
     def get_config(self):
         config = super().get_config()

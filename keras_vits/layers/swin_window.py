@@ -1,6 +1,6 @@
 """Swin's window operations for shifted-window attention, in builtin-only TFLite ops.
 
-The cyclic shift is slice + concat rather than `tf.roll`, which TFLite has no
+The cyclic shift is slice + concat rather than a roll, which TFLite has no
 builtin for; partition and reverse are reshape + transpose. Windows keep the
 image batch as their own axis, `(B, num_windows, window_area, C)`, so shapes
 stay static and per-image costs stay countable.
@@ -12,8 +12,8 @@ shifts; timm shifts the unpadded map *then* pads. Both are available
 """
 
 import numpy as np
-import tensorflow as tf
 
+from keras_vits import ops
 from keras_vits.backend import keras, register_serializable
 from keras_vits.layers.attention import AttentionCoreBase, attend, merge_heads, split_fused_qkv
 from keras_vits.layers.helpers import to_2tuple
@@ -28,9 +28,9 @@ def cyclic_shift(x, shift_size):
     """Rolls `(B, H, W, C)` by `-shift` on H and W (towards the top left), with slice + concat."""
     shift_h, shift_w = shift_size
     if shift_h:
-        x = tf.concat([x[:, shift_h:], x[:, :shift_h]], axis=1)
+        x = ops.concatenate([x[:, shift_h:], x[:, :shift_h]], axis=1)
     if shift_w:
-        x = tf.concat([x[:, :, shift_w:], x[:, :, :shift_w]], axis=2)
+        x = ops.concatenate([x[:, :, shift_w:], x[:, :, :shift_w]], axis=2)
     return x
 
 
@@ -38,9 +38,9 @@ def reverse_cyclic_shift(x, shift_size):
     """Rolls `(B, H, W, C)` by `+shift` on H and W: the inverse of `cyclic_shift`."""
     shift_h, shift_w = shift_size
     if shift_h:
-        x = tf.concat([x[:, -shift_h:], x[:, :-shift_h]], axis=1)
+        x = ops.concatenate([x[:, -shift_h:], x[:, :-shift_h]], axis=1)
     if shift_w:
-        x = tf.concat([x[:, :, -shift_w:], x[:, :, :-shift_w]], axis=2)
+        x = ops.concatenate([x[:, :, -shift_w:], x[:, :, :-shift_w]], axis=2)
     return x
 
 
@@ -51,18 +51,18 @@ def window_partition(x, window_size):
     """
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     wh, ww = window_size
-    x = tf.reshape(x, [-1, height // wh, wh, width // ww, ww, channels])
-    x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
-    return tf.reshape(x, [-1, (height // wh) * (width // ww), wh * ww, channels])
+    x = ops.reshape(x, [-1, height // wh, wh, width // ww, ww, channels])
+    x = ops.transpose(x, [0, 1, 3, 2, 4, 5])
+    return ops.reshape(x, [-1, (height // wh) * (width // ww), wh * ww, channels])
 
 
 def window_reverse(windows, window_size, padded_size):
     """`(B, num_windows, wh * ww, C)` -> `(B, Hp, Wp, C)`: the inverse of `window_partition`."""
     (wh, ww), (height, width) = window_size, padded_size
     channels = windows.shape[-1]
-    x = tf.reshape(windows, [-1, height // wh, width // ww, wh, ww, channels])
-    x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
-    return tf.reshape(x, [-1, height, width, channels])
+    x = ops.reshape(windows, [-1, height // wh, width // ww, wh, ww, channels])
+    x = ops.transpose(x, [0, 1, 3, 2, 4, 5])
+    return ops.reshape(x, [-1, height, width, channels])
 
 
 def relative_position_index(window_size):
@@ -88,7 +88,9 @@ def shifted_window_mask(padded_size, window_size, shift_size, masked_value=-100.
             ids[size - window : size - shift] = 1
             ids[size - shift :] = 2
         region += ids[:, None] * 3 if axis == 0 else ids[None, :]
-    windows = window_partition(tf.constant(region[None, :, :, None]), window_size).numpy()[0, :, :, 0]
+    wh, ww = window_size
+    rows, cols = padded_size[0] // wh, padded_size[1] // ww
+    windows = region.reshape(rows, wh, cols, ww).transpose(0, 2, 1, 3).reshape(rows * cols, wh * ww)
     different = windows[:, None, :] != windows[:, :, None]
     return np.where(different, masked_value, 0.0).astype(np.float32)
 
@@ -127,7 +129,7 @@ class WindowPartition(keras.layers.Layer):
         if not self.pad_before_shift:
             x = cyclic_shift(x, self.shift_size)
         if pad_h or pad_w:
-            x = tf.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+            x = ops.pad(x, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
         if self.pad_before_shift:
             x = cyclic_shift(x, self.shift_size)
         return window_partition(x, self.window_size)
@@ -239,9 +241,11 @@ class WindowAttentionCore(AttentionCoreBase):
                 shape=((2 * wh - 1) * (2 * ww - 1), self.num_heads),
                 initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             )
-            self._bias_index = tf.constant(relative_position_index(self.window_size).reshape(-1))
+            self._bias_index = ops.convert_to_tensor(relative_position_index(self.window_size).reshape(-1))
         self._mask = (
-            tf.constant(shifted_window_mask(self.padded_size, self.window_size, self.shift_size)[None, :, None])
+            ops.convert_to_tensor(
+                shifted_window_mask(self.padded_size, self.window_size, self.shift_size)[None, :, None]
+            )
             if any(self.shift_size)
             else None
         )
@@ -249,24 +253,26 @@ class WindowAttentionCore(AttentionCoreBase):
 
     def call(self, qkv, training=None):
         area, dim = qkv.shape[2], qkv.shape[3] // 3
-        query, key, value = split_fused_qkv(tf.reshape(qkv, [-1, area, 3 * dim]), self.num_heads)
+        query, key, value = split_fused_qkv(ops.reshape(qkv, [-1, area, 3 * dim]), self.num_heads)
         bias = None
         if self.relative_position_bias:
-            bias = tf.cast(tf.gather(self.relative_position_bias_table, self._bias_index), tf.float32)  # (N*N, heads)
-            bias = tf.transpose(tf.reshape(bias, [area, area, self.num_heads]), [2, 0, 1])
+            bias = ops.cast(
+                ops.take(self.relative_position_bias_table, self._bias_index, axis=0), "float32"
+            )  # (N*N, heads)
+            bias = ops.transpose(ops.reshape(bias, [area, area, self.num_heads]), [2, 0, 1])
 
         def add_bias_and_mask(scores):  # (B * windows, heads, N, N)
             if bias is not None:
                 scores += bias
             if self._mask is not None:
-                scores = tf.reshape(scores, [-1, self.num_windows, self.num_heads, area, area]) + self._mask
-                scores = tf.reshape(scores, [-1, self.num_heads, area, area])
+                scores = ops.reshape(scores, [-1, self.num_windows, self.num_heads, area, area]) + self._mask
+                scores = ops.reshape(scores, [-1, self.num_heads, area, area])
             return scores
 
         context = merge_heads(
             attend(query, key, value, dropout=self.attn_dropout, training=training, add_to_scores=add_bias_and_mask)
         )
-        return tf.reshape(context, [-1, self.num_windows, area, dim])
+        return ops.reshape(context, [-1, self.num_windows, area, dim])
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], input_shape[-1] // 3)
@@ -301,11 +307,11 @@ class PatchMerging2x2(keras.layers.Layer):
     def call(self, x):
         height, width, channels = x.shape[1], x.shape[2], x.shape[3]
         if height % 2 or width % 2:
-            x = tf.pad(x, [[0, 0], [0, height % 2], [0, width % 2], [0, 0]])
+            x = ops.pad(x, [[0, 0], [0, height % 2], [0, width % 2], [0, 0]])
             height, width = height + height % 2, width + width % 2
-        x = tf.reshape(x, [-1, height // 2, 2, width // 2, 2, channels])
-        x = tf.transpose(x, [0, 1, 3, 4, 2, 5])  # (B, H/2, W/2, col offset, row offset, C)
-        return tf.reshape(x, [-1, height // 2, width // 2, 4 * channels])
+        x = ops.reshape(x, [-1, height // 2, 2, width // 2, 2, channels])
+        x = ops.transpose(x, [0, 1, 3, 4, 2, 5])  # (B, H/2, W/2, col offset, row offset, C)
+        return ops.reshape(x, [-1, height // 2, width // 2, 4 * channels])
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], (input_shape[1] + 1) // 2, (input_shape[2] + 1) // 2, 4 * input_shape[3])

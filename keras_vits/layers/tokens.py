@@ -1,8 +1,8 @@
 """Learned tokens and position embeddings: what Keras has no layer for."""
 
 import numpy as np
-import tensorflow as tf
 
+from keras_vits import ops
 from keras_vits.backend import keras, register_serializable
 
 POSITION_EMBEDDING_KINDS = ("learned", "sincos1d", "sincos2d", "none")
@@ -34,10 +34,9 @@ class PrependToken(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, tokens):
-        batch_size = tf.shape(tokens)[0]
-        token = tf.cast(self.token, tokens.dtype)
-        token = tf.broadcast_to(token, tf.stack([batch_size, 1, tf.shape(token)[-1]]))
-        return tf.concat([token, tokens], axis=1)
+        token = ops.cast(self.token, tokens.dtype)
+        token = ops.broadcast_to(token, (ops.shape(tokens)[0], 1, token.shape[-1]))
+        return ops.concatenate([token, tokens], axis=1)
 
     def compute_output_shape(self, input_shape):
         length = None if input_shape[1] is None else input_shape[1] + 1
@@ -125,11 +124,11 @@ class PositionEmbedding(keras.layers.Layer):
                 patches = sincos_2d_table(self.grid_size, dim, self.temperature)
                 table = np.concatenate([np.zeros((self.num_prefix_tokens, dim), np.float32), patches])
             # A constant, not a weight: it is fixed, so checkpoints neither hold nor need it.
-            self.embedding = tf.constant(table[None])
+            self.embedding = ops.convert_to_tensor(table[None])
         super().build(input_shape)
 
     def call(self, tokens):
-        return tokens + tf.cast(self.embedding, tokens.dtype)
+        return tokens + ops.cast(self.embedding, tokens.dtype)
 
     def get_config(self):
         config = super().get_config()

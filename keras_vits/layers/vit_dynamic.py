@@ -6,12 +6,11 @@ patch grid (ViT and DeiT with `dynamic_img_size=True`); `SliceTokens` and
 and lay patch tokens out as an NHWC map (`features_only`).
 """
 
-import tensorflow as tf
-
+from keras_vits import ops
 from keras_vits.backend import keras, register_serializable
 from keras_vits.layers.helpers import to_2tuple
 from keras_vits.layers.tokens import PositionEmbedding
-from keras_vits.weights.resample import resample_abs_pos_embed_tf
+from keras_vits.weights.resample import resample_abs_pos_embed_in_graph
 
 
 @register_serializable
@@ -20,7 +19,7 @@ class DynamicPositionEmbedding(PositionEmbedding):
 
     The weight is stored at `grid_size` (timm's layout, so checkpoints load as for
     `PositionEmbedding`) and resized with the antialiased bicubic used at load time
-    (`weights.resample.resample_abs_pos_embed_tf`); at the stored grid it is added as is.
+    (`weights.resample.resample_abs_pos_embed_in_graph`); at the stored grid it is added as is.
 
     Args:
         grid_size: `(h, w)` of the stored embedding.
@@ -55,15 +54,11 @@ class DynamicPositionEmbedding(PositionEmbedding):
                     f"{self.patch_size}, got images of shape {tuple(images.shape)}."
                 )
             grid = (static[0] // self.patch_size[0], static[1] // self.patch_size[1])
-        else:
-            size = tf.shape(images)[1:3]
-            patch = tf.constant(self.patch_size, tf.int32)
+        else:  # a TensorFlow graph traced for any image size
             message = f"dynamic_img_size: image height and width must be multiples of the patch {self.patch_size}"
-            check = tf.debugging.assert_equal(size % patch, tf.zeros_like(patch), message=message)
-            with tf.control_dependencies([check]):
-                grid = tf.unstack(size // patch)
-        embedding = resample_abs_pos_embed_tf(self.embedding, grid, self.num_prefix_tokens, self.grid_size)
-        return tokens + tf.cast(embedding, tokens.dtype)
+            grid = ops.checked_grid(ops.shape(images)[1:3], self.patch_size, message)
+        embedding = resample_abs_pos_embed_in_graph(self.embedding, grid, self.num_prefix_tokens, self.grid_size)
+        return tokens + ops.cast(embedding, tokens.dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])
@@ -134,12 +129,10 @@ class TokensToMap(keras.layers.Layer):
 
     def call(self, inputs):
         tokens, images = inputs
-        height, width = self._grid(images.shape)
-        dynamic = tf.shape(images)
-        height = dynamic[1] // self.patch_size[0] if height is None else height
-        width = dynamic[2] // self.patch_size[1] if width is None else width
+        image_height, image_width = ops.shape(images)[1:3]
+        height, width = image_height // self.patch_size[0], image_width // self.patch_size[1]
         patches = tokens[:, self.num_prefix_tokens :]
-        return tf.reshape(patches, [-1, height, width, tokens.shape[-1]])
+        return ops.reshape(patches, [-1, height, width, tokens.shape[-1]])
 
     def compute_output_shape(self, input_shape):
         tokens, images = (tuple(shape) for shape in input_shape)

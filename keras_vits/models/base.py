@@ -6,15 +6,21 @@ import difflib
 import inspect
 import math
 import numbers
+import sys
 
 import numpy as np
-import tensorflow as tf
 
-from keras_vits.backend import keras
+from keras_vits.backend import dtype_name, keras
 
 
 def _pair(value):
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+
+
+def _is_tf_dataset(data):
+    """Whether `data` is a `tf.data.Dataset`, asked without importing TensorFlow."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(data, tf.data.Dataset)
 
 
 def check_images(images, expected_shape, model_name):
@@ -42,11 +48,12 @@ def check_images(images, expected_shape, model_name):
             what = "channels" if axis == len(shape) - 1 else "height and width"
             hint = "" if axis == len(shape) - 1 else "; build the model with image_size=(H, W) for other sizes"
             raise ValueError(f"{model_name} expects images of shape {expected_shape}, got {shape}: wrong {what}{hint}.")
-    if not tf.as_dtype(dtype).is_floating:
+    name = dtype_name(dtype)
+    if "float" not in name:
         raise TypeError(
             f"{model_name} expects float images, already normalised (timm's input in NHWC), "
-            f"got dtype {tf.as_dtype(dtype).name}. Convert and normalise first, e.g. "
-            f"(tf.cast(images, 'float32') / 255 - mean) / std."
+            f"got dtype {name}. Convert and normalise first, e.g. "
+            f"(images.astype('float32') / 255 - mean) / std."
         )
 
 
@@ -318,7 +325,7 @@ class VitsModel(keras.Model):
         Keras's predict and evaluate functions relax the traced shape after a first call, so a
         second image size reached the graph unchecked ("Input to reshape is a tensor with ...").
         """
-        if isinstance(data, tf.data.Dataset):
+        if _is_tf_dataset(data):
             data = data.element_spec
             if isinstance(data, (tuple, list)) and data:
                 data = data[0]

@@ -3,23 +3,69 @@
 The one home of every resampler. Array functions (`resize_grid`,
 `resample_abs_pos_embed`) work on NumPy arrays; the `(value, layer)` functions
 are the `WeightMap.resamplers` of the families, resizing a checkpoint value to
-the layer it is assigned to. `resample_abs_pos_embed_tf` is the in-graph form
-of the bicubic resize (a `dynamic_img_size` ViT resizes its embedding to each
-call's grid): the same kernel as matrix products, which XLA compiles.
+the layer it is assigned to. `resample_abs_pos_embed_in_graph` is the in-graph
+form of the bicubic resize (a `dynamic_img_size` ViT resizes its embedding to
+each call's grid), in `keras_vits.ops`, so it runs on every backend.
 
-timm's checkpoint filters resize with PyTorch's `F.interpolate(mode="bicubic",
-antialias=True)`; TensorFlow's `tf.image.resize(method="bicubic", antialias=True)`
-uses the same separable Keys kernel (a = -0.5) with half-pixel centres and
-renormalised border taps, and agrees with it to about 3e-6. PVT v1 resizes with
-`F.interpolate(mode="bilinear", align_corners=False)`, which is TensorFlow's
-half-pixel bilinear. Relative-position bias tables are resized as timm's
+Every resize is separable and linear, so it is written as one `(out, in)` matrix
+per axis (`resize_matrix`), the same at load time and in the graph, with no
+TensorFlow. timm's checkpoint filters resize with PyTorch's `F.interpolate(mode="bicubic",
+antialias=True)`: the Keys kernel (a = -0.5) with half-pixel centres, stretched
+by the scale when shrinking, and border taps renormalised; TensorFlow's
+`tf.image.resize(method="bicubic", antialias=True)` is the same resize. PVT v1
+resizes with `F.interpolate(mode="bilinear", align_corners=False)`: half-pixel
+centres, edges clamped. Relative-position bias tables are resized as timm's
 `resize_rel_pos_bias_table` (from BEiT) does.
 """
 
 import numpy as np
-import tensorflow as tf
 
 RESIZE_METHODS = ("bicubic", "bilinear")
+
+
+def _keys_cubic(x, xp):
+    """The Keys cubic convolution kernel (a = -0.5), zero for `|x| >= 2`; `xp` is `np` or `keras_vits.ops`."""
+    a = -0.5
+    x = xp.abs(x)
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    far = ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+    return xp.where(x <= 1.0, near, xp.where(x < 2.0, far, xp.zeros_like(x)))
+
+
+def _bicubic_weights(in_size, out_size, xp):
+    """`(out_size, in_size)` antialiased bicubic weights; `out_size` is a float (np) or float32 scalar (ops)."""
+    scale = float(in_size) / out_size
+    stretch = xp.maximum(scale, 1.0)
+    centres = scale * (xp.arange(out_size, dtype="float32") + 0.5)
+    taps = xp.arange(in_size, dtype="float32") + 0.5
+    weights = _keys_cubic((taps[None, :] - centres[:, None]) / stretch, xp)
+    return weights / xp.sum(weights, axis=1, keepdims=True)
+
+
+def _bilinear_weights(in_size, out_size):
+    """`(out_size, in_size)` half-pixel bilinear weights, edges clamped (no antialiasing)."""
+    source = np.clip((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0, in_size - 1.0)
+    lower = np.floor(source).astype(np.int64)
+    upper = np.minimum(lower + 1, in_size - 1)
+    fraction = source - lower
+    weights = np.zeros((out_size, in_size), np.float64)
+    np.add.at(weights, (np.arange(out_size), lower), 1.0 - fraction)
+    np.add.at(weights, (np.arange(out_size), upper), fraction)
+    return weights
+
+
+def resize_matrix(in_size, out_size, method="bicubic"):
+    """`(out_size, in_size)` float32 weights of resizing one axis as PyTorch's interpolation does.
+
+    Args:
+        in_size, out_size: ints.
+        method: `"bicubic"` (antialiased, timm) or `"bilinear"` (PVT v1). Defaults to `"bicubic"`.
+    """
+    if method not in RESIZE_METHODS:
+        raise ValueError(f"method must be one of {RESIZE_METHODS}, got {method!r}.")
+    if method == "bilinear":
+        return _bilinear_weights(int(in_size), int(out_size)).astype(np.float32)
+    return _bicubic_weights(int(in_size), float(out_size), np).astype(np.float32)
 
 
 def resize_grid(grid, out_size, method="bicubic"):
@@ -32,12 +78,10 @@ def resize_grid(grid, out_size, method="bicubic"):
 
     Returns: `(H', W', C)` float32 array.
     """
-    if method not in RESIZE_METHODS:
-        raise ValueError(f"method must be one of {RESIZE_METHODS}, got {method!r}.")
-    resized = tf.image.resize(
-        tf.constant(grid[None], tf.float32), tuple(out_size), method=method, antialias=method == "bicubic"
-    )
-    return resized.numpy()[0]
+    grid = np.asarray(grid, np.float32)
+    rows = resize_matrix(grid.shape[0], out_size[0], method)
+    cols = resize_matrix(grid.shape[1], out_size[1], method)
+    return np.einsum("jw,iwc->ijc", cols, np.einsum("ih,hwc->iwc", rows, grid)).astype(np.float32)
 
 
 def resample_abs_pos_embed(pos_embed, new_grid, num_prefix_tokens, old_grid=None, method="bicubic"):
@@ -68,66 +112,39 @@ def resample_abs_pos_embed(pos_embed, new_grid, num_prefix_tokens, old_grid=None
     return np.concatenate([prefix.astype(np.float32), resized], axis=1)
 
 
-def _keys_cubic(x, a=-0.5):
-    """The Keys cubic convolution kernel (PyTorch's and TensorFlow's bicubic), zero for `|x| >= 2`."""
-    x = tf.abs(x)
-    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
-    far = ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
-    return tf.where(x <= 1.0, near, tf.where(x < 2.0, far, tf.zeros_like(x)))
+def resample_abs_pos_embed_in_graph(pos_embed, new_grid, num_prefix_tokens, old_grid):
+    """In-graph `resample_abs_pos_embed` (bicubic, antialiased), on any backend.
 
-
-def bicubic_resize_matrix(in_size, out_size):
-    """`(out_size, in_size)` float32 weights of antialiased bicubic resizing along one axis, in TF ops.
-
-    Half-pixel centres; when shrinking, the kernel is stretched by the scale
-    (antialiasing); each row is renormalised over the taps inside the input, as
-    `F.interpolate(mode="bicubic", antialias=True)` and `tf.image.resize(...,
-    antialias=True)` do. Only matmul-friendly ops, so it runs under XLA, where
-    `tf.image.resize`'s antialiased kernel (`ScaleAndTranslate`) has no lowering.
-
-    Args:
-        in_size: a Python int.
-        out_size: an int or a scalar int32 tensor.
-    """
-    out_size = tf.cast(out_size, tf.float32)
-    scale = float(in_size) / out_size
-    stretch = tf.maximum(scale, 1.0)
-    centres = scale * (tf.range(out_size, dtype=tf.float32) + 0.5)
-    taps = tf.range(in_size, dtype=tf.float32) + 0.5
-    weights = _keys_cubic((taps[None, :] - centres[:, None]) / stretch)
-    return weights / tf.reduce_sum(weights, axis=1, keepdims=True)
-
-
-def resample_abs_pos_embed_tf(pos_embed, new_grid, num_prefix_tokens, old_grid):
-    """In-graph `resample_abs_pos_embed` (bicubic, antialiased) to a grid that may be known only at run time.
-
-    The same resize as at load time (`resize_grid`, `tf.image.resize`), written as
-    two matrix products (`bicubic_resize_matrix`) so that XLA compiles it; the two
-    agree to float32 rounding (tests/test_vit_features.py). At the stored grid the
-    matrices are the identity; a grid known while tracing to be the stored one adds
-    no op at all.
+    The same matrices as at load time (`resize_matrix`) when the grid is known while
+    tracing (always on JAX and PyTorch); built in the graph from `keras_vits.ops` when
+    it is known only at run time (a TensorFlow graph of unknown image size). At the
+    stored grid nothing is resized and no op is added.
 
     Args:
         pos_embed: `(1, P + h * w, C)` float32 tensor or variable.
-        new_grid: `(h', w')`: Python ints, or an int32 tensor of shape `(2,)`.
+        new_grid: `(h', w')`: Python ints, or scalar int tensors.
         num_prefix_tokens: `P`, a Python int.
         old_grid: `(h, w)`, Python ints.
 
     Returns: `(1, P + h' * w', C)` float32 tensor.
     """
-    pos_embed = tf.cast(pos_embed, tf.float32)  # a Keras 3 layer reads its variable in the compute dtype
+    from keras_vits import ops
+
+    pos_embed = ops.cast(pos_embed, "float32")  # a Keras 3 layer reads its variable in the compute dtype
     old_grid = tuple(int(g) for g in old_grid)
-    static = isinstance(new_grid, (tuple, list)) and all(isinstance(g, int) for g in new_grid)
+    static = all(isinstance(g, (int, np.integer)) for g in new_grid)
     if static and tuple(new_grid) == old_grid:
         return pos_embed
+    if static:
+        rows, cols = (ops.convert_to_tensor(resize_matrix(o, n)) for o, n in zip(old_grid, new_grid))
+    else:
+        rows, cols = (_bicubic_weights(o, ops.cast(n, "float32"), ops) for o, n in zip(old_grid, new_grid))
     dim = pos_embed.shape[-1]
     prefix, patches = pos_embed[:, :num_prefix_tokens], pos_embed[0, num_prefix_tokens:]
-    grid = tf.reshape(patches, [old_grid[0], old_grid[1], dim])
-    rows = bicubic_resize_matrix(old_grid[0], new_grid[0])
-    cols = bicubic_resize_matrix(old_grid[1], new_grid[1])
-    grid = tf.einsum("ih,hwc->iwc", rows, grid)
-    grid = tf.einsum("jw,iwc->ijc", cols, grid)
-    return tf.concat([prefix, tf.reshape(grid, [1, -1, dim])], axis=1)
+    grid = ops.reshape(patches, [old_grid[0], old_grid[1], dim])
+    grid = ops.einsum("ih,hwc->iwc", rows, grid)
+    grid = ops.einsum("jw,iwc->ijc", cols, grid)
+    return ops.concatenate([prefix, ops.reshape(grid, [1, -1, dim])], axis=1)
 
 
 def _resample_pos_embed_to_layer(value, layer, method):

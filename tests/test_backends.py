@@ -1,0 +1,212 @@
+"""The public API on whichever Keras backend runs the tests: TensorFlow, JAX or PyTorch.
+
+`make test` runs this module on all three (JAX and PyTorch in a venv without TensorFlow).
+The parity fixtures hold timm's logits for each family; every backend must give them
+within 1e-5, so any two backends agree within 2e-5 of each other (TensorFlow itself is
+within about 1e-6 of timm on these fixtures).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import keras_vits
+from keras_vits.backend import BACKEND, IS_KERAS_3, keras
+from keras_vits.weights import load_timm_weights
+
+pytestmark = pytest.mark.skipif(not IS_KERAS_3, reason="Keras 3 backends only")
+
+PARITY_TOLERANCE = 1e-5
+
+
+def _cases(fixtures_dir, file_name):
+    cases = json.loads((fixtures_dir / file_name).read_text())
+    return {name: case for name, case in cases.items() if not name.startswith("_")}
+
+
+def _vit_model(case, **overrides):
+    config = dict(case["config"], **overrides)
+    if case["family"] == "deit":
+        for key in ("global_pool", "class_token", "fc_norm"):  # fixed in timm's distilled ViT
+            config.pop(key)
+        return keras_vits.DeiT(**config)
+    return keras_vits.VisionTransformer(**config)
+
+
+def _pvt_model(case, **overrides):
+    model_cls = keras_vits.PyramidVisionTransformerV2 if case["family"] == "pvt_v2" else keras_vits.PyramidVisionTransformer
+    return model_cls(**case["config"], **overrides)
+
+
+def _swin_model(case, **overrides):
+    return keras_vits.SwinTransformer(**case["config"], pad_before_shift=False, **overrides)
+
+
+#: `(cases file, case, io file, builder)` for one parity fixture of each family and variant.
+PARITY = [
+    ("cases.json", "vit_token", "vit_token_io", _vit_model),
+    ("cases.json", "vit_avg_ls", "vit_avg_ls_io", _vit_model),
+    ("cases.json", "deit_distilled", "deit_distilled_io", _vit_model),
+    ("cases.json", "vit_token_resample48", "vit_token_resample48_io", _vit_model),
+    ("swin_cases.json", "tiny4", "swin_tiny4_io", _swin_model),
+    ("swin_cases.json", "pad", "swin_pad_io", _swin_model),
+    ("swin_cases.json", "window_resample", "swin_window_resample_io", _swin_model),
+    ("pvt_cases.json", "v2_tiny", "pvt_v2_tiny_io", _pvt_model),
+    ("pvt_cases.json", "v2_linear", "pvt_v2_linear_io", _pvt_model),
+    ("pvt_cases.json", "v1_tiny", "pvt_v1_tiny_io", _pvt_model),
+    ("pvt_cases.json", "v1_resize", "pvt_v1_resize_io", _pvt_model),
+]
+
+
+def _max_error(got, expected):
+    return float(np.max(np.abs(keras.ops.convert_to_numpy(got) - expected)))
+
+
+@pytest.mark.parametrize("cases_file, case_name, io_name, build", PARITY, ids=[p[2] for p in PARITY])
+def test_logits_match_the_reference_on_this_backend(cases_file, case_name, io_name, build, fixtures_dir):
+    case = _cases(fixtures_dir, cases_file)[case_name]
+    model = build(case)
+    load_timm_weights(model, fixtures_dir / case["checkpoint"])
+    io = load_file(str(fixtures_dir / f"{io_name}.safetensors"))
+    assert _max_error(model(io["images"]), io["logits"]) < PARITY_TOLERANCE
+    if "logits_cls" in io:  # DeiT: both heads in training mode
+        cls_logits, dist_logits = model(io["images"], training=True)
+        assert _max_error(cls_logits, io["logits_cls"]) < PARITY_TOLERANCE
+        assert _max_error(dist_logits, io["logits_dist"]) < PARITY_TOLERANCE
+
+
+def test_stage_maps_match_the_reference(fixtures_dir):
+    for cases_file, case_name, io_name, build in (
+        ("swin_cases.json", "features", "swin_features_io", _swin_model),
+        ("pvt_cases.json", "v2_features", "pvt_v2_features_io", _pvt_model),
+        ("pvt_cases.json", "v1_features", "pvt_v1_features_io", _pvt_model),
+    ):
+        case = _cases(fixtures_dir, cases_file)[case_name]
+        model = build(case, features_only=True)
+        load_timm_weights(model, fixtures_dir / case["checkpoint"])
+        io = load_file(str(fixtures_dir / f"{io_name}.safetensors"))
+        for index, stage in enumerate(model(io["images"])):
+            assert _max_error(stage, io[f"stage_{index}"]) < PARITY_TOLERANCE, (case_name, index)
+
+
+def test_create_model_loads_a_checkpoint_path(fixtures_dir):
+    case = _cases(fixtures_dir, "cases.json")["deit_distilled"]
+    config = {k: v for k, v in case["config"].items() if k not in ("global_pool", "class_token", "fc_norm")}
+    model = keras_vits.create_model(
+        "deit_tiny_distilled_patch16_224", weights=fixtures_dir / case["checkpoint"], **config
+    )
+    io = load_file(str(fixtures_dir / "deit_distilled_io.safetensors"))
+    assert _max_error(model(io["images"]), io["logits"]) < PARITY_TOLERANCE
+
+
+def _tiny(family, **overrides):
+    configs = {
+        "vit": (keras_vits.VisionTransformer, dict(image_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)),
+        "deit": (keras_vits.DeiT, dict(image_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)),
+        "swin": (
+            keras_vits.SwinTransformer,
+            dict(image_size=32, patch_size=2, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=4),
+        ),
+        "pvt_v1": (
+            keras_vits.PyramidVisionTransformer,
+            dict(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), sr_ratios=(2, 2, 1, 1)),
+        ),
+        "pvt_v2": (
+            keras_vits.PyramidVisionTransformerV2,
+            dict(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), sr_ratios=(2, 2, 1, 1)),
+        ),
+    }
+    model_cls, config = configs[family]
+    keras.utils.set_random_seed(0)
+    return model_cls(**{**config, "num_classes": 5, **overrides})
+
+
+FAMILIES = ("vit", "deit", "swin", "pvt_v1", "pvt_v2")
+
+
+def _images(batch=2, size=32, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, size, size, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_keras_file_round_trip_and_config(family, tmp_path):
+    model = _tiny(family, drop_path_rate=0.1)
+    images = _images()
+    expected = keras.ops.convert_to_numpy(model(images))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path, safe_mode=True)
+    assert type(restored) is type(model)
+    assert _max_error(restored(images), expected) < 1e-6
+    rebuilt = type(model).from_config(json.loads(json.dumps(model.get_config())))
+    assert rebuilt.count_params() == model.count_params()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_one_fit_step_trains_every_weight_under_mixed_precision(family):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = _tiny(family, drop_path_rate=0.1)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=_loss(model))
+    before = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    images, labels = _images(4), np.arange(4) % 5
+    model.fit(images, _targets(model, labels), batch_size=4, epochs=1, verbose=0)
+    after = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    unchanged = [v.path for v, b, a in zip(model.trainable_variables, before, after) if np.array_equal(b, a)]
+    assert not unchanged, unchanged
+    assert keras.ops.convert_to_numpy(model(_images())).dtype == np.float32  # the head computes in float32
+
+
+def _loss(model):
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return [loss, loss] if isinstance(model, keras_vits.DeiT) else loss
+
+
+def _targets(model, labels):
+    return (labels, labels) if isinstance(model, keras_vits.DeiT) else labels
+
+
+def test_features_only_and_dynamic_image_size():
+    maps = _tiny("swin", num_classes=0, features_only=True)(_images())
+    assert [tuple(m.shape) for m in maps] == [(2, 16, 16, 16), (2, 8, 8, 32)]
+    dynamic = _tiny("vit", dynamic_img_size=True)
+    fixed = dynamic.fixed_size_copy((48, 40))
+    images = _images(size=48)[:, :, :40]
+    assert _max_error(dynamic(images), keras.ops.convert_to_numpy(fixed(images))) < 1e-5
+
+
+def test_count_macs_is_the_same_on_every_backend():
+    # Counted from layer shapes alone; the figure is timm's (fvcore) for deit_tiny_patch16_224.
+    model = keras_vits.create_model("deit_tiny_patch16_224")
+    assert keras_vits.count_macs(model) == pytest.approx(1.26e9, rel=0.02)
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="JAX and PyTorch only: their venv holds no TensorFlow")
+def test_import_keras_vits_needs_no_tensorflow():
+    code = "import sys, keras_vits; keras_vits.create_model('vit_tiny_patch16_224'); print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="the TensorFlow-only features run on TensorFlow")
+@pytest.mark.parametrize(
+    "statement, feature",
+    [
+        ("import keras_vits.export", "keras_vits.export"),
+        ("keras_vits.DistillationModel", "keras_vits.distillation"),
+        ("keras_vits.compile_for_inference", "keras_vits.inference"),
+    ],
+)
+def test_tensorflow_only_features_name_the_backend(statement, feature):
+    code = f"import keras_vits\n{statement}"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    assert out.returncode != 0
+    message = out.stderr.strip().splitlines()[-1]
+    assert feature in message and repr(BACKEND) in message and "KERAS_BACKEND=tensorflow" in message, message
