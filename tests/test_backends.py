@@ -39,7 +39,9 @@ def _vit_model(case, **overrides):
 
 
 def _pvt_model(case, **overrides):
-    model_cls = keras_vits.PyramidVisionTransformerV2 if case["family"] == "pvt_v2" else keras_vits.PyramidVisionTransformer
+    model_cls = (
+        keras_vits.PyramidVisionTransformerV2 if case["family"] == "pvt_v2" else keras_vits.PyramidVisionTransformer
+    )
     return model_cls(**case["config"], **overrides)
 
 
@@ -104,6 +106,10 @@ def test_create_model_loads_a_checkpoint_path(fixtures_dir):
     assert _max_error(model(io["images"]), io["logits"]) < PARITY_TOLERANCE
 
 
+_TINY_PVT = dict(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2))
+_TINY_PVT["sr_ratios"] = (2, 2, 1, 1)  # keys of more than one token, so every q and k bias gets a gradient
+
+
 def _tiny(family, **overrides):
     configs = {
         "vit": (keras_vits.VisionTransformer, dict(image_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)),
@@ -114,11 +120,23 @@ def _tiny(family, **overrides):
         ),
         "pvt_v1": (
             keras_vits.PyramidVisionTransformer,
-            dict(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), sr_ratios=(2, 2, 1, 1)),
+            dict(
+                image_size=32,
+                embed_dims=(8, 16, 16, 32),
+                depths=(1, 1, 1, 1),
+                num_heads=(1, 1, 2, 2),
+                sr_ratios=(2, 2, 1, 1),
+            ),
         ),
         "pvt_v2": (
             keras_vits.PyramidVisionTransformerV2,
-            dict(image_size=32, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), sr_ratios=(2, 2, 1, 1)),
+            dict(
+                image_size=32,
+                embed_dims=(8, 16, 16, 32),
+                depths=(1, 1, 1, 1),
+                num_heads=(1, 1, 2, 2),
+                sr_ratios=(2, 2, 1, 1),
+            ),
         ),
     }
     model_cls, config = configs[family]
@@ -147,30 +165,22 @@ def test_keras_file_round_trip_and_config(family, tmp_path):
     assert rebuilt.count_params() == model.count_params()
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+# DeiT's two training heads train through DistillationModel, which is TensorFlow-only so far.
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "deit"])
 def test_one_fit_step_trains_every_weight_under_mixed_precision(family):
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         model = _tiny(family, drop_path_rate=0.1)
     finally:
         keras.config.set_dtype_policy("float32")
-    model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=_loss(model))
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(True))
     before = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
     images, labels = _images(4), np.arange(4) % 5
-    model.fit(images, _targets(model, labels), batch_size=4, epochs=1, verbose=0)
+    model.fit(images, labels, batch_size=4, epochs=1, verbose=0)
     after = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
     unchanged = [v.path for v, b, a in zip(model.trainable_variables, before, after) if np.array_equal(b, a)]
     assert not unchanged, unchanged
     assert keras.ops.convert_to_numpy(model(_images())).dtype == np.float32  # the head computes in float32
-
-
-def _loss(model):
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    return [loss, loss] if isinstance(model, keras_vits.DeiT) else loss
-
-
-def _targets(model, labels):
-    return (labels, labels) if isinstance(model, keras_vits.DeiT) else labels
 
 
 def test_features_only_and_dynamic_image_size():
