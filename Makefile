@@ -1,12 +1,16 @@
-# The two commands of the README: `make demo` (the main job) and `make test` (the whole suite).
-# Both set up .venv first: Python packages from setup.cfg, and (as root) Debian's Fashion-MNIST.
+# The two commands of the README: `make demo` (the main job) and `make test` (the whole suite);
+# `make test-fast` is the contributor's loop.
+# They set up .venv first: Python packages from setup.cfg, and (as root) Debian's Fashion-MNIST.
 
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test lint doctest test-keras3 test-tf-keras
+BACKENDS_VENV ?= .venv-backends
+BPY := $(BACKENDS_VENV)/bin/python
+
+.PHONY: setup setup-backends demo test test-fast lint doctest test-keras3 test-tf-keras test-backends gpu-wheels
 
 setup: $(VENV)/.installed
 
@@ -32,12 +36,22 @@ demo: setup
 	$(VENV)/bin/keras-vits export runs/demo_deit_hard/model.keras --format tflite --mode dynamic_int8 --output saved_models
 
 # Lint and format check, the public docstrings' examples, the whole suite under Keras 3 (the
-# packaging test included), then the model tests again under tf-keras.
+# packaging test included), the model tests again under tf-keras, then the backend tests on JAX and PyTorch.
 test: setup
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory doctest
 	$(MAKE) --no-print-directory test-keras3
 	$(MAKE) --no-print-directory test-tf-keras
+	$(MAKE) --no-print-directory test-backends
+
+# The contributor's loop: lint, the docstrings' examples, then the Keras 3 suite without the
+# packaging test, the slow marks and the tf-keras run, converting to TFLite (and SavedModel) one
+# config of each model family's battery only (tests/harness.py).
+test-fast: setup
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory doctest
+	$(PY) -m pytest -n 2 -q -p no:cacheprovider --durations=10 -m "not slow and not packaging" \
+		--one-conversion-per-family tests
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -53,3 +67,28 @@ test-tf-keras:
 	TF_USE_LEGACY_KERAS=1 $(PY) -m pytest -n 2 -m "not keras3_only and not slow" \
 		tests/test_layers.py tests/test_vit.py tests/test_swin.py tests/test_pvt.py tests/test_weights.py \
 		tests/test_qat.py tests/test_vit_features.py tests/test_bad_inputs.py
+
+# JAX and PyTorch (CPU) with Keras, and timm for the GPU check's smoke mode; no TensorFlow, so an
+# accidental TensorFlow import fails. torch and torchvision are the builds these machines hold on disk.
+setup-backends: $(BACKENDS_VENV)/.installed
+
+$(BACKENDS_VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(BACKENDS_VENV)
+	$(BPY) -m pip install --quiet --upgrade pip
+	$(BPY) -m pip install --quiet -e '.[jax]' torch==2.14.1 torchvision==0.29.1 timm pytest
+	@if $(BPY) -c "import tensorflow" 2>/dev/null; then echo "$(BACKENDS_VENV) must not hold TensorFlow"; exit 1; fi
+	touch $@
+
+# The public API on JAX and on PyTorch (tests/test_backends.py), and the GPU check's smoke mode on JAX.
+test-backends: setup-backends
+	KERAS_BACKEND=jax $(BPY) -m pytest -q -p no:cacheprovider tests/test_backends.py tests/test_gpu_check.py
+	KERAS_BACKEND=torch $(BPY) -m pytest -q -p no:cacheprovider tests/test_backends.py
+
+# The wheels tools/gpu_check.py carries to a GPU machine without Keras (Python 3.12): Keras, the
+# two needs that machine lacks, and keras_vits; into .whl/ (ignored), about 3 MB.
+gpu-wheels: setup
+	rm -rf .whl && mkdir -p .whl
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
+	$(PY) -m pip wheel --quiet --no-deps -w .whl .

@@ -13,6 +13,27 @@ import keras_vits  # noqa: E402, F401
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--one-conversion-per-family",
+        action="store_true",
+        help="Run the battery's TFLite and SavedModel conversion tests on each family's first config only "
+        "(make test-fast); by default every config converts.",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """With --one-conversion-per-family, deselects the conversion tests of every battery config but the first."""
+    if not config.getoption("--one-conversion-per-family"):
+        return
+    from harness import is_extra_conversion
+
+    extra = [item for item in items if is_extra_conversion(item)]
+    if extra:
+        config.hook.pytest_deselected(items=extra)
+        items[:] = [item for item in items if not is_extra_conversion(item)]
+
+
 def pytest_generate_tests(metafunc):
     """Runs every test of a `ModelBattery` subclass once per entry of its `configs`."""
     if "config_name" in metafunc.fixturenames and metafunc.cls is not None:

@@ -37,6 +37,9 @@ from keras_vits.training.pipeline import make_dataset
 from keras_vits.training.recipes import Recipe
 
 pytestmark = pytest.mark.keras3_only
+#: The variants of a long training test that repeat what its first variant checks: `make test` runs
+#: them, `make test-fast` leaves them out.
+SLOW = pytest.mark.slow
 
 WORKER = pathlib.Path(__file__).with_name("training_worker.py")
 
@@ -321,7 +324,7 @@ KILLED_RUN_SETTINGS = {
 }
 
 
-@pytest.mark.parametrize("precision", sorted(KILLED_RUN_SETTINGS))
+@pytest.mark.parametrize("precision", ["float32", pytest.param("mixed_float16", marks=SLOW)])
 def test_a_killed_run_resumes_with_its_step_and_optimizer_state(tmp_path, precision):
     out = tmp_path / "run"
     settings = KILLED_RUN_SETTINGS[precision]
@@ -380,8 +383,15 @@ class _Killed(BaseException):
     """Stands in for SIGKILL at one point of the loop (BaseException: nothing catches it)."""
 
 
-@pytest.mark.parametrize("checkpoint_every", [3, 4])  # 4 divides the 8 steps of an epoch: a periodic save there
-@pytest.mark.parametrize("killed_at", ["history", "checkpoint"])
+@pytest.mark.parametrize(  # 4 divides the 8 steps of an epoch: a periodic save there
+    ("killed_at", "checkpoint_every"),
+    [
+        ("history", 3),
+        pytest.param("history", 4, marks=SLOW),
+        pytest.param("checkpoint", 3, marks=SLOW),
+        ("checkpoint", 4),
+    ],
+)
 def test_a_kill_around_the_epoch_end_loses_no_history_entry(tmp_path, monkeypatch, killed_at, checkpoint_every):
     """Killed after the epoch's history write or after its checkpoint: resumed, every epoch is logged once."""
     out = tmp_path / "run"
@@ -414,7 +424,7 @@ def test_a_kill_around_the_epoch_end_loses_no_history_entry(tmp_path, monkeypatc
     assert [s["step"] for s in json.loads((out / run_folder.STEPS_FILE).read_text())] == list(range(1, 25))
 
 
-@pytest.mark.parametrize("saved_progress", [(), ("batches_done",)])
+@pytest.mark.parametrize("saved_progress", [(), pytest.param(("batches_done",), marks=SLOW)])
 def test_a_checkpoint_from_before_batches_done_resumes_at_its_step(tmp_path, monkeypatch, saved_progress):
     """Checkpoints of older versions: without `progress/` at all (float32 runs only: they resume from
     the optimizer's step), and with `progress/batches_done` but no `progress/train_seconds`."""
@@ -546,7 +556,9 @@ def test_evaluate_uses_the_runs_normalisation_crop_and_classes(tmp_path):
 MIRRORED_TOLERANCE = {"float32": 1e-4, "mixed_bfloat16": 2e-2, "mixed_float16": 3e-3}
 
 
-@pytest.mark.parametrize("precision", sorted(MIRRORED_TOLERANCE))
+@pytest.mark.parametrize(
+    "precision", ["float32", *(pytest.param(p, marks=SLOW) for p in ("mixed_bfloat16", "mixed_float16"))]
+)
 def test_mirrored_over_two_devices_matches_one_device(tmp_path, precision):
     result = _run_worker(tmp_path, "--devices", 2, "--compare-mirrored", "--set", f"precision={precision}")
     one, two = result["one_device"], result["mirrored"]
