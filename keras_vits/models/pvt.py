@@ -187,12 +187,45 @@ def overlapping_patch_embed(x, *, embed_dim, kernel_size, stride, name):
     return LayerNorm(epsilon=1e-5, name=f"{name}_norm")(x)
 
 
+def _pyramid_graph(config, build_stage, build_head):
+    """Input, stages, then stage maps or the head: the graph PVT v1 and v2 share.
+
+    Args:
+        config: the model's constructor arguments (`out_indices` resolved).
+        build_stage: `(x, stage, drop_path_rates) -> (x, stage_map, reduction)`: one stage
+            from the previous stage's output, with its blocks' stochastic-depth rates.
+        build_head: the last stage's output -> logits (or pooled features).
+
+    Returns: `(images, outputs, feature_info)`.
+    """
+    images = keras.Input((*to_2tuple(config["image_size"], "image_size"), config["in_chans"]), name="images")
+    rates = iter(np.linspace(0.0, config["drop_path_rate"], sum(config["depths"])))
+    x, maps, feature_info = images, [], []
+    for stage, depth in enumerate(config["depths"]):
+        x, stage_map, reduction = build_stage(x, stage, [float(next(rates)) for _ in range(depth)])
+        maps.append(stage_map)
+        feature_info.append(dict(num_chs=config["embed_dims"][stage], reduction=reduction, module=f"stages_{stage}"))
+    if not config["features_only"]:
+        return images, build_head(x), feature_info
+    chosen = config["out_indices"]
+    return images, [maps[i] for i in chosen], [feature_info[i] for i in chosen]
+
+
 class _PyramidBase(VitsModel):
     """Arguments and checks PVT v1 and v2 share."""
 
-    def _check(
-        self, *, in_chans, num_classes, global_pool, depths, embed_dims, num_heads, mlp_ratios, sr_ratios, out_indices
-    ):
+    def _check(self, args):
+        """The checks both versions share, on their `__init__` arguments; returns `out_indices` resolved."""
+        in_chans, num_classes, global_pool, depths = (
+            args["in_chans"],
+            args["num_classes"],
+            args["global_pool"],
+            args["depths"],
+        )
+        embed_dims, num_heads, mlp_ratios, sr_ratios = (
+            args[k] for k in ("embed_dims", "num_heads", "mlp_ratios", "sr_ratios")
+        )
+        out_indices = args["out_indices"]
         validate_head_and_input(num_classes, in_chans)
         if global_pool not in self.GLOBAL_POOLS:
             raise ValueError(f"global_pool must be one of {self.GLOBAL_POOLS}, got {global_pool!r}.")
@@ -311,30 +344,16 @@ class PyramidVisionTransformerV2(_PyramidBase):
     ):
         embed_dims, depths, num_heads = tuple(embed_dims), tuple(depths), tuple(num_heads)
         mlp_ratios, sr_ratios = tuple(mlp_ratios), tuple(sr_ratios)
-        out_indices = self._check(
-            in_chans=in_chans,
-            num_classes=num_classes,
-            global_pool=global_pool,
-            depths=depths,
-            embed_dims=embed_dims,
-            num_heads=num_heads,
-            mlp_ratios=mlp_ratios,
-            sr_ratios=sr_ratios,
-            out_indices=out_indices,
-        )
+        out_indices = self._check(locals())
         config = constructor_arguments(type(self), locals())
-        # --- functional graph
-        images = keras.Input((*to_2tuple(image_size, "image_size"), in_chans), name="images")
-        rates = iter(np.linspace(0.0, drop_path_rate, sum(depths)))
-        x, features, feature_info = images, [], []
-        for stage, (dim, depth) in enumerate(zip(embed_dims, depths)):
+
+        def build_stage(x, stage, rates):
             if stage == 0:
-                x = overlapping_patch_embed(x, embed_dim=dim, kernel_size=7, stride=4, name="patch_embed")
+                x = overlapping_patch_embed(x, embed_dim=embed_dims[0], kernel_size=7, stride=4, name="patch_embed")
             else:
-                x = overlapping_patch_embed(
-                    x, embed_dim=dim, kernel_size=3, stride=2, name=f"stages_{stage}_downsample"
-                )
-            for index in range(depth):
+                embed_name = f"stages_{stage}_downsample"
+                x = overlapping_patch_embed(x, embed_dim=embed_dims[stage], kernel_size=3, stride=2, name=embed_name)
+            for index, rate in enumerate(rates):
                 x = pvt_v2_block(
                     x,
                     num_heads=num_heads[stage],
@@ -344,19 +363,19 @@ class PyramidVisionTransformerV2(_PyramidBase):
                     qkv_bias=qkv_bias,
                     drop_rate=drop_rate,
                     attn_drop_rate=attn_drop_rate,
-                    drop_path_rate=float(next(rates)),
+                    drop_path_rate=rate,
                     name=f"stages_{stage}_blocks_{index}",
                 )
             x = LayerNorm(epsilon=1e-6, name=f"stages_{stage}_norm")(x)
-            features.append(x)
-            feature_info.append(dict(num_chs=dim, reduction=4 * 2**stage, module=f"stages_{stage}"))
-        if features_only:
-            outputs = [features[i] for i in out_indices]
-        else:
+            return x, x, 4 * 2**stage
+
+        def build_head(x):
             x = keras.layers.GlobalAveragePooling2D(name="head_global_pool")(x)
-            outputs = classifier_head(x, num_classes, drop_rate=drop_rate, name="head")
+            return classifier_head(x, num_classes, drop_rate=drop_rate, name="head")
+
+        images, outputs, feature_info = _pyramid_graph(config, build_stage, build_head)
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
-        self.feature_info = [feature_info[i] for i in out_indices] if features_only else feature_info
+        self.feature_info = feature_info
 
 
 @register_serializable
@@ -426,28 +445,17 @@ class PyramidVisionTransformer(_PyramidBase):
             tuple(patch_sizes),
         )
         mlp_ratios, sr_ratios = tuple(mlp_ratios), tuple(sr_ratios)
-        out_indices = self._check(
-            in_chans=in_chans,
-            num_classes=num_classes,
-            global_pool=global_pool,
-            depths=depths,
-            embed_dims=embed_dims,
-            num_heads=num_heads,
-            mlp_ratios=mlp_ratios,
-            sr_ratios=sr_ratios,
-            out_indices=out_indices,
-        )
+        out_indices = self._check(locals())
         validate_stages(len(depths), out_indices=None, patch_sizes=patch_sizes)
         if sr_ratios[-1] != 1:
             raise ValueError(f"The last stage holds the class token and needs sr_ratio 1, got sr_ratios {sr_ratios}.")
         config = constructor_arguments(type(self), locals())
-        # --- functional graph
-        images = keras.Input((*to_2tuple(image_size, "image_size"), in_chans), name="images")
-        rates = iter(np.linspace(0.0, drop_path_rate, sum(depths)))
+
         last = len(depths) - 1
-        x, features, feature_info = images, [], []
-        for stage, (dim, depth, patch) in enumerate(zip(embed_dims, depths, patch_sizes)):
-            name_ = f"stages_{stage}"
+
+        def build_stage(x, stage, rates):
+            """The stage's map `(B, h, w, C)`; the last stage (class token first) hands its tokens to the head."""
+            name_, patch, dim = f"stages_{stage}", patch_sizes[stage], embed_dims[stage]
             grid = (x.shape[1] // patch, x.shape[2] // patch)
             x = patch_embed(x, patch_size=patch, embed_dim=dim, strict=False, name=f"{name_}_patch_embed")
             x = LayerNorm(epsilon=1e-6, name=f"{name_}_patch_embed_norm")(x)
@@ -457,7 +465,7 @@ class PyramidVisionTransformer(_PyramidBase):
             x = PositionEmbedding(grid, num_prefix_tokens=prefix, name=f"{name_}_pos_embed")(x)
             if drop_rate:
                 x = keras.layers.Dropout(drop_rate, name=f"{name_}_pos_drop")(x)
-            for index in range(depth):
+            for index, rate in enumerate(rates):
                 x = pvt_v1_block(
                     x,
                     grid=grid,
@@ -467,24 +475,24 @@ class PyramidVisionTransformer(_PyramidBase):
                     qkv_bias=qkv_bias,
                     drop_rate=drop_rate,
                     attn_drop_rate=attn_drop_rate,
-                    drop_path_rate=float(next(rates)),
+                    drop_path_rate=rate,
                     name=f"{name_}_blocks_{index}",
                 )
             tokens = x
             if prefix:
                 x = keras.layers.Cropping1D((prefix, 0), name=f"{name_}_drop_cls")(x)
-            x = keras.layers.Reshape((*grid, dim), name=f"{name_}_to_map")(x)
-            features.append(x)
-            feature_info.append(dict(num_chs=dim, reduction=int(np.prod(patch_sizes[: stage + 1])), module=name_))
-        if features_only:
-            outputs = [features[i] for i in out_indices]
-        else:
+            stage_map = keras.layers.Reshape((*grid, dim), name=f"{name_}_to_map")(x)
+            return (tokens if prefix else stage_map), stage_map, int(np.prod(patch_sizes[: stage + 1]))
+
+        def build_head(tokens):
             x = LayerNorm(epsilon=1e-6, name="norm")(tokens)
             x = keras.layers.Cropping1D((0, x.shape[1] - 1), name="pool_crop")(x)
             x = keras.layers.Reshape((embed_dims[-1],), name="pool")(x)
-            outputs = classifier_head(x, num_classes, drop_rate=drop_rate, name="head")
+            return classifier_head(x, num_classes, drop_rate=drop_rate, name="head")
+
+        images, outputs, feature_info = _pyramid_graph(config, build_stage, build_head)
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
-        self.feature_info = [feature_info[i] for i in out_indices] if features_only else feature_info
+        self.feature_info = feature_info
 
 
 # ----------------------------------------------------------------------------- weights

@@ -11,6 +11,7 @@ so timm checkpoints load through a short declarative map at the end of this file
 """
 
 import dataclasses
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -44,12 +45,7 @@ DEIT_HEADS = ("avg", "cls", "dist")
 # ----------------------------------------------------------------------------- graph
 
 
-def _validate_vit_args(*, in_chans, depth, num_classes, pos_embed, global_pool, class_token):
-    validate_head_and_input(num_classes, in_chans)
-    if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be a positive int, got {depth!r}.")
-    if pos_embed not in POSITION_EMBEDDING_KINDS:
-        raise ValueError(f"pos_embed must be one of {POSITION_EMBEDDING_KINDS}, got {pos_embed!r}.")
+def _validate_pooling(global_pool, class_token):
     if global_pool not in GLOBAL_POOLS:
         raise ValueError(f"global_pool must be one of {GLOBAL_POOLS}, got {global_pool!r}.")
     if global_pool == "token" and not class_token:
@@ -241,6 +237,97 @@ def _image_input(image_size, in_chans, dynamic_img_size=False):
     return keras.Input((height, width, in_chans), name="images")
 
 
+#: The Args entries ViT and DeiT share, written once into both docstrings.
+_PLAIN_VIT_ARGS_DOC = """\
+drop_rate: dropout after the position embedding, in the blocks and before the head(s). Defaults to 0.
+attn_drop_rate: dropout on attention probabilities. Defaults to 0.
+drop_path_rate: stochastic depth, rising linearly to this rate over the blocks. Defaults to 0.
+dynamic_img_size: take images of any size (multiples of the patch): the input is
+    `(None, None, in_chans)` and the learned position embedding, stored at
+    `image_size`'s grid, is resized in the graph to each call's grid (timm's
+    name and behaviour). Defaults to False.
+features_only: return block maps instead of logits; needs `num_classes=0`. Defaults to False.
+out_indices: blocks returned when `features_only`; negative indices count from
+    the end, as in timm; None is the last block. Defaults to None.
+features_norm: apply the final norm to each returned block (timm's
+    `forward_intermediates(norm=True)`); False returns them before it. A model
+    that normalises after pooling (`fc_norm`, as `global_pool="avg"` does by
+    default) has no final token norm, so this changes nothing there, as in timm.
+    Defaults to False.
+return_prefix_tokens: follow each map with its block's prefix tokens
+    `(B, P, embed_dim)`. Defaults to False.
+"""
+
+#: `_encoder`'s arguments that come straight from the config of both plain ViTs.
+_ENCODER_ARGS = (
+    "image_size",
+    "patch_size",
+    "embed_dim",
+    "depth",
+    "num_heads",
+    "mlp_ratio",
+    "qkv_bias",
+    "pos_embed",
+    "init_values",
+    "drop_rate",
+    "attn_drop_rate",
+    "drop_path_rate",
+    "dynamic_img_size",
+)
+
+
+def _check_plain_vit_args(args, num_prefix_tokens):
+    """The checks ViT and DeiT share, on their `__init__` arguments; returns `out_indices` resolved."""
+    validate_head_and_input(args["num_classes"], args["in_chans"])
+    if not isinstance(args["depth"], int) or args["depth"] < 1:
+        raise ValueError(f"depth must be a positive int, got {args['depth']!r}.")
+    if args["pos_embed"] not in POSITION_EMBEDDING_KINDS:
+        raise ValueError(f"pos_embed must be one of {POSITION_EMBEDDING_KINDS}, got {args['pos_embed']!r}.")
+    _validate_dynamic(args["dynamic_img_size"], args["pos_embed"])
+    return _validate_features(
+        features_only=args["features_only"],
+        out_indices=args["out_indices"],
+        features_norm=args["features_norm"],
+        return_prefix_tokens=args["return_prefix_tokens"],
+        num_classes=args["num_classes"],
+        depth=args["depth"],
+        num_prefix_tokens=num_prefix_tokens,
+    )
+
+
+def _plain_vit_graph(config, num_prefix_tokens, build_head, features_norm):
+    """The graph of a plain ViT from its config: input, encoder, then block maps or `build_head`'s outputs.
+
+    Args:
+        config: the model's constructor arguments (`out_indices` resolved).
+        num_prefix_tokens: 1 (class token), 2 (class and distillation tokens) or 0.
+        build_head: function of the last block's `(B, P + N, C)` tokens returning the model's outputs.
+        features_norm: whether block maps go through the final norm (`features_only`).
+
+    Returns: `(images, outputs)`, the functional model's input and outputs.
+    """
+    images = _image_input(config["image_size"], config["in_chans"], config["dynamic_img_size"])
+    features_only, out_indices = config["features_only"], config["out_indices"]
+    blocks = _encoder(
+        images,
+        num_prefix_tokens=num_prefix_tokens,
+        num_blocks=out_indices[-1] + 1 if features_only else config["depth"],
+        **{key: config[key] for key in _ENCODER_ARGS},
+    )
+    if not features_only:
+        return images, build_head(blocks[-1])
+    maps = _block_features(
+        blocks,
+        images,
+        out_indices=out_indices,
+        patch_size=config["patch_size"],
+        num_prefix_tokens=num_prefix_tokens,
+        features_norm=features_norm,
+        return_prefix_tokens=config["return_prefix_tokens"],
+    )
+    return images, maps
+
+
 class PlainViT(VitsModel):
     """What ViT and DeiT share: `feature_info`, the input check and the fixed-size copy of a `dynamic_img_size` model.
 
@@ -249,12 +336,14 @@ class PlainViT(VitsModel):
             `reduction` (the patch size) and `module` (`blocks_<i>`), the Swin and PVT schema.
     """
 
-    def _finish(self, config, features_only, out_indices, depth, embed_dim, patch_size, features_norm, num_prefix):
-        info = _block_feature_info(depth, embed_dim, patch_size)
-        self.feature_info = [info[i] for i in out_indices] if features_only else info
-        if features_only:  # the instance's own map: pruned blocks, final norm and head are unused
+    def _finish(self, config, num_prefix_tokens, features_norm):
+        """Sets what the built model answers for: `feature_info`, its weight map, prefix tokens and grid."""
+        depth, patch_size, out_indices = config["depth"], config["patch_size"], config["out_indices"]
+        info = _block_feature_info(depth, config["embed_dim"], patch_size)
+        self.feature_info = [info[i] for i in out_indices] if config["features_only"] else info
+        if config["features_only"]:  # the instance's own map: pruned blocks, final norm and head are unused
             self.weight_map = _features_weight_map(out_indices, depth, features_norm)
-        self.num_prefix_tokens = num_prefix
+        self.num_prefix_tokens = num_prefix_tokens
         self.grid_size = patch_grid(config["image_size"], patch_size)
 
     def __call__(self, *args, **kwargs):
@@ -328,24 +417,8 @@ class VisionTransformer(PlainViT):
         init_values: layer-scale initial value; None disables layer scale. Defaults to None.
         fc_norm: normalise after pooling instead of before; None means "when
             `global_pool='avg'`", as in timm. Defaults to None.
-        drop_rate: dropout after the position embedding, in the blocks and before the head. Defaults to 0.
-        attn_drop_rate: dropout on attention probabilities. Defaults to 0.
-        drop_path_rate: stochastic depth, rising linearly to this rate over the blocks. Defaults to 0.
-        dynamic_img_size: take images of any size (multiples of the patch): the input is
-            `(None, None, in_chans)` and the learned position embedding, stored at
-            `image_size`'s grid, is resized in the graph to each call's grid (timm's
-            name and behaviour). Defaults to False.
-        features_only: return block maps instead of logits; needs `num_classes=0`. Defaults to False.
-        out_indices: blocks returned when `features_only`; negative indices count from
-            the end, as in timm; None is the last block. Defaults to None.
-        features_norm: apply the final norm to each returned block (timm's
-            `forward_intermediates(norm=True)`); False returns them before it. A model
-            that normalises after pooling (`fc_norm`, as `global_pool="avg"` does by
-            default) has no final token norm, so this changes nothing there, as in timm.
-            Defaults to False.
-        return_prefix_tokens: follow each map with its block's prefix tokens
-            `(B, P, embed_dim)`. Defaults to False.
-        name: model name. Defaults to `"vision_transformer"`.
+        {plain_vit_args}
+    name: model name. Defaults to `"vision_transformer"`.
 
     Input: `(B, H, W, in_chans)` float32, normalised as the weights expect.
     Output: `(B, num_classes)` logits, or `(B, embed_dim)` features when `num_classes=0`;
@@ -384,72 +457,28 @@ class VisionTransformer(PlainViT):
         name: str = "vision_transformer",
         **kwargs,
     ):
-        _validate_vit_args(
-            in_chans=in_chans,
-            depth=depth,
-            num_classes=num_classes,
-            pos_embed=pos_embed,
-            global_pool=global_pool,
-            class_token=class_token,
-        )
-        _validate_dynamic(dynamic_img_size, pos_embed)
+        _validate_pooling(global_pool, class_token)
         num_prefix_tokens = int(bool(class_token))
-        out_indices = _validate_features(
-            features_only=features_only,
-            out_indices=out_indices,
-            features_norm=features_norm,
-            return_prefix_tokens=return_prefix_tokens,
-            num_classes=num_classes,
-            depth=depth,
-            num_prefix_tokens=num_prefix_tokens,
-        )
+        out_indices = _check_plain_vit_args(locals(), num_prefix_tokens)
         config = constructor_arguments(type(self), locals())
-        # --- functional graph
-        images = _image_input(image_size, in_chans, dynamic_img_size)
-        blocks = _encoder(
-            images,
-            num_prefix_tokens=num_prefix_tokens,
-            image_size=image_size,
-            patch_size=patch_size,
-            embed_dim=embed_dim,
-            num_blocks=out_indices[-1] + 1 if features_only else depth,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            pos_embed=pos_embed,
-            init_values=init_values,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            dynamic_img_size=dynamic_img_size,
-        )
         use_fc_norm = global_pool == "avg" if fc_norm is None else fc_norm
-        if features_only:
-            outputs = _block_features(
-                blocks,
-                images,
-                out_indices=out_indices,
-                patch_size=patch_size,
-                num_prefix_tokens=num_prefix_tokens,
-                features_norm=features_norm and not use_fc_norm,
-                return_prefix_tokens=return_prefix_tokens,
-            )
-        else:
-            x = blocks[-1]
+
+        def pool_and_classify(tokens):
             if not use_fc_norm:
-                x = LayerNorm(epsilon=1e-6, name="norm")(x)
+                tokens = LayerNorm(epsilon=1e-6, name="norm")(tokens)
             if global_pool == "token":
-                pooled = _take_token(x, index=0, name="pool")
+                pooled = _take_token(tokens, index=0, name="pool")
             else:
-                x = _drop_prefix(x, num_prefix_tokens, name="pool_crop")
-                pooled = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+                tokens = _drop_prefix(tokens, num_prefix_tokens, name="pool_crop")
+                pooled = keras.layers.GlobalAveragePooling1D(name="pool")(tokens)
             if use_fc_norm:
                 pooled = LayerNorm(epsilon=1e-6, name="fc_norm")(pooled)
-            outputs = classifier_head(pooled, num_classes, drop_rate=drop_rate, name="head")
+            return classifier_head(pooled, num_classes, drop_rate=drop_rate, name="head")
+
+        features_norm = features_norm and not use_fc_norm  # a model that normalises after pooling has no token norm
+        images, outputs = _plain_vit_graph(config, num_prefix_tokens, pool_and_classify, features_norm)
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
-        has_norm = features_norm and not use_fc_norm
-        self._finish(config, features_only, out_indices, depth, embed_dim, patch_size, has_norm, num_prefix_tokens)
+        self._finish(config, num_prefix_tokens, features_norm)
 
 
 @register_serializable
@@ -474,24 +503,8 @@ class DeiT(PlainViT):
         pos_embed: `"learned"`, `"sincos1d"`, `"sincos2d"` or `"none"`. Defaults to `"learned"`.
         init_values: layer-scale initial value; None disables it. Defaults to None.
         head: inference output, `"avg"`, `"cls"` or `"dist"`. Defaults to `"avg"`.
-        drop_rate: dropout after the position embedding, in the blocks and before the heads. Defaults to 0.
-        attn_drop_rate: dropout on attention probabilities. Defaults to 0.
-        drop_path_rate: stochastic depth, rising linearly to this rate. Defaults to 0.
-        dynamic_img_size: take images of any size (multiples of the patch): the input is
-            `(None, None, in_chans)` and the learned position embedding, stored at
-            `image_size`'s grid, is resized in the graph to each call's grid (timm's
-            name and behaviour). Defaults to False.
-        features_only: return block maps instead of logits; needs `num_classes=0`. Defaults to False.
-        out_indices: blocks returned when `features_only`; negative indices count from
-            the end, as in timm; None is the last block. Defaults to None.
-        features_norm: apply the final norm to each returned block (timm's
-            `forward_intermediates(norm=True)`); False returns them before it. A model
-            that normalises after pooling (`fc_norm`, as `global_pool="avg"` does by
-            default) has no final token norm, so this changes nothing there, as in timm.
-            Defaults to False.
-        return_prefix_tokens: follow each map with its block's prefix tokens
-            `(B, P, embed_dim)`. Defaults to False.
-        name: model name. Defaults to `"deit"`.
+        {plain_vit_args}
+    name: model name. Defaults to `"deit"`.
 
     Input: `(B, H, W, in_chans)` float32, normalised.
     Output: inference `(B, num_classes)`; training a pair of `(B, num_classes)`; with
@@ -529,69 +542,21 @@ class DeiT(PlainViT):
         name: str = "deit",
         **kwargs,
     ):
-        _validate_vit_args(
-            in_chans=in_chans,
-            depth=depth,
-            num_classes=num_classes,
-            pos_embed=pos_embed,
-            global_pool="token",
-            class_token=True,
-        )
         if head not in DEIT_HEADS:
             raise ValueError(f"head must be one of {DEIT_HEADS}, got {head!r}.")
-        _validate_dynamic(dynamic_img_size, pos_embed)
-        out_indices = _validate_features(
-            features_only=features_only,
-            out_indices=out_indices,
-            features_norm=features_norm,
-            return_prefix_tokens=return_prefix_tokens,
-            num_classes=num_classes,
-            depth=depth,
-            num_prefix_tokens=2,
-        )
+        out_indices = _check_plain_vit_args(locals(), num_prefix_tokens=2)
         config = constructor_arguments(type(self), locals())
-        # --- functional graph: outputs both heads (or the block maps); `call` picks what to return
-        images = _image_input(image_size, in_chans, dynamic_img_size)
-        blocks = _encoder(
-            images,
-            num_prefix_tokens=2,
-            image_size=image_size,
-            patch_size=patch_size,
-            embed_dim=embed_dim,
-            num_blocks=out_indices[-1] + 1 if features_only else depth,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            pos_embed=pos_embed,
-            init_values=init_values,
-            drop_rate=drop_rate,
-            attn_drop_rate=attn_drop_rate,
-            drop_path_rate=drop_path_rate,
-            dynamic_img_size=dynamic_img_size,
-        )
-        if features_only:
-            outputs = _block_features(
-                blocks,
-                images,
-                out_indices=out_indices,
-                patch_size=patch_size,
-                num_prefix_tokens=2,
-                features_norm=features_norm,
-                return_prefix_tokens=return_prefix_tokens,
-            )
-        else:
-            x = LayerNorm(epsilon=1e-6, name="norm")(blocks[-1])
-            cls_out = classifier_head(
-                _take_token(x, index=0, name="pool_cls"), num_classes, drop_rate=drop_rate, name="head"
-            )
-            dist_out = classifier_head(
-                _take_token(x, index=1, name="pool_dist"), num_classes, drop_rate=drop_rate, name="head_dist"
-            )
-            outputs = [cls_out, dist_out]
+
+        def both_heads(tokens):  # `call` picks what to return from the two
+            tokens = LayerNorm(epsilon=1e-6, name="norm")(tokens)
+            cls_out = classifier_head(_take_token(tokens, 0, name="pool_cls"), num_classes, drop_rate, name="head")
+            dist_token = _take_token(tokens, 1, name="pool_dist")
+            return [cls_out, classifier_head(dist_token, num_classes, drop_rate, name="head_dist")]
+
+        images, outputs = _plain_vit_graph(config, 2, both_heads, features_norm)
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
         self.head = head
-        self._finish(config, features_only, out_indices, depth, embed_dim, patch_size, features_norm, 2)
+        self._finish(config, 2, features_norm)
 
     def call(self, inputs, training=None, mask=None):
         if self._vits_config["features_only"]:
@@ -628,6 +593,10 @@ VIT_WEIGHT_MAP = WeightMap(
     head_modules=("head", "head_dist"),
 )
 VisionTransformer.weight_map = DeiT.weight_map = VIT_WEIGHT_MAP
+for _model_cls in (VisionTransformer, DeiT):
+    _model_cls.__doc__ = _model_cls.__doc__.replace(
+        "{plain_vit_args}\n", textwrap.indent(_PLAIN_VIT_ARGS_DOC, " " * 8).lstrip()
+    )
 
 # ----------------------------------------------------------------------------- variants
 
