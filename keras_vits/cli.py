@@ -11,18 +11,32 @@ keras-vits evaluate runs/fmnist_deit_hard/model.keras
 import argparse
 import dis
 import errno
+import importlib
 import json
 import os
 import pathlib
 import sys
 
-# The choice lists of the flags are the library's own (the core install has every one of these modules).
-from keras_vits.benchmark import KERAS_MODES
-from keras_vits.compile_modes import COMPILE_MODES
-from keras_vits.distillation import DISTILLATION_MODES
-from keras_vits.export.tflite import CALIBRATED_MODES, TFLITE_MODES
-from keras_vits.training.recipes import PRECISIONS
-from keras_vits.training.strategies import STRATEGIES
+
+def _library_choices(module_name, name):
+    """The library's own tuple `module_name.name` for a flag's choices; None where the module cannot load.
+
+    The modules that define the training and export choices need TensorFlow (and Keras's TensorFlow
+    backend). Without them those commands cannot run, and `list` and `info` still must.
+    """
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, RuntimeError):
+        return None
+
+
+KERAS_MODES = _library_choices("keras_vits.benchmark", "KERAS_MODES")
+COMPILE_MODES = _library_choices("keras_vits.compile_modes", "COMPILE_MODES")
+DISTILLATION_MODES = _library_choices("keras_vits.distillation", "DISTILLATION_MODES")
+TFLITE_MODES = _library_choices("keras_vits.export.tflite", "TFLITE_MODES")
+CALIBRATED_MODES = _library_choices("keras_vits.export.tflite", "CALIBRATED_MODES")
+PRECISIONS = _library_choices("keras_vits.training.recipes", "PRECISIONS")
+STRATEGIES = _library_choices("keras_vits.training.strategies", "STRATEGIES")
 
 
 def _int_at_least(minimum):
@@ -521,17 +535,20 @@ def main(argv=None):
 def user_error_message(error):
     """The one-line message for an error the user can act on (bad input, a file, a full disk); None for a bug.
 
-    User errors are: a `ValueError`, `TypeError` or `ImportError` (a missing extra) that keras_vits
-    raised itself (`raised_by_keras_vits`); any `OSError` (a missing file, a permission, a full
-    disk); TensorFlow's out-of-space errors from checkpoint writes. A `TypeError` from inside
-    TensorFlow, or from Python on a keras_vits line that is not a `raise`, is a bug.
+    User errors are: a `ValueError`, `TypeError`, `ImportError` (a missing extra) or `RuntimeError`
+    (another Keras backend) that keras_vits raised itself (`raised_by_keras_vits`); any `OSError`
+    (a missing file, a permission, a full disk); TensorFlow's out-of-space errors from checkpoint
+    writes; TensorFlow missing. A `TypeError` from inside TensorFlow, or from Python on a keras_vits
+    line that is not a `raise`, is a bug.
     """
     if isinstance(error, OSError):
         if error.errno in (errno.ENOSPC, errno.EDQUOT) and "No space left to" not in str(error):
             return f"no space left on the device ({error}); free some space and run again (training resumes)."
         return str(error)
-    if isinstance(error, (ValueError, TypeError, ImportError)) and raised_by_keras_vits(error):
+    if isinstance(error, (ValueError, TypeError, ImportError, RuntimeError)) and raised_by_keras_vits(error):
         return str(error)
+    if isinstance(error, ImportError) and error.name == "tensorflow":  # TensorFlow is an extra
+        return f"{error}: this command needs TensorFlow: pip install 'keras-vits[tensorflow]' (or 'keras-vits[all]')."
     if "No space left on device" in str(error):  # TensorFlow's own file writes (checkpoints, TensorBoard)
         return (
             f"no space left on the device while writing ({str(error).splitlines()[0]}); the last complete "

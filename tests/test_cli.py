@@ -305,3 +305,12 @@ def test_cli_refuses_epochs_zero_and_writes_nothing(tmp_path, capsys):
     assert main(["train", "--recipe", "fmnist_deit_none", "--output", str(out), "--set", "epochs=0"]) == 2
     assert "epochs must be >= 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_without_tensorflow_list_still_runs_and_training_says_what_to_install():
+    """TensorFlow is an extra: the parser skips choice lists it cannot load; a command that needs it says so."""
+    from keras_vits.cli import _library_choices, user_error_message
+
+    assert _library_choices("keras_vits.no_such_module", "MODES") is None
+    missing = ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
+    assert user_error_message(missing).endswith("pip install 'keras-vits[tensorflow]' (or 'keras-vits[all]').")
