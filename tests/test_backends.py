@@ -226,3 +226,61 @@ def test_tensorflow_only_features_name_the_backend(statement, feature):
     assert out.returncode != 0
     message = out.stderr.strip().splitlines()[-1]
     assert feature in message and repr(BACKEND) in message and "KERAS_BACKEND=tensorflow" in message, message
+
+
+# ----------------------------------------------------------------------------- Keras conventions
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_models_own_dtype_reaches_every_sublayer_and_round_trips(family, dtype, tmp_path):
+    model = _tiny(family, dtype=dtype)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+    expected = keras.dtype_policies.get(dtype).compute_dtype
+    # The heads compute in float32 by design, so that logits are float32.
+    computing = {layer.compute_dtype for layer in model.layers if layer.weights and not layer.name.startswith("head")}
+    assert computing == {expected}
+    images = _images(size=model.input_shape[1])
+    assert keras.ops.convert_to_numpy(model(images)).dtype == np.float32
+    model.save(tmp_path / "model.keras")
+    restored = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert restored.dtype_policy.name == dtype
+    assert {
+        layer.compute_dtype for layer in restored.layers if layer.weights and not layer.name.startswith("head")
+    } == {expected}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_compute_output_spec_takes_arrays(family):
+    model = _tiny(family)
+    images = _images(size=model.input_shape[1])
+    spec = model.compute_output_spec(images)
+    assert tuple(spec.shape) == (2, 5) and spec.dtype == "float32"
+    if family == "deit":
+        assert [tuple(s.shape) for s in model.compute_output_spec(images, training=True)] == [(2, 5), (2, 5)]
+
+
+@pytest.mark.parametrize("mode", ["int8", "float8"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_quantized_model_saves_and_reloads(family, mode, tmp_path):
+    model = _tiny(family)
+    images = _images(size=model.input_shape[1])
+    model.quantize(mode)
+    assert {layer.quantization_mode for layer in model.layers if isinstance(layer, keras.layers.Dense)} == {mode}
+    expected = keras.ops.convert_to_numpy(model(images))
+    model.save(tmp_path / "quantized.keras")
+    restored = keras.models.load_model(tmp_path / "quantized.keras", safe_mode=True)
+    dense = [layer for layer in restored.layers if isinstance(layer, keras.layers.Dense)]
+    assert {layer.quantization_mode for layer in dense} == {mode}
+    assert _max_error(restored(images), expected) < 1e-6
+
+
+def test_a_dtype_policy_map_quantizes_the_layers_it_names():
+    policy_map = keras.dtype_policies.DTypePolicyMap(
+        default_policy="float32", policy_map={"blocks_0_attn_qkv": "int8_from_float32"}
+    )
+    model = _tiny("vit", dtype=policy_map)
+    modes = {layer.name: layer.quantization_mode for layer in model.layers if isinstance(layer, keras.layers.Dense)}
+    assert modes.pop("blocks_0_attn_qkv") == "int8"
+    assert set(modes.values()) == {None}
+    assert keras.ops.convert_to_numpy(model(_images())).shape == (2, 5)

@@ -3,6 +3,7 @@
 import contextlib
 import contextvars
 import difflib
+import functools
 import inspect
 import math
 import numbers
@@ -10,7 +11,7 @@ import sys
 
 import numpy as np
 
-from keras_vits.backend import dtype_name, keras
+from keras_vits.backend import IS_KERAS_3, dtype_name, keras
 
 
 def _pair(value):
@@ -267,6 +268,37 @@ def constructor_arguments(model_cls, local_variables):
     return {name: local_variables[name] for name in parameters if name not in ("self", "name", "kwargs")}
 
 
+def _build_in_own_dtype(init):
+    """`init` (a model's `__init__`) run so that its `dtype` reaches every sublayer.
+
+    Keras gives a functional model's `dtype` to the model alone, and a keras_vits model builds
+    its sublayers in `__init__`, where they take the global policy: so the global policy is the
+    model's own while they are built. A `DTypePolicyMap` (what `get_config` writes for a
+    quantized model) builds under its default policy, then gives each layer it names its own
+    policy; a quantized policy quantizes that layer, so its quantized weights then load.
+    """
+
+    @functools.wraps(init)
+    def init_in_own_dtype(self, *args, **kwargs):
+        if not IS_KERAS_3 or kwargs.get("dtype") is None:
+            return init(self, *args, **kwargs)
+        policy = keras.dtype_policies.get(kwargs["dtype"])
+        per_layer = policy if isinstance(policy, keras.dtype_policies.DTypePolicyMap) else None
+        default = per_layer.default_policy if per_layer is not None else policy
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(default)
+        try:
+            init(self, *args, **dict(kwargs, dtype=default))
+        finally:
+            keras.config.set_dtype_policy(previous)
+        self._explicit_dtype = True
+        for layer_name in per_layer or ():
+            self.get_layer(layer_name).dtype_policy = per_layer[layer_name]
+
+    init_in_own_dtype.__signature__ = inspect.signature(init)  # Keras reads it without following __wrapped__
+    return init_in_own_dtype
+
+
 class VitsModel(keras.Model):
     """Base class: a functional model whose config is its constructor arguments.
 
@@ -280,6 +312,12 @@ class VitsModel(keras.Model):
     """
 
     weight_map = None
+    _explicit_dtype = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _build_in_own_dtype(cls.__dict__["__init__"])
 
     def __new__(cls, *args, **kwargs):
         # Every family's arguments are checked here, before its __init__ builds anything.
@@ -357,7 +395,29 @@ class VitsModel(keras.Model):
         )
 
     def get_config(self):
-        return {"name": self.name, **self._vits_config}
+        config = {"name": self.name, **self._vits_config}
+        dtype = self._config_dtype()
+        if dtype is not None:
+            config["dtype"] = keras.dtype_policies.serialize(dtype)
+        return config
+
+    def _config_dtype(self):
+        """The `dtype` a rebuilt model needs: a `DTypePolicyMap` once layers are quantized, the model's
+        policy when it was given one, else None (the model then follows the global policy, as before)."""
+        if not IS_KERAS_3:
+            return None
+        quantized = {layer.name: layer.dtype_policy for layer in self.layers if layer.quantization_mode is not None}
+        if quantized:
+            return keras.dtype_policies.DTypePolicyMap(default_policy=self.dtype_policy, policy_map=quantized)
+        return self.dtype_policy if self._explicit_dtype else None
+
+    if IS_KERAS_3:
+
+        def compute_output_spec(self, inputs, training=None, mask=None):
+            """Output specs for `inputs`: KerasTensors, or arrays and tensors (only their shape and dtype are read)."""
+            if not isinstance(inputs, keras.KerasTensor) and hasattr(inputs, "shape"):
+                inputs = keras.KerasTensor(tuple(inputs.shape), dtype=dtype_name(inputs.dtype))
+            return super().compute_output_spec(inputs, training=training, mask=mask)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
