@@ -75,14 +75,14 @@ setup-backends: $(BACKENDS_VENV)/.installed
 $(BACKENDS_VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(BACKENDS_VENV)
 	$(BPY) -m pip install --quiet --upgrade pip
-	$(BPY) -m pip install --quiet -e '.[jax]' torch==2.14.1 torchvision==0.29.1 timm pytest
+	$(BPY) -m pip install --quiet -e '.[jax]' torch==2.14.1 torchvision==0.29.1 timm pytest pytest-xdist
 	@if $(BPY) -c "import tensorflow" 2>/dev/null; then echo "$(BACKENDS_VENV) must not hold TensorFlow"; exit 1; fi
 	touch $@
 
 # The public API on JAX and on PyTorch (tests/test_backends.py), and the GPU check's smoke mode on JAX.
 test-backends: setup-backends
-	KERAS_BACKEND=jax $(BPY) -m pytest -q -p no:cacheprovider tests/test_backends.py tests/test_gpu_check.py
-	KERAS_BACKEND=torch $(BPY) -m pytest -q -p no:cacheprovider tests/test_backends.py
+	KERAS_BACKEND=jax $(BPY) -m pytest -n 2 -q -p no:cacheprovider tests/test_backends.py tests/test_gpu_check.py
+	KERAS_BACKEND=torch $(BPY) -m pytest -n 2 -q -p no:cacheprovider tests/test_backends.py
 
 # The wheels tools/gpu_check.py carries to a GPU machine without Keras (Python 3.12): Keras, the
 # two needs that machine lacks, and keras_vits; into .whl/ (ignored), about 3 MB.
