@@ -45,13 +45,13 @@ test: setup
 	$(MAKE) --no-print-directory test-backends
 
 # The contributor's loop: lint, the docstrings' examples, then the Keras 3 suite without the
-# packaging test, the slow marks and the tf-keras run, converting to TFLite (and SavedModel) one
-# config of each model family's battery only (tests/harness.py).
+# packaging test, the slow marks and the tf-keras run, with each model family's battery on its
+# first config only (tests/harness.py).
 test-fast: setup
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory doctest
 	$(PY) -m pytest -n 2 -q -p no:cacheprovider --durations=10 -m "not slow and not packaging" \
-		--one-conversion-per-family tests
+		--one-config-per-family tests
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -15,23 +15,22 @@ FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
 def pytest_addoption(parser):
     parser.addoption(
-        "--one-conversion-per-family",
+        "--one-config-per-family",
         action="store_true",
-        help="Run the battery's TFLite and SavedModel conversion tests on each family's first config only "
-        "(make test-fast); by default every config converts.",
+        help="Run each model battery on its first config only (make test-fast); by default every config runs.",
     )
 
 
 def pytest_collection_modifyitems(config, items):
-    """With --one-conversion-per-family, deselects the conversion tests of every battery config but the first."""
-    if not config.getoption("--one-conversion-per-family"):
+    """With --one-config-per-family, deselects every battery test of any config but the battery's first."""
+    if not config.getoption("--one-config-per-family"):
         return
-    from harness import is_extra_conversion
+    from harness import is_extra_battery_config
 
-    extra = [item for item in items if is_extra_conversion(item)]
+    extra = [item for item in items if is_extra_battery_config(item)]
     if extra:
         config.hook.pytest_deselected(items=extra)
-        items[:] = [item for item in items if not is_extra_conversion(item)]
+        items[:] = [item for item in items if not is_extra_battery_config(item)]
 
 
 def pytest_generate_tests(metafunc):

@@ -7,9 +7,9 @@ more than one output in training, how to turn that into a loss.
 Also one tiny classifier per family (`TINY_FAMILIES`, `tiny_model`), which the
 export and QAT tests run.
 
-Conversion tests (TFLite, SavedModel) are the slow part of the battery. With
-`pytest --one-conversion-per-family` (`make test-fast`), each battery runs them on its
-first config only (`is_extra_conversion`); `make test` runs them on every config.
+With `pytest --one-config-per-family` (`make test-fast`), each battery runs on its first
+config only (`is_extra_battery_config`): conversions, XLA and `fit` on every config are
+what makes the battery slow. `make test` runs every config.
 """
 
 import json
@@ -53,16 +53,10 @@ def tiny_model(family, **overrides):
     return model_cls(**{**kwargs, **overrides})
 
 
-#: Words in the name of a battery test that converts the model for deployment.
-CONVERSION_TEST_WORDS = ("tflite", "saved_model")
-
-
-def is_extra_conversion(item):
-    """True for a pytest item that runs a battery's conversion test on any config but the battery's first."""
+def is_extra_battery_config(item):
+    """True for a pytest item that runs a battery test on any config but its battery's first."""
     battery = getattr(item, "cls", None)
     if battery is None or not issubclass(battery, ModelBattery) or not battery.configs:
-        return False
-    if not any(word in item.originalname for word in CONVERSION_TEST_WORDS):
         return False
     first_config = next(iter(battery.configs))
     return item.callspec.params.get("config_name") != first_config
