@@ -284,3 +284,12 @@ def test_a_dtype_policy_map_quantizes_the_layers_it_names():
     assert modes.pop("blocks_0_attn_qkv") == "int8"
     assert set(modes.values()) == {None}
     assert keras.ops.convert_to_numpy(model(_images())).shape == (2, 5)
+
+
+def test_an_unknown_backend_is_keras_own_error():
+    env = dict(os.environ, KERAS_BACKEND="no_such_backend")
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    out = subprocess.run([sys.executable, "-c", "import keras_vits"], capture_output=True, text=True, env=env)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError") and "no_such_backend" in last, last
