@@ -143,6 +143,10 @@ class Check:
 
         return np.random.default_rng(seed).normal(size=(batch, size, size, 3)).astype("float32")
 
+    def to_torch(self, images):
+        """NHWC NumPy images as a contiguous NCHW tensor on the PyTorch device (timm's layout)."""
+        return self.torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(self.torch_device)
+
     def jax_peak_bytes(self):
         stats = self.jax.devices()[0].memory_stats() or {}
         return stats.get("peak_bytes_in_use")
@@ -174,9 +178,7 @@ class Check:
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in reference.state_dict().items()}, path)
         images = self.random_images(2, self.image_size(name))
         with self.torch.no_grad():
-            expected = reference.to(self.torch_device)(
-                self.torch.from_numpy(images).permute(0, 3, 1, 2).to(self.torch_device)
-            )
+            expected = reference.to(self.torch_device)(self.to_torch(images))
         expected = expected.float().cpu().numpy()
         model = self.keras_model(name, num_classes=None, weights=path)
         got = np.asarray(model(images, training=False), dtype="float32")
@@ -223,8 +225,7 @@ class Check:
                 model=name, batch=batch, dtype=dtype, keras_vits_jax=keras_ips, keras_vits_jit_seconds=keras_compile
             )
             row["keras_vits_peak_bytes_so_far"] = self.jax_peak_bytes()
-            torch_images = self.torch.from_numpy(self.random_images(batch, size)).permute(0, 3, 1, 2).contiguous()
-            torch_images = torch_images.to(self.torch_device)
+            torch_images = self.to_torch(self.random_images(batch, size))
 
             def run(module, torch_images=torch_images):
                 with self.torch.no_grad(), self.torch.autocast(**autocast):
@@ -281,7 +282,7 @@ class Check:
         torch = self.torch
         reference = self.timm_model(name, 1000).train().to(self.torch_device)
         optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-4, weight_decay=0.05)
-        torch_images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(self.torch_device)
+        torch_images = self.to_torch(images)
         torch_labels = torch.from_numpy(labels).long().to(self.torch_device)
 
         def step():

@@ -73,9 +73,8 @@ class LayerNorm(keras.layers.LayerNormalization):
 
     def call(self, inputs, training=None):
         x = ops.cast(inputs, "float32")
-        if (
-            training is True and ops.FUSED_NORM_GRADIENT
-        ):  # a symbolic `training` (tf-keras) takes autodiff's path: slower, same values
+        # A symbolic `training` (tf-keras) takes autodiff's path: slower, same values.
+        if training is True and ops.FUSED_NORM_GRADIENT:
             out = _normalize_last_axis_with_fused_gradient(x, self.epsilon)
         else:
             out = _normalize_last_axis(x, self.epsilon)

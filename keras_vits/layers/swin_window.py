@@ -44,16 +44,17 @@ def reverse_cyclic_shift(x, shift_size):
     return x
 
 
-def window_partition(x, window_size):
+def window_partition(x, window_size, xp=ops):
     """`(B, H, W, C)` -> `(B, num_windows, wh * ww, C)`, windows in row-major order.
 
-    `H` and `W` must be multiples of the window's `(wh, ww)`.
+    `H` and `W` must be multiples of the window's `(wh, ww)`. `xp` is `keras_vits.ops`
+    for tensors, or `np` for arrays (the shift mask is built from this layout too).
     """
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     wh, ww = window_size
-    x = ops.reshape(x, [-1, height // wh, wh, width // ww, ww, channels])
-    x = ops.transpose(x, [0, 1, 3, 2, 4, 5])
-    return ops.reshape(x, [-1, (height // wh) * (width // ww), wh * ww, channels])
+    x = xp.reshape(x, [-1, height // wh, wh, width // ww, ww, channels])
+    x = xp.transpose(x, [0, 1, 3, 2, 4, 5])
+    return xp.reshape(x, [-1, (height // wh) * (width // ww), wh * ww, channels])
 
 
 def window_reverse(windows, window_size, padded_size):
@@ -88,9 +89,7 @@ def shifted_window_mask(padded_size, window_size, shift_size, masked_value=-100.
             ids[size - window : size - shift] = 1
             ids[size - shift :] = 2
         region += ids[:, None] * 3 if axis == 0 else ids[None, :]
-    wh, ww = window_size
-    rows, cols = padded_size[0] // wh, padded_size[1] // ww
-    windows = region.reshape(rows, wh, cols, ww).transpose(0, 2, 1, 3).reshape(rows * cols, wh * ww)
+    windows = window_partition(region[None, :, :, None], window_size, xp=np)[0, :, :, 0]
     different = windows[:, None, :] != windows[:, :, None]
     return np.where(different, masked_value, 0.0).astype(np.float32)
 
