@@ -6,7 +6,7 @@ Public API:
     create_model, list_models, get_pretrained_cfg: the registry of timm-named variants.
     count_macs: multiply-accumulates for one image.
     load_timm_weights: strict loading of timm `.safetensors` checkpoints.
-    DistillationModel, distillation_losses: DeiT's distillation (none, soft, hard) for compile/fit.
+    DistillationModel, distillation_losses: DeiT's distillation (none, soft, hard) for compile/fit, on any backend.
     compile_for_inference: the fastest forward pass (graph, XLA, bfloat16) that agrees with the model.
 """
 
@@ -25,9 +25,9 @@ from keras_vits.weights import load_timm_weights
 
 __version__ = "0.3.0"
 
-#: Public names whose modules import TensorFlow: loaded on first use, so that
-#: `import keras_vits` runs where TensorFlow is not installed (the JAX and PyTorch backends).
-_TENSORFLOW_ONLY = {
+#: Public names loaded on first use: `inference` imports TensorFlow, which the JAX and PyTorch
+#: backends may lack, and `distillation` needs Keras 3, which tf-keras (QAT's Keras) is not.
+_LOADED_ON_FIRST_USE = {
     "DistillationModel": "keras_vits.distillation",
     "distillation_losses": "keras_vits.distillation",
     "compile_for_inference": "keras_vits.inference",
@@ -35,10 +35,10 @@ _TENSORFLOW_ONLY = {
 
 
 def __getattr__(name):
-    if name in _TENSORFLOW_ONLY:
+    if name in _LOADED_ON_FIRST_USE:
         import importlib
 
-        return getattr(importlib.import_module(_TENSORFLOW_ONLY[name]), name)
+        return getattr(importlib.import_module(_LOADED_ON_FIRST_USE[name]), name)
     raise AttributeError(f"module 'keras_vits' has no attribute {name!r}")
 
 

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from harness import ModelBattery, random_images
+from harness import ModelBattery, random_images, to_numpy
 from safetensors.numpy import load_file
 
 from keras_vits import (
@@ -65,7 +65,7 @@ def test_adaptive_pool_bins_match_pytorch(in_size, out_size):
 
 def test_adaptive_pooling_averages_each_bin():
     x = random_images((2, 14, 20, 3))
-    out = AdaptiveAveragePooling2D(7)(x).numpy()
+    out = to_numpy(AdaptiveAveragePooling2D(7)(x))
     assert out.shape == (2, 7, 7, 3)
     np.testing.assert_allclose(out[:, 0, 0], x[:, 0:2, 0:3].mean(axis=(1, 2)), atol=1e-6)
     np.testing.assert_allclose(out[:, 6, 6], x[:, 12:14, 17:20].mean(axis=(1, 2)), atol=1e-6)
@@ -75,7 +75,7 @@ def test_spatial_reduction_core_accepts_fused_or_separate_key_values():
     query, key, value = random_images((2, 6, 8)), random_images((2, 3, 8), seed=1), random_images((2, 3, 8), seed=2)
     fused = SpatialReductionAttentionCore(2)([query, np.concatenate([key, value], axis=-1)])
     separate = SpatialReductionAttentionCore(2)([query, key, value])
-    np.testing.assert_allclose(fused.numpy(), separate.numpy(), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(fused), to_numpy(separate), atol=1e-6)
     with pytest.raises(ValueError, match="key_value"):
         SpatialReductionAttentionCore(2)([query, key])
 
@@ -152,12 +152,12 @@ def test_logits_and_stage_maps_match_the_reference(case_name, fixtures_dir):
     io = load_file(str(fixtures_dir / f"pvt_{case_name}_io.safetensors"))
     model = _model(case)
     load_timm_weights(model, fixtures_dir / case["checkpoint"])  # the model's own weight map
-    assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4
+    assert np.abs(to_numpy(model(io["images"])) - io["logits"]).max() < 1e-4
     features = _model(case, features_only=True)
     skipped = load_timm_weights(features, fixtures_dir / case["checkpoint"])
     assert skipped and all(k.startswith(("head.", "classifier.", "pvt.encoder.layer_norm.")) for k in skipped)
     for index, stage in enumerate(features(io["images"])):
-        assert np.abs(stage.numpy() - io[f"stage_{index}"]).max() < 1e-4, f"stage {index}"
+        assert np.abs(to_numpy(stage) - io[f"stage_{index}"]).max() < 1e-4, f"stage {index}"
 
 
 def test_fixtures_cover_every_case(fixtures_dir):

@@ -4,8 +4,7 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
-from harness import ModelBattery, random_images
+from harness import ModelBattery, random_images, to_numpy
 from safetensors.numpy import load_file
 
 from keras_vits import SwinTransformer, create_model, load_timm_weights
@@ -47,9 +46,9 @@ class TestSwinTransformer(ModelBattery):
 
 def test_cyclic_shift_is_roll_and_reverses():
     x = random_images((2, 6, 7, 3))
-    shifted = cyclic_shift(tf.constant(x), (2, 3)).numpy()
+    shifted = to_numpy(cyclic_shift(x, (2, 3)))
     np.testing.assert_array_equal(shifted, np.roll(x, (-2, -3), axis=(1, 2)))
-    np.testing.assert_array_equal(reverse_cyclic_shift(tf.constant(shifted), (2, 3)).numpy(), x)
+    np.testing.assert_array_equal(to_numpy(reverse_cyclic_shift(shifted, (2, 3))), x)
 
 
 @pytest.mark.parametrize("pad_before_shift", [True, False])
@@ -58,12 +57,12 @@ def test_partition_then_reverse_is_identity_with_padding_and_shift(pad_before_sh
     windows = WindowPartition((3, 4), (1, 2), pad_before_shift)(x)
     assert tuple(windows.shape) == (2, 3 * 3, 12, 3)
     back = WindowReverse((3, 4), (7, 10), (1, 2), pad_before_shift)(windows)
-    np.testing.assert_array_equal(back.numpy(), x)
+    np.testing.assert_array_equal(to_numpy(back), x)
 
 
 def test_window_partition_cuts_row_major_windows():
     x = np.arange(4 * 4, dtype=np.float32).reshape(1, 4, 4, 1)
-    windows = WindowPartition(2)(x).numpy()[0, :, :, 0]
+    windows = to_numpy(WindowPartition(2)(x))[0, :, :, 0]
     np.testing.assert_array_equal(windows[1], [2, 3, 6, 7])
 
 
@@ -101,7 +100,7 @@ def test_one_window_without_bias_is_global_attention():
     qkv = random_images((2, 1, 16, 3 * 8))
     windowed = WindowAttentionCore(2, 4, (4, 4), relative_position_bias=False)(qkv)
     plain = AttentionCore(2)(qkv[:, 0])
-    np.testing.assert_allclose(windowed.numpy()[:, 0], plain.numpy(), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(windowed)[:, 0], to_numpy(plain), atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- ablation switches
@@ -137,7 +136,7 @@ def test_no_shift_makes_every_block_regular_and_changes_the_output():
     assert shifts == [(0, 0), (2, 2), (0, 0), (0, 0)], "stage 2's 4x4 map equals the window: no shift there"
     assert all(layer.shift_size == (0, 0) for layer in regular.layers if isinstance(layer, WindowAttentionCore))
     # Stage 0's map is compared: global pooling would average most of the change away.
-    assert np.abs(shifted(images).numpy() - regular(images).numpy()).max() > 1e-2
+    assert np.abs(to_numpy(shifted(images)) - to_numpy(regular(images))).max() > 1e-2
 
 
 def test_position_switches_add_and_remove_exactly_their_weights():
@@ -154,18 +153,18 @@ def test_position_switches_add_and_remove_exactly_their_weights():
     has_absolute = {kind: "absolute_pos_embed/embedding" in _weights_by_name(m) for kind, m in models.items()}
     assert has_table == {"relative": True, "absolute": False, "absolute+relative": True, "none": False}
     assert has_absolute == {"relative": False, "absolute": True, "absolute+relative": True, "none": False}
-    outputs = {kind: model(images).numpy() for kind, model in models.items()}
+    outputs = {kind: to_numpy(model(images)) for kind, model in models.items()}
     for first, second in (("relative", "none"), ("absolute", "none"), ("absolute+relative", "relative")):
         assert np.abs(outputs[first] - outputs[second]).max() > 1e-3, f"{first} vs {second}"
     # Zeroing a position term turns a model into the one without it.
     both = models["absolute+relative"]
     both.get_layer("absolute_pos_embed").embedding.assign(np.zeros_like(both.get_layer("absolute_pos_embed").embedding))
-    np.testing.assert_allclose(both(images).numpy(), outputs["relative"], atol=1e-5)
+    np.testing.assert_allclose(to_numpy(both(images)), outputs["relative"], atol=1e-5)
     absolute = models["absolute"]
     absolute.get_layer("absolute_pos_embed").embedding.assign(
         np.zeros_like(absolute.get_layer("absolute_pos_embed").embedding)
     )
-    np.testing.assert_allclose(absolute(images).numpy(), outputs["none"], atol=1e-5)
+    np.testing.assert_allclose(to_numpy(absolute(images)), outputs["none"], atol=1e-5)
 
 
 def test_bad_arguments_are_rejected():
@@ -221,11 +220,11 @@ def test_logits_match_timm(case_name, fixtures_dir):
     model = SwinTransformer(**case["config"], pad_before_shift=False)
     load_timm_weights(model, fixtures_dir / case["checkpoint"])
     io = load_file(str(fixtures_dir / f"swin_{case_name}_io.safetensors"))
-    assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4
+    assert np.abs(to_numpy(model(io["images"])) - io["logits"]).max() < 1e-4
     for key, table in io.items():
         if key.startswith("resized/"):
             layer = key.removeprefix("resized/").rsplit(".", 1)[0].replace(".", "_")
-            np.testing.assert_allclose(model.get_layer(layer).relative_position_bias_table.numpy(), table, atol=1e-5)
+            np.testing.assert_allclose(to_numpy(model.get_layer(layer).relative_position_bias_table), table, atol=1e-5)
 
 
 def test_official_padding_order_differs_from_timm_only_where_padding_is_needed(fixtures_dir):
@@ -235,7 +234,7 @@ def test_official_padding_order_differs_from_timm_only_where_padding_is_needed(f
         model = SwinTransformer(**case["config"])
         load_timm_weights(model, fixtures_dir / case["checkpoint"])
         io = load_file(str(fixtures_dir / f"swin_{name}_io.safetensors"))
-        assert (np.abs(model(io["images"]).numpy() - io["logits"]).max() > 1e-3) == should_differ
+        assert (np.abs(to_numpy(model(io["images"])) - io["logits"]).max() > 1e-3) == should_differ
 
 
 def test_stage_features_match_timm(fixtures_dir):
@@ -245,7 +244,7 @@ def test_stage_features_match_timm(fixtures_dir):
     assert sorted(skipped) == ["head.fc.bias", "head.fc.weight", "norm.bias", "norm.weight"]
     io = load_file(str(fixtures_dir / "swin_features_io.safetensors"))
     for index, stage in enumerate(model(io["images"])):
-        assert np.abs(stage.numpy() - io[f"stage_{index}"]).max() < 1e-4
+        assert np.abs(to_numpy(stage) - io[f"stage_{index}"]).max() < 1e-4
 
 
 def test_padded_input_matches_the_official_order_as_huggingface_runs_it(fixtures_dir):
@@ -254,7 +253,7 @@ def test_padded_input_matches_the_official_order_as_huggingface_runs_it(fixtures
     io = load_file(str(fixtures_dir / "swin_hf_pad_io.safetensors"))
     model = SwinTransformer(**case["config"])
     load_timm_weights(model, fixtures_dir / case["checkpoint"])
-    assert np.abs(model(io["images"]).numpy() - io["logits"]).max() < 1e-4
+    assert np.abs(to_numpy(model(io["images"])) - io["logits"]).max() < 1e-4
     timm_order = SwinTransformer(**case["config"], pad_before_shift=False)
     load_timm_weights(timm_order, fixtures_dir / case["checkpoint"])
-    assert np.abs(timm_order(io["images"]).numpy() - io["timm_logits"]).max() < 1e-4
+    assert np.abs(to_numpy(timm_order(io["images"])) - io["timm_logits"]).max() < 1e-4

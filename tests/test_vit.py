@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from harness import ModelBattery, random_images
+from harness import ModelBattery, random_images, to_numpy
 from safetensors.numpy import load_file
 
 from keras_vits import DeiT, VisionTransformer, load_timm_weights
@@ -70,11 +70,11 @@ def test_logits_match_timm(case_name, fixtures_dir):
     model = _build_from_case(case)
     load_timm_weights(model, fixtures_dir / case["checkpoint"])  # the model's own weight map
     io = load_file(str(fixtures_dir / f"{case_name}_io.safetensors"))
-    np.testing.assert_array_less(np.abs(model(io["images"]).numpy() - io["logits"]).max(), 1e-4)
+    np.testing.assert_array_less(np.abs(to_numpy(model(io["images"])) - io["logits"]).max(), 1e-4)
     if "logits_cls" in io:
         cls_logits, dist_logits = model(io["images"], training=True)
-        np.testing.assert_array_less(np.abs(cls_logits.numpy() - io["logits_cls"]).max(), 1e-4)
-        np.testing.assert_array_less(np.abs(dist_logits.numpy() - io["logits_dist"]).max(), 1e-4)
+        np.testing.assert_array_less(np.abs(to_numpy(cls_logits) - io["logits_cls"]).max(), 1e-4)
+        np.testing.assert_array_less(np.abs(to_numpy(dist_logits) - io["logits_dist"]).max(), 1e-4)
 
 
 def test_fixtures_cover_every_case(fixtures_dir):
@@ -87,13 +87,13 @@ def test_fixtures_cover_every_case(fixtures_dir):
 def test_deit_heads_select_and_average():
     model = DeiT(**TINY)
     images = random_images((2, 32, 32, 3))
-    cls_logits, dist_logits = (t.numpy() for t in model(images, training=True))
+    cls_logits, dist_logits = (to_numpy(t) for t in model(images, training=True))
     assert not np.allclose(cls_logits, dist_logits)
-    np.testing.assert_allclose(model(images).numpy(), (cls_logits + dist_logits) / 2, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(model(images)), (cls_logits + dist_logits) / 2, atol=1e-6)
     for head, expected in (("cls", cls_logits), ("dist", dist_logits)):
         single = DeiT(**TINY, head=head)
         single.set_weights(model.get_weights())
-        np.testing.assert_allclose(single(images).numpy(), expected, atol=1e-6)
+        np.testing.assert_allclose(to_numpy(single(images)), expected, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- weight decay
