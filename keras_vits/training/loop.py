@@ -341,10 +341,10 @@ def check_normalisation_channels(mean, std, channels, data_name):
         per_channel = list(values) if len(values) == channels else [round(sum(values) / len(values), 3)] * channels
         return json.dumps(per_channel, separators=(",", ":"))
 
-    kind = {1: "grayscale", 3: "colour"}.get(channels, "")
+    kind = {1: "grayscale ", 3: "colour "}.get(channels, "")
     raise ValueError(
-        f"{data_name} images have {channels} channels{f' ({kind})' if kind else ''} but the recipe normalises "
-        f"{len(mean)} (mean={tuple(mean)}, std={tuple(std)}); give mean and std one entry per channel, e.g. "
+        f"{data_name} images have {channels} channels but the recipe normalises {len(mean)} (mean={tuple(mean)}, "
+        f"std={tuple(std)}); {kind}data takes one mean and std entry per channel, e.g. "
         f"--set mean={fitted(mean)} std={fitted(std)}."
     )
 
