@@ -644,7 +644,9 @@ def test_a_colour_folder_with_a_one_channel_recipe_is_refused_with_the_fix(tmp_p
     write_image_folder(tmp_path / "data", per_class=4)
     recipe = tiny_recipe(dataset=f"folder:{tmp_path / 'data'}")  # mean (0.286,), std (0.353,)
     fix = "--set mean=[0.286,0.286,0.286] std=[0.353,0.353,0.353]"
-    with pytest.raises(ValueError, match=r"have 3 channels but the recipe normalises 1 .*colour data.*" + re.escape(fix)):
+    with pytest.raises(
+        ValueError, match=r"have 3 channels but the recipe normalises 1 .*colour data.*" + re.escape(fix)
+    ):
         train(recipe, tmp_path / "run", verbose=0)
     assert not (tmp_path / "run").exists()
 
