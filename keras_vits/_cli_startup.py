@@ -1,4 +1,4 @@
-"""The `keras-vits` command's quiet start: TensorFlow's start-up lines hidden unless `--verbose` is given.
+"""The `keras-vits` command's start: its help before Keras loads, TensorFlow's start-up lines hidden.
 
 TensorFlow reads `TF_CPP_MIN_LOG_LEVEL` once, when it loads, and this package loads it (through
 Keras) before `keras_vits.cli.main` runs; so the level is set here, first thing in the package,
@@ -59,6 +59,21 @@ def quiet_tensorflow_python_logs():
         absl_logging.set_verbosity(absl_logging.ERROR)
 
 
+def answer_before_loading_keras(argv=None):
+    """`keras-vits --help` (or a call with no command) answered here, before the package loads Keras.
+
+    The parser loads no library module (`keras_vits.cli.LibraryChoices`), so the top-level help takes
+    a fraction of a second instead of TensorFlow's import. argparse exits: 0 for the help, 2 for a
+    call without a command. A command's own help (`train --help`) lists library choices and waits.
+    """
+    argv = sys.argv if argv is None else argv
+    if not is_the_command_line(argv) or not all(arg.startswith("-") for arg in argv[1:]):
+        return
+    from keras_vits.cli import build_parser
+
+    build_parser().parse_args(argv[1:])
+
+
 def start_quietly():
     """In the quiet command line: the log level, then Keras (and TensorFlow) loaded with stderr closed."""
     if not wants_quiet() or "tensorflow" in sys.modules:
@@ -71,4 +86,5 @@ def start_quietly():
     quiet_tensorflow_python_logs()
 
 
+answer_before_loading_keras()
 start_quietly()

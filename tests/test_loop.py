@@ -6,8 +6,8 @@ The strategy and kill tests run `tests/training_worker.py` in their own processe
 
 import json
 import os
-import re
 import pathlib
+import re
 import signal
 import socket
 import subprocess
