@@ -704,3 +704,25 @@ def test_evaluate_refuses_data_of_other_channels_or_classes_than_the_model(tmp_p
     write_image_folder(tmp_path / "four" / "test", classes=("a", "b", "c", "d"), per_class=1)
     with pytest.raises(ValueError, match=r"has 4 classes \(labels 0-3\), but .* predicts 3"):
         evaluate(run / "model.keras", dataset=f"folder:{tmp_path / 'four'}")
+
+
+def test_a_teacher_of_other_channels_than_the_data_is_refused(tmp_path):
+    teacher = keras.Sequential([keras.Input((28, 28, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    teacher.save(tmp_path / "rgb_teacher.keras")
+    recipe = tiny_recipe(distillation="hard", teacher=str(tmp_path / "rgb_teacher.keras"))
+    with tfds.testing.mock_data(num_examples=16):
+        with pytest.raises(ValueError, match=r"takes 3-channel images but mnist has 1.*--distillation none"):
+            train(recipe, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_resuming_a_run_on_data_with_other_classes_is_refused(tmp_path):
+    run = _rgb_run(tmp_path)
+    write_image_folder(tmp_path / "data" / "train", classes=("fox",), per_class=4)
+    write_image_folder(tmp_path / "data" / "test", classes=("fox",), per_class=2)
+    recipe = json.loads((run / "recipe.json").read_text())
+    recipe = Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items()})
+    with pytest.raises(
+        ValueError, match=r"trained on the classes \['cat', 'dog', 'eel'\].*now has \['cat', 'dog', 'eel', 'fox'\]"
+    ):
+        train(recipe, run, verbose=0)

@@ -300,6 +300,17 @@ def missing_teacher_message(recipe):
     )
 
 
+def _check_teacher_channels(recipe, teacher, source):
+    """Raises unless the teacher takes images of the data's channels (a Fashion-MNIST teacher on colour images)."""
+    teacher_channels = teacher.inputs[0].shape[-1] if teacher.inputs else None
+    if teacher_channels is not None and teacher_channels != source.channels:
+        raise ValueError(
+            f"The teacher {recipe.teacher} takes {teacher_channels}-channel images but {source.name} has "
+            f"{source.channels}: distil from a teacher trained on this data (--teacher PATH), or train without "
+            f"one (--distillation none)."
+        )
+
+
 def _check_teacher(recipe):
     """A teacher exactly when the recipe distils, and its file there: checked before any data is read."""
     if recipe.distillation == "none" and recipe.teacher is not None:
@@ -622,6 +633,14 @@ def _refuse_a_different_recipe(run):
                 f"{run.output_dir} holds a run of a different recipe ({recipe_file}: {'; '.join(differences)}); "
                 f"a resumed run must keep its settings. Choose another output folder."
             )
+    labels_file = run.output_dir / run_folder.LABELS_FILE
+    trained_on = run_folder.read_labels(labels_file) if labels_file.is_file() else None
+    if trained_on is not None and trained_on != list(run.source.class_names):
+        raise ValueError(
+            f"{run.output_dir} holds a run trained on the classes {trained_on[:12]} ({labels_file}), but "
+            f"{run.source.name} now has {list(run.source.class_names)[:12]}: a resumed run must keep its data's "
+            f"classes. Choose another output folder, or restore the data."
+        )
     return recipe_json
 
 
@@ -639,6 +658,7 @@ def _build_and_restore(run):
         teacher = None
         if recipe.distillation != "none":
             teacher = with_precision(load_teacher(recipe.teacher, run.source.num_classes), recipe.precision)
+            _check_teacher_channels(recipe, teacher, run.source)
         run.model = DistillationModel(
             run.student,
             teacher,
