@@ -710,9 +710,11 @@ def test_a_teacher_of_other_channels_than_the_data_is_refused(tmp_path):
     teacher = keras.Sequential([keras.Input((28, 28, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
     teacher.save(tmp_path / "rgb_teacher.keras")
     recipe = tiny_recipe(distillation="hard", teacher=str(tmp_path / "rgb_teacher.keras"))
-    with tfds.testing.mock_data(num_examples=16):
-        with pytest.raises(ValueError, match=r"takes 3-channel images but mnist has 1.*--distillation none"):
-            train(recipe, tmp_path / "run", verbose=0)
+    with (
+        tfds.testing.mock_data(num_examples=16),
+        pytest.raises(ValueError, match=r"takes 3-channel images but mnist has 1.*--distillation none"),
+    ):
+        train(recipe, tmp_path / "run", verbose=0)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
