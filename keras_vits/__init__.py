@@ -10,8 +10,10 @@ Public API:
     compile_for_inference: the fastest forward pass (graph, XLA, bfloat16) that agrees with the model.
 """
 
-# First: TensorFlow reads its oneDNN switch when it loads (keras_vits/_onednn.py).
+# First: TensorFlow reads its oneDNN switch and the command line's log level when it loads
+# (keras_vits/_onednn.py, keras_vits/_cli_startup.py).
 from keras_vits import _onednn  # noqa: F401, I001
+from keras_vits import _cli_startup  # noqa: F401, I001
 from keras_vits.macs import count_macs
 from keras_vits.models import (
     DeiT,

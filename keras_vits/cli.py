@@ -17,26 +17,42 @@ import os
 import pathlib
 import sys
 
+from keras_vits._cli_startup import VERBOSE_FLAG, is_the_command_line, quiet_tensorflow_python_logs
 
-def _library_choices(module_name, name):
-    """The library's own tuple `module_name.name` for a flag's choices; None where the module cannot load.
 
-    The modules that define the training and export choices need TensorFlow (and Keras's TensorFlow
-    backend). Without them those commands cannot run, and `list` and `info` still must.
+class LibraryChoices:
+    """A flag's choices: the library's own tuple `module_name.name`, read when argparse first needs it.
+
+    The modules that define the training and export choices import TensorFlow, so reading them
+    lazily keeps the parser (`--help`, `list`, `info`) from loading those modules. Where a module
+    cannot load (no TensorFlow), every value passes here and the command itself says what to install.
     """
-    try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, RuntimeError):
-        return None
+
+    def __init__(self, module_name, name):
+        self.module_name, self.name = module_name, name
+
+    def load(self):
+        """The library's tuple, or None where its module cannot load."""
+        try:
+            return getattr(importlib.import_module(self.module_name), self.name)
+        except (ImportError, RuntimeError):
+            return None
+
+    def __iter__(self):
+        return iter(self.load() or ())
+
+    def __contains__(self, value):
+        choices = self.load()
+        return choices is None or value in choices
 
 
-KERAS_MODES = _library_choices("keras_vits.benchmark", "KERAS_MODES")
-COMPILE_MODES = _library_choices("keras_vits.compile_modes", "COMPILE_MODES")
-DISTILLATION_MODES = _library_choices("keras_vits.distillation", "DISTILLATION_MODES")
-TFLITE_MODES = _library_choices("keras_vits.export.tflite", "TFLITE_MODES")
-CALIBRATED_MODES = _library_choices("keras_vits.export.tflite", "CALIBRATED_MODES")
-PRECISIONS = _library_choices("keras_vits.training.recipes", "PRECISIONS")
-STRATEGIES = _library_choices("keras_vits.training.strategies", "STRATEGIES")
+KERAS_MODES = LibraryChoices("keras_vits.benchmark", "KERAS_MODES")
+COMPILE_MODES = LibraryChoices("keras_vits.compile_modes", "COMPILE_MODES")
+DISTILLATION_MODES = LibraryChoices("keras_vits.distillation", "DISTILLATION_MODES")
+TFLITE_MODES = LibraryChoices("keras_vits.export.tflite", "TFLITE_MODES")
+CALIBRATED_MODES = LibraryChoices("keras_vits.export.tflite", "CALIBRATED_MODES")
+PRECISIONS = LibraryChoices("keras_vits.training.recipes", "PRECISIONS")
+STRATEGIES = LibraryChoices("keras_vits.training.strategies", "STRATEGIES")
 
 
 def _int_at_least(minimum):
@@ -158,6 +174,24 @@ def _check_writable(folder):
         raise ValueError(f"Cannot write to the output folder {folder}: {error.strerror or error}.") from error
 
 
+#: `export --weights random`: a registry model with random weights, asked for by name.
+RANDOM_WEIGHTS = "random"
+
+
+def _registry_weights(args):
+    """What `create_model(weights=...)` takes for `export NAME`: refuses to export random weights unasked."""
+    import keras_vits
+
+    hub_id = keras_vits.get_pretrained_cfg(args.name).get("hf_hub_id")
+    if args.weights is None:
+        example = f" (e.g. --weights {hub_id})" if hub_id else ""
+        raise ValueError(
+            f"export {args.name} needs --weights: a .safetensors file or a Hub id{example}; "
+            f"--weights {RANDOM_WEIGHTS} exports randomly initialised weights, for trying the export only."
+        )
+    return None if args.weights == RANDOM_WEIGHTS else args.weights
+
+
 def _cmd_export(args):
     """Writes a SavedModel for TF Serving or a TFLite file."""
     import numpy as np
@@ -171,7 +205,7 @@ def _cmd_export(args):
         args.export_name = args.export_name or pathlib.Path(args.name).parent.name
     else:
         model = keras_vits.create_model(
-            args.name, weights=args.weights, num_classes=args.num_classes, image_size=args.image_size
+            args.name, weights=_registry_weights(args), num_classes=args.num_classes, image_size=args.image_size
         )
         cfg = keras_vits.get_pretrained_cfg(args.name)
         labels = [f"class_{i}" for i in range(int(model.outputs[0].shape[-1]))]
@@ -211,6 +245,7 @@ def _cmd_export(args):
 def _cmd_train(args):
     """Trains a recipe (with overrides) under a tf.distribute strategy; resumes from --output."""
     from keras_vits.training import RECIPES, get_recipe, load_recipe_file, parse_overrides
+    from keras_vits.training.recipes import format_recipe
 
     if args.list_recipes:
         for name, recipe in RECIPES.items():
@@ -230,6 +265,9 @@ def _cmd_train(args):
         recipe = recipe.replace(**overrides) if overrides else recipe
     else:
         recipe = get_recipe(args.recipe, **overrides)
+    if args.show:
+        print(format_recipe(recipe))
+        return 0
 
     from keras_vits.training import NaNLossError, run_folder, train
 
@@ -296,6 +334,11 @@ def build_parser():
         prog="keras-vits", description="Vision transformers for Keras with timm's weights."
     )
     parser.add_argument("--debug", action="store_true", help="Show the traceback of an error.")
+    parser.add_argument(
+        VERBOSE_FLAG,
+        action="store_true",
+        help="Show TensorFlow's start-up and converter logs (hidden by default: they are not about your command).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="List registered model names.")
@@ -322,7 +365,8 @@ def build_parser():
     export.add_argument(
         "--weights",
         default=None,
-        help="A .safetensors path or a HuggingFace repo id ('timm/<name>', 'owner/name'). Default: random init.",
+        help="A .safetensors path or a HuggingFace repo id ('timm/<name>', 'owner/name'); needed for a registered "
+        f"model name, where '{RANDOM_WEIGHTS}' asks for randomly initialised weights.",
     )
     export.add_argument(
         "--format", choices=("saved_model", "tflite"), default="saved_model", help="Default: saved_model."
@@ -344,7 +388,8 @@ def build_parser():
         "--mode",
         default="float32",
         choices=TFLITE_MODES,
-        help="TFLite quantization mode. Default: float32.",
+        metavar="MODE",
+        help="TFLite quantization mode: %(choices)s. Default: float32.",
     )
     export.add_argument(
         "--calibration", default=None, help="int8/int16x8/int8_dense: .npy of normalised (N, H, W, C) images."
@@ -383,12 +428,18 @@ def build_parser():
     )
     train.add_argument("--list-recipes", action="store_true", help="Print the recipes and exit.")
     train.add_argument(
+        "--show",
+        action="store_true",
+        help="Print the recipe's fields and values (with --set and the other overrides) and exit without training.",
+    )
+    train.add_argument(
         "--output", default=None, help="Run folder; an existing run there is resumed. Default: runs/<recipe>."
     )
     train.add_argument(
         "--strategy",
         default="default",
         choices=STRATEGIES,
+        metavar="STRATEGY",
         help="tf.distribute strategy: default (one device), mirrored (all local GPUs), multi_worker "
         "(reads TF_CONFIG), tpu. Default: default.",
     )
@@ -405,7 +456,11 @@ def build_parser():
     train.add_argument("--data-dir", dest="data_dir", default=None, help="tensorflow-datasets data_dir.")
     train.add_argument("--teacher", default=None, help="Teacher model (.keras) for distillation.")
     train.add_argument(
-        "--distillation", default=None, choices=DISTILLATION_MODES, help="Override the distillation mode."
+        "--distillation",
+        default=None,
+        choices=DISTILLATION_MODES,
+        metavar="MODE",
+        help="Override the distillation mode: %(choices)s.",
     )
     train.add_argument(
         "--initial-weights",
@@ -426,6 +481,7 @@ def build_parser():
         "--precision",
         default=None,
         choices=PRECISIONS,
+        metavar="PRECISION",
         help="Override the recipe's precision: float32, mixed_float16 (GPUs, with dynamic loss scaling) or "
         "mixed_bfloat16 (TPUs and CPUs with bfloat16 units). Variables stay float32.",
     )
@@ -434,6 +490,7 @@ def build_parser():
         dest="compile_mode",
         default=None,
         choices=COMPILE_MODES,
+        metavar="MODE",
         help="How the training step runs: graph, xla (jit_compile), or auto (measured per device and model family; "
         "keras_vits.compile_modes). Default: the recipe's (auto).",
     )
@@ -483,7 +540,8 @@ def build_parser():
         nargs="+",
         default=["float32", "xla", "bfloat16"],
         choices=KERAS_MODES,
-        help="float32 graph, XLA (jit_compile), mixed bfloat16 (graph or XLA), and/or a training step "
+        metavar="MODE",
+        help="%(choices)s: float32 graph, XLA (jit_compile), mixed bfloat16 (graph or XLA), and/or a training step "
         "(forward, backward, AdamW; graph or XLA). Default: float32 xla bfloat16.",
     )
     benchmark.add_argument(
@@ -513,6 +571,8 @@ def main(argv=None):
     as one, and asks for `--debug`, which shows the traceback (`--debug` re-raises every error).
     """
     args = build_parser().parse_args(argv)
+    if not args.verbose and is_the_command_line():
+        quiet_tensorflow_python_logs()
     try:
         return args.func(args)
     except Exception as error:

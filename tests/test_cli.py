@@ -85,7 +85,7 @@ def test_help_explains_every_command():
 
 
 def test_export_writes_a_saved_model_and_a_tflite_file(tmp_path, capsys):
-    common = ["--num-classes", "3", "--image-size", "32", "--output", str(tmp_path)]
+    common = ["--weights", "random", "--num-classes", "3", "--image-size", "32", "--output", str(tmp_path)]
     assert main(["export", "pvt_v2_b0", "--format", "saved_model", *common]) == 0
     assert (tmp_path / "pvt_v2_b0" / "1" / "saved_model.pb").is_file()
     assert main(["export", "pvt_v2_b0", "--format", "tflite", "--mode", "float16", *common]) == 0
@@ -107,7 +107,7 @@ def test_export_and_evaluate_of_a_garbage_or_truncated_keras_file_say_what_it_is
 
 
 def test_the_clis_choices_are_the_librarys_own_lists():
-    """Every choice list of the parser is the library's own tuple, not a copy that can drift."""
+    """Every choice list of the parser reads the library's own tuple, not a copy that can drift."""
     from keras_vits.benchmark import KERAS_MODES
     from keras_vits.compile_modes import COMPILE_MODES
     from keras_vits.distillation import DISTILLATION_MODES
@@ -127,7 +127,8 @@ def test_the_clis_choices_are_the_librarys_own_lists():
     }
     for (command, dest), choices in expected.items():
         action = next(a for a in subcommands[command]._actions if a.dest == dest)
-        assert action.choices is choices, (command, dest)
+        assert action.choices.load() is choices and tuple(action.choices) == choices, (command, dest)
+        assert "no_such_choice" not in action.choices
 
 
 def test_building_the_parser_needs_no_optional_dependency():
@@ -282,6 +283,7 @@ def test_cli_train_help_explains_every_flag(capsys):
         assert flag in text
     assert main(["train", "--list-recipes"]) == 0
     assert main(["train", "--recipe", "fmnist_deit_hard", "--set", "epoch=1"]) == 2
+    assert "Did you mean 'epochs' for 'epoch'?" in capsys.readouterr().err
 
 
 @pytest.mark.keras3_only
@@ -309,8 +311,9 @@ def test_cli_refuses_epochs_zero_and_writes_nothing(tmp_path, capsys):
 
 def test_without_tensorflow_list_still_runs_and_training_says_what_to_install():
     """TensorFlow is an extra: the parser skips choice lists it cannot load; a command that needs it says so."""
-    from keras_vits.cli import _library_choices, user_error_message
+    from keras_vits.cli import LibraryChoices, user_error_message
 
-    assert _library_choices("keras_vits.no_such_module", "MODES") is None
+    unloadable = LibraryChoices("keras_vits.no_such_module", "MODES")
+    assert unloadable.load() is None and "any value" in unloadable and list(unloadable) == []
     missing = ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
     assert user_error_message(missing).endswith("pip install 'keras-vits[tensorflow]' (or 'keras-vits[all]').")

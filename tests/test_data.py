@@ -62,3 +62,34 @@ def test_data_errors_are_clear(tmp_path):
         check_labels(np.array([0, 3, 12]), 10, "my data")
     with pytest.raises(ValueError, match="splits 'train' and 'test'"):
         load_source("fashion_mnist", "validation")
+
+
+def _write_gray_pngs(folder, count=2):
+    import tensorflow as tf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        (folder / f"gray{index}.png").write_bytes(tf.io.encode_png(tf.zeros((8, 8, 1), tf.uint8)).numpy())
+
+
+@pytest.mark.keras3_only
+def test_a_folders_channels_come_from_its_images(tmp_path):
+    """Colour images were decoded to whatever channel count the recipe's mean had; now the data decides."""
+    write_image_folder(tmp_path / "colour", per_class=4)
+    for name in ("cat", "dog"):
+        _write_gray_pngs(tmp_path / "gray" / name, count=5)
+    _write_gray_pngs(tmp_path / "mixed" / "cat", count=5)
+    write_image_folder(tmp_path / "mixed", classes=("dog",), per_class=5)
+    assert load_source(f"folder:{tmp_path / 'colour'}", "train").channels == 3
+    assert load_source(f"folder:{tmp_path / 'gray'}", "train").channels == 1
+    assert load_source(f"folder:{tmp_path / 'mixed'}", "train").channels == 3  # colour when any image is
+    gray_images = load_source(f"folder:{tmp_path / 'gray'}", "train", channels=3)  # an explicit count is kept
+    image, _ = next(iter(gray_images.dataset))
+    assert image.shape[-1] == 3
+
+
+@pytest.mark.keras3_only
+def test_a_folder_data_set_without_a_path_is_refused():
+    """`folder:` with no path once read the working folder."""
+    with pytest.raises(ValueError, match=r"'folder:' names no folder: pass --dataset folder:PATH"):
+        load_source("folder:", "train")

@@ -321,7 +321,8 @@ def test_cli_export_to_an_unwritable_folder_fails_before_converting(tmp_path, ca
         raise AssertionError("converted before checking the output folder")
 
     monkeypatch.setattr(export, "convert_tflite", no_conversion)
-    command = ["export", "pvt_v2_b0", "--num-classes", "3", "--image-size", "32", "--output", str(blocker / "x")]
+    command = ["export", "pvt_v2_b0", "--weights", "random", "--num-classes", "3", "--image-size", "32"]
+    command += ["--output", str(blocker / "x")]
     for output_format in ("tflite", "saved_model"):
         assert cli_main([*command, "--format", output_format]) == 2
         assert "Cannot write to the output folder" in capsys.readouterr().err

@@ -7,6 +7,7 @@ The strategy and kill tests run `tests/training_worker.py` in their own processe
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -504,7 +505,7 @@ def test_evaluate_splits_a_folder_with_the_runs_seed(tmp_path, monkeypatch):
     from keras_vits.training import loop
 
     write_image_folder(tmp_path / "images", per_class=10)
-    recipe = tiny_recipe(dataset=f"folder:{tmp_path / 'images'}", seed=3, epochs=1)
+    recipe = tiny_recipe(dataset=f"folder:{tmp_path / 'images'}", seed=3, epochs=1, mean=(0.5,) * 3, std=(0.5,) * 3)
     train(recipe, tmp_path / "run", verbose=0)
     seeds = []
     real_load_source = loop.load_source
@@ -624,3 +625,106 @@ def test_worker_0_writes_the_run_only_where_the_cluster_has_no_chief():
     assert is_chief(strategy("worker", 0, workers)) and not is_chief(strategy("worker", 1, workers))
     assert is_chief(strategy("chief", 0, with_chief)) and not is_chief(strategy("worker", 0, with_chief))
     assert is_chief(SimpleNamespace())  # one process, no cluster
+
+
+# ------------------------------------------------- first use: data, hints and names
+
+
+def _rgb_run(tmp_path, **overrides):
+    """A one-step run on a colour folder (`tmp_path/data`, cat/dog/eel): its run folder."""
+    write_image_folder(tmp_path / "data" / "train", per_class=4)
+    write_image_folder(tmp_path / "data" / "test", per_class=2)
+    fields = dict(dataset=f"folder:{tmp_path / 'data'}", mean=(0.5,) * 3, std=(0.25,) * 3, epochs=1, batch_size=4)
+    train(tiny_recipe(**{**fields, **overrides}), tmp_path / "run", max_steps=1, verbose=0)
+    return tmp_path / "run"
+
+
+def test_a_colour_folder_with_a_one_channel_recipe_is_refused_with_the_fix(tmp_path):
+    """Colour images were once decoded to the recipe's one channel (Fashion-MNIST's mean) without a word."""
+    write_image_folder(tmp_path / "data", per_class=4)
+    recipe = tiny_recipe(dataset=f"folder:{tmp_path / 'data'}")  # mean (0.286,), std (0.353,)
+    fix = "--set mean=[0.286,0.286,0.286] std=[0.353,0.353,0.353]"
+    with pytest.raises(
+        ValueError, match=r"have 3 channels but the recipe normalises 1 .*colour data.*" + re.escape(fix)
+    ):
+        train(recipe, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_teacher_names_its_own_recipe_and_distillation_none(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = tiny_recipe(distillation="hard", teacher="runs/demo_teacher/model.keras")
+    with pytest.raises(FileNotFoundError) as raised:
+        train(recipe, tmp_path / "run", verbose=0)
+    message = str(raised.value)
+    assert "keras-vits train --recipe demo_teacher --dataset mnist --output runs/demo_teacher" in message
+    assert "--distillation none" in message and "fmnist_teacher" not in message
+    with pytest.raises(FileNotFoundError, match="train a teacher on the same data first.*--distillation none"):
+        train(recipe.replace(teacher="elsewhere/teacher.keras"), tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists(), "refused before any data is read"
+
+
+def test_an_output_that_is_a_file_is_refused_before_the_data_loads(tmp_path):
+    (tmp_path / "taken").write_text("not a folder")
+    with pytest.raises(ValueError, match="The output .*taken is a file, not a run folder"):
+        train(tiny_recipe(dataset="no_such_data_set"), tmp_path / "taken", verbose=0)  # the data would fail later
+
+
+def test_a_student_with_model_overrides_is_named_after_its_recipe():
+    """A 1-deep, 16-wide student was saved as `deit_tiny_distilled_patch16_224`."""
+    assert build_model(tiny_recipe(), num_classes=10, channels=1).name == "tiny_mock"
+    plain = tiny_recipe(model="deit_tiny_patch16_224", model_overrides={}, image_size=32)
+    assert build_model(plain, num_classes=10, channels=1).name == "deit_tiny_patch16_224"
+
+
+def test_a_run_stores_its_folder_absolute_and_evaluate_says_where_a_moved_one_came_from(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = _rgb_run(tmp_path, dataset="folder:data")  # relative, as a user types it
+    assert json.loads((run / "recipe.json").read_text())["dataset"] == f"folder:{tmp_path / 'data'}"
+    assert keras.models.load_model(run / "model.keras").name == "tiny_mock"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert "loss" in evaluate(run / "model.keras")  # from another folder
+    (tmp_path / "data").rename(tmp_path / "moved")
+    with pytest.raises(FileNotFoundError, match=r"does not exist.*comes from the run's recipe.json .*--dataset"):
+        evaluate(run / "model.keras")
+    assert "loss" in evaluate(run / "model.keras", dataset=f"folder:{tmp_path / 'moved'}")
+
+
+def test_evaluate_refuses_data_of_other_channels_or_classes_than_the_model(tmp_path):
+    run = _rgb_run(tmp_path)
+    gray = tmp_path / "gray" / "test"
+    for name in ("cat", "dog", "eel"):
+        (gray / name).mkdir(parents=True)
+        (gray / name / "0.png").write_bytes(tf.io.encode_png(tf.zeros((8, 8, 1), tf.uint8)).numpy())
+    with pytest.raises(ValueError, match=r"takes 3-channel images; folder:.*gray test has 1"):
+        evaluate(run / "model.keras", dataset=f"folder:{tmp_path / 'gray'}")
+    (run / "labels.txt").unlink()  # no class names to compare: the class count still must match
+    write_image_folder(tmp_path / "four" / "test", classes=("a", "b", "c", "d"), per_class=1)
+    with pytest.raises(ValueError, match=r"has 4 classes \(labels 0-3\), but .* predicts 3"):
+        evaluate(run / "model.keras", dataset=f"folder:{tmp_path / 'four'}")
+
+
+def test_a_teacher_of_other_channels_than_the_data_is_refused(tmp_path):
+    teacher = keras.Sequential([keras.Input((28, 28, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    teacher.save(tmp_path / "rgb_teacher.keras")
+    recipe = tiny_recipe(distillation="hard", teacher=str(tmp_path / "rgb_teacher.keras"))
+    with (
+        tfds.testing.mock_data(num_examples=16),
+        pytest.raises(ValueError, match=r"takes 3-channel images but mnist has 1.*--distillation none"),
+    ):
+        train(recipe, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_resuming_a_run_on_data_with_other_classes_is_refused(tmp_path):
+    run = _rgb_run(tmp_path)
+    write_image_folder(tmp_path / "data" / "train", classes=("fox",), per_class=4)
+    write_image_folder(tmp_path / "data" / "test", classes=("fox",), per_class=2)
+    recipe = json.loads((run / "recipe.json").read_text())
+    recipe = Recipe(**{k: tuple(v) if isinstance(v, list) else v for k, v in recipe.items()})
+    with pytest.raises(
+        ValueError, match=r"trained on the classes \['cat', 'dog', 'eel'\].*now has \['cat', 'dog', 'eel', 'fox'\]"
+    ):
+        train(recipe, run, verbose=0)

@@ -7,7 +7,14 @@ import pytest
 from keras_vits.training.loop import (
     build_model,
 )
-from keras_vits.training.recipes import RECIPES, get_recipe, load_recipe_file, parse_overrides
+from keras_vits.training.recipes import (
+    RECIPES,
+    absolute_dataset,
+    format_recipe,
+    get_recipe,
+    load_recipe_file,
+    parse_overrides,
+)
 
 pytestmark = pytest.mark.keras3_only
 
@@ -94,3 +101,32 @@ def test_bad_recipe_values_are_refused_before_any_work(assignment, error, messag
     """Each once trained 0 steps, repeated a string (`"abc" * steps`) or failed deep inside TensorFlow."""
     with pytest.raises(error, match=message):
         get_recipe("fmnist_deit_hard", **parse_overrides([assignment]))
+
+
+def test_a_misspelt_field_is_answered_with_the_closest_field():
+    with pytest.raises(ValueError, match=r"Unknown recipe fields \['epoch'\]\. Did you mean 'epochs' for 'epoch'\?"):
+        get_recipe("fmnist_deit_hard", epoch=3)
+
+
+def test_format_recipe_prints_every_field_as_set_takes_it():
+    recipe = get_recipe("demo_deit_hard", epochs=2)
+    lines = format_recipe(recipe).splitlines()
+    assert lines[0] == "Recipe demo_deit_hard (override a field with --set FIELD=VALUE):"
+    shown = dict(line.split(maxsplit=1) for line in lines[1:])
+    assert list(shown) == list(recipe.to_dict())
+    assert parse_overrides([f"{name}={value}" for name, value in shown.items()]) == {
+        name: tuple(v) if isinstance(v, list) else v for name, v in recipe.to_dict().items()
+    }
+
+
+def test_the_folder_recipe_fine_tunes_a_registered_model_on_a_named_folder():
+    recipe = get_recipe("folder_deit_tiny_finetune")
+    assert recipe.model == "deit_tiny_patch16_224" and recipe.initial_weights.startswith("timm/deit_tiny")
+    assert recipe.dataset == "folder:" and len(recipe.mean) == 3  # names no folder: --dataset folder:PATH
+
+
+def test_absolute_dataset_makes_a_folder_path_absolute_and_keeps_other_names(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert absolute_dataset("folder:data") == f"folder:{tmp_path / 'data'}"
+    assert absolute_dataset("folder:/srv/images") == "folder:/srv/images"
+    assert absolute_dataset("fashion_mnist") == "fashion_mnist" and absolute_dataset("folder:") == "folder:"

@@ -128,13 +128,37 @@ def _fashion_mnist_source(split, download):
     return ImageSource(dataset, len(labels), len(FASHION_MNIST_LABELS), 1, FASHION_MNIST_LABELS, "fashion_mnist")
 
 
+#: Pillow's image modes that hold no colour: a folder of only these is grayscale.
+GRAYSCALE_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def folder_channels(paths):
+    """The channels a folder's images are trained on: 3 when any of them is in colour, else 1.
+
+    Reads each file's header only (Pillow, which matplotlib of the `train` extra brings), and stops
+    at the first colour image. An alpha channel is dropped (RGBA and gray-with-alpha images count
+    as RGB and grayscale); a palette image counts as colour, as TensorFlow decodes it to RGB.
+    """
+    from PIL import Image
+
+    for path in paths:
+        with Image.open(path) as image:
+            if image.mode not in GRAYSCALE_MODES:
+                return 3
+    return 1
+
+
 def _folder_source(root, split, channels, seed):
     """Class sub-folders under `root/<split>/` when that exists, else a seeded 90/10 split of `root/`.
+
+    `channels` None takes them from the images (`folder_channels`); 1, 3 or 4 decodes them to that.
 
     Images are decoded at their own size, as timm's ImageFolder reads them: the pipeline's random
     resized crop (training) or shorter-side resize and centre crop (evaluation) then makes them
     square. (Keras's loader resizes every image to one size first, which squashes its aspect ratio.)
     """
+    if not root:
+        raise ValueError("The data set 'folder:' names no folder: pass --dataset folder:PATH (dataset='folder:PATH').")
     root = pathlib.Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Image folder {root} does not exist; expected <root>/<class name>/<image files>.")
@@ -142,7 +166,7 @@ def _folder_source(root, split, channels, seed):
     options = dict(
         labels="inferred",
         label_mode="int",
-        color_mode={1: "grayscale", 3: "rgb", 4: "rgba"}[channels],
+        color_mode="grayscale",  # only Keras's listing is used, not its decoding
         batch_size=None,
         shuffle=False,
         verbose=False,
@@ -168,6 +192,8 @@ def _folder_source(root, split, channels, seed):
     check_class_folders(folder, class_names)
     dataset_paths = dataset.file_paths  # Keras's listing and split; its decoding is not used
     check_image_files(dataset_paths)
+    if channels is None:
+        channels = folder_channels(dataset_paths)
     class_index = {name: index for index, name in enumerate(class_names)}
     labels = [class_index[os.path.relpath(path, folder).split(os.sep)[0]] for path in dataset_paths]
 
@@ -279,7 +305,7 @@ def _tfds_source(name, split, data_dir, manual_dir, download):
     return ImageSource(dataset, num_examples, num_classes, channels, tuple(features[label_key].names), name)
 
 
-def load_source(dataset, split, data_dir=None, manual_dir=None, download=False, channels=3, seed=0):
+def load_source(dataset, split, data_dir=None, manual_dir=None, download=False, channels=None, seed=0):
     """Examples of one split of `dataset`.
 
     Args:
@@ -288,7 +314,8 @@ def load_source(dataset, split, data_dir=None, manual_dir=None, download=False, 
         split: `"train"`, `"test"`, or a tfds split such as `"validation"` or `"train[:10%]"`.
         data_dir, manual_dir, download: tensorflow-datasets options.
         channels: how many channels a folder's images are decoded to (other sources keep theirs);
-            a folder's images keep their own sizes, as every source's do.
+            None takes them from the images: 3 when any is in colour, else 1 (`folder_channels`).
+            A folder's images keep their own sizes, as every source's do.
         seed: the seed of a folder's 90/10 train/validation split.
 
     Raises:

@@ -35,7 +35,7 @@ from keras_vits.distillation import DistillationModel
 from keras_vits.training import run_folder, teachers
 from keras_vits.training.data import load_source, naming_undecodable_images
 from keras_vits.training.pipeline import make_dataset
-from keras_vits.training.recipes import Recipe
+from keras_vits.training.recipes import RECIPES, Recipe, absolute_dataset
 from keras_vits.training.strategies import STRATEGIES, is_chief, make_strategy  # noqa: F401 (STRATEGIES: API)
 
 SUMMARY_EVERY = 50  # steps between TensorBoard scalars
@@ -46,6 +46,8 @@ EXECUTION_FIELDS = ("compile_mode", "steps_per_execution")
 def build_model(recipe, num_classes, channels, initial_weights=None):
     """The recipe's model: a teacher from `keras_vits.training.teachers` or a registry name with overrides.
 
+    A registry model with `model_overrides` is named after the recipe (its registry name would
+    describe another model); without them it keeps the registry name.
     `initial_weights` (None: a random init) is a `.keras` file whose weights must fit the model
     exactly, or, for registry models, a timm checkpoint as `create_model(weights=...)` takes it.
     """
@@ -79,6 +81,8 @@ def build_model(recipe, num_classes, channels, initial_weights=None):
             drop_path_rate=recipe.drop_path_rate,
             **recipe.model_overrides,
         )
+        if recipe.model_overrides:  # no longer the registry's model: named after what built it
+            model.name = recipe.name
     if from_keras_file:
         copy_weights_from_keras_file(model, initial_weights)
     return model
@@ -271,16 +275,44 @@ def with_precision(model, precision):
 
 def load_teacher(path, num_classes):
     """A `.keras` teacher, loaded in safe mode."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Teacher {path} does not exist; train one first (keras-vits train --recipe fmnist_teacher)."
+    return load_keras_file(pathlib.Path(path), "teacher")
+
+
+def missing_teacher_message(recipe):
+    """Why `recipe.teacher` is missing and the fixes: the recipe that trains it, another teacher, none.
+
+    A teacher at `runs/<name>/model.keras`, where `<name>` is a shipped recipe, is that recipe's
+    default output; the command to train it keeps this recipe's data set where the two differ.
+    """
+    path = pathlib.Path(recipe.teacher)
+    parts = path.parts
+    trains_it = None
+    if len(parts) >= 3 and parts[-3:-2] == ("runs",) and parts[-1] == run_folder.MODEL_FILE:
+        trains_it = RECIPES.get(parts[-2])
+    if trains_it is not None:
+        data = f" --dataset {recipe.dataset}" if recipe.dataset != trains_it.dataset else ""
+        first = f"train it first (keras-vits train --recipe {trains_it.name}{data} --output {path.parent})"
+    else:
+        first = "train a teacher on the same data first"
+    return (
+        f"Teacher {path} does not exist: {first}, pass another with --teacher PATH (teacher=...), "
+        f"or train without one (--distillation none)."
+    )
+
+
+def _check_teacher_channels(recipe, teacher, source):
+    """Raises unless the teacher takes images of the data's channels (a Fashion-MNIST teacher on colour images)."""
+    teacher_channels = teacher.inputs[0].shape[-1] if teacher.inputs else None
+    if teacher_channels is not None and teacher_channels != source.channels:
+        raise ValueError(
+            f"The teacher {recipe.teacher} takes {teacher_channels}-channel images but {source.name} has "
+            f"{source.channels}: distil from a teacher trained on this data (--teacher PATH), or train without "
+            f"one (--distillation none)."
         )
-    return load_keras_file(path, "teacher")
 
 
 def _check_teacher(recipe):
-    """A teacher exactly when the recipe distils: checked before any data is read."""
+    """A teacher exactly when the recipe distils, and its file there: checked before any data is read."""
     if recipe.distillation == "none" and recipe.teacher is not None:
         raise ValueError(
             f"teacher={recipe.teacher!r} was given but distillation is 'none', so it would be ignored: "
@@ -291,6 +323,8 @@ def _check_teacher(recipe):
             f"distillation={recipe.distillation!r} needs a teacher: set teacher to a .keras file "
             f"(keras-vits train --teacher PATH), or distillation to 'none'."
         )
+    if recipe.teacher is not None and not pathlib.Path(recipe.teacher).is_file():
+        raise FileNotFoundError(missing_teacher_message(recipe))
 
 
 def _check_inputs(recipe, source, eval_source):
@@ -306,11 +340,24 @@ def _check_inputs(recipe, source, eval_source):
             f"{list(source.class_names)[:12]} against {list(eval_source.class_names)[:12]}. Set eval_split to the "
             f"split that holds the same classes (a folder data set takes train/ and test/ subfolders)."
         )
-    if len(recipe.mean) != expected_channels or len(recipe.std) != expected_channels:
-        raise ValueError(
-            f"{source.name} images have {expected_channels} channels but the recipe normalises "
-            f"{len(recipe.mean)} (mean={recipe.mean}, std={recipe.std}); set mean and std per channel."
-        )
+    check_normalisation_channels(recipe.mean, recipe.std, expected_channels, source.name)
+
+
+def check_normalisation_channels(mean, std, channels, data_name):
+    """Raises unless `mean` and `std` have one entry per channel of the data, with the `--set` that fits."""
+    if len(mean) == channels and len(std) == channels:
+        return
+
+    def fitted(values):  # the recipe's own values where they fit, else their average on every channel
+        per_channel = list(values) if len(values) == channels else [round(sum(values) / len(values), 3)] * channels
+        return json.dumps(per_channel, separators=(",", ":"))
+
+    kind = {1: "grayscale ", 3: "colour "}.get(channels, "")
+    raise ValueError(
+        f"{data_name} images have {channels} channels but the recipe normalises {len(mean)} (mean={tuple(mean)}, "
+        f"std={tuple(std)}); {kind}data takes one mean and std entry per channel, e.g. "
+        f"--set mean={fitted(mean)} std={fitted(std)}."
+    )
 
 
 def _settings_differences(saved, current):
@@ -324,6 +371,8 @@ def _settings_differences(saved, current):
         if field in ("description", "expected", *EXECUTION_FIELDS):
             continue
         before = saved.get(field, defaults.get(field))
+        if field == "dataset" and isinstance(before, str):  # written before paths were stored absolute
+            before = absolute_dataset(before)
         if before != value:
             differences.append(f"{field}: {before!r} there, {value!r} now")
     return differences
@@ -503,6 +552,8 @@ def train(
         ValueError / FileNotFoundError: bad data, labels, channels, teacher, before any step.
         NaNLossError: the loss became NaN; the message names the step, checkpoints are kept.
     """
+    if isinstance(recipe, Recipe):  # the run's recipe.json names its data wherever it is read from
+        recipe = recipe.replace(dataset=absolute_dataset(recipe.dataset))
     run = _check_and_load_data(recipe, output_dir, strategy, tpu, max_steps, verbose)
     run.output_dir.mkdir(parents=True, exist_ok=True)
     with run_folder.folder_lock(run.output_dir) if run.chief else contextlib.nullcontext():
@@ -534,6 +585,8 @@ def _check_and_load_data(recipe, output_dir, strategy, tpu, max_steps, verbose):
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a keras_vits.training.Recipe, got {type(recipe).__name__}.")
     output_dir = as_path(output_dir, "output_dir")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"The output {output_dir} is a file, not a run folder: choose another output folder.")
     _check_count(max_steps, "max_steps", optional=True)
     keras.utils.set_random_seed(recipe.seed)
     strategy = make_strategy(strategy, tpu) if isinstance(strategy, str) else strategy
@@ -543,14 +596,12 @@ def _check_and_load_data(recipe, output_dir, strategy, tpu, max_steps, verbose):
 
     _check_teacher(recipe)
     source_args = dict(
-        data_dir=recipe.data_dir,
-        manual_dir=recipe.manual_dir,
-        download=recipe.download,
-        channels=len(recipe.mean),
-        seed=recipe.seed,
+        data_dir=recipe.data_dir, manual_dir=recipe.manual_dir, download=recipe.download, seed=recipe.seed
     )
     source = load_source(recipe.dataset, recipe.train_split, **source_args)
-    eval_source = load_source(recipe.dataset, recipe.eval_split, **source_args)
+    # A folder's evaluation images are decoded to the training images' channels (a grayscale test
+    # folder of a colour data set is still read as colour).
+    eval_source = load_source(recipe.dataset, recipe.eval_split, channels=source.channels, **source_args)
     _check_inputs(recipe, source, eval_source)
     steps_per_epoch = source.num_examples // recipe.batch_size
     if steps_per_epoch == 0:
@@ -582,6 +633,14 @@ def _refuse_a_different_recipe(run):
                 f"{run.output_dir} holds a run of a different recipe ({recipe_file}: {'; '.join(differences)}); "
                 f"a resumed run must keep its settings. Choose another output folder."
             )
+    labels_file = run.output_dir / run_folder.LABELS_FILE
+    trained_on = run_folder.read_labels(labels_file) if labels_file.is_file() else None
+    if trained_on is not None and trained_on != list(run.source.class_names):
+        raise ValueError(
+            f"{run.output_dir} holds a run trained on the classes {trained_on[:12]} ({labels_file}), but "
+            f"{run.source.name} now has {list(run.source.class_names)[:12]}: a resumed run must keep its data's "
+            f"classes. Choose another output folder, or restore the data."
+        )
     return recipe_json
 
 
@@ -599,6 +658,7 @@ def _build_and_restore(run):
         teacher = None
         if recipe.distillation != "none":
             teacher = with_precision(load_teacher(recipe.teacher, run.source.num_classes), recipe.precision)
+            _check_teacher_channels(recipe, teacher, run.source)
         run.model = DistillationModel(
             run.student,
             teacher,
@@ -835,6 +895,7 @@ def evaluate(
         raise ValueError(f"Pass mean and std together, got mean={mean!r}, std={std!r}.")
     size = image_size or int(student.inputs[0].shape[1])
     channels = int(student.inputs[0].shape[-1])
+    from_the_run = dataset is None and recipe is not None
     dataset = dataset or (recipe.dataset if recipe is not None else "fashion_mnist")
     split = split or (recipe.eval_split if recipe is not None else "test")
     data_dir = data_dir or (recipe.data_dir if recipe is not None else None)
@@ -847,10 +908,26 @@ def evaluate(
             f"{model_path} takes {channels}-channel images but the normalisation has {len(recipe.mean)} "
             f"entries (mean={recipe.mean}, std={recipe.std})."
         )
-    # The run's seed: a folder without train/test folders is split 90/10 by it, as in training.
-    source = load_source(dataset, split, data_dir=data_dir, channels=channels, seed=recipe.seed)
+    try:  # the run's seed: a folder without train/test folders is split 90/10 by it, as in training
+        source = load_source(dataset, split, data_dir=data_dir, seed=recipe.seed)
+    except FileNotFoundError as error:
+        if not from_the_run:
+            raise
+        raise FileNotFoundError(
+            f"{error} The data set {dataset} comes from the run's {run_folder.RECIPE_FILE} beside {model_path}; "
+            f"pass the data's place now with --dataset (dataset=...)."
+        ) from error
     if source.channels != channels:
-        raise ValueError(f"{model_path} takes {channels}-channel images; {source.name} has {source.channels}.")
+        raise ValueError(
+            f"{model_path} takes {channels}-channel images; {source.name} {split} has {source.channels}. "
+            f"Evaluate it on data of its own kind."
+        )
+    model_classes = int(student.outputs[0].shape[-1])
+    if source.num_classes != model_classes:
+        raise ValueError(
+            f"{source.name} {split} has {source.num_classes} classes (labels 0-{source.num_classes - 1}), but "
+            f"{model_path} predicts {model_classes}; evaluate it on data with its own classes."
+        )
     if saved_labels is not None and list(source.class_names) != list(saved_labels):
         raise ValueError(
             f"{source.name} {split} has the classes {list(source.class_names)[:12]}, but {model_path} was trained "
