@@ -134,6 +134,7 @@ def test_uint8_bytes_and_other_sizes_and_channels(exported):
         ("serving_bytes", [b"not an image at all"], NOT_AN_IMAGE_MESSAGE),
         ("serving_bytes", "truncated", "invalid png"),
         ("serving_default", np.zeros((1, 32, 32, 2), np.float32), "channels"),
+        ("serving_default", np.zeros((1, 1, 32, 32), np.float32), "transpose an NCHW batch by (0, 2, 3, 1)"),
         ("serving_default", np.zeros((32, 32, 1), np.float32), RANK_MESSAGE),
         ("serving_default", np.full((1, 32, 32, 1), 0.5, np.float32), UNIT_SCALE_MESSAGE),
         ("serving_default", np.full((1, 32, 32, 1), -1.5, np.float32), RANGE_MESSAGE),
@@ -313,6 +314,17 @@ def test_conversion_arguments_are_checked():
     runner = TFLiteModel(convert_tflite(model, "float32"))
     with pytest.raises(ValueError, match="expects input of shape"):
         runner(np.zeros((1, 16, 16, 1), np.float32))
+
+
+def test_tflite_runner_refuses_integer_pixels_and_names_a_channels_first_batch():
+    """uint8 pixels were cast to float32 and run as if normalised: a silent wrong answer."""
+    runner = TFLiteModel(convert_tflite(tiny_model("vit"), "float32"))
+    for run in (runner, runner.predict):
+        with pytest.raises(TypeError, match="expects float images, already normalised"):
+            run(np.zeros((1, 32, 32, 1), np.uint8))
+        with pytest.raises(ValueError, match=r"got \(1, 1, 32, 32\); this looks channels-first \(NCHW"):
+            run(np.zeros((1, 1, 32, 32), np.float32))
+    assert runner([[[[0.0]] * 32] * 32]).shape == (1, 10)  # nested lists still read as float32
 
 
 @pytest.mark.parametrize("mode", ["int8", "int16x8", "int8_dense"])

@@ -53,7 +53,7 @@ RANK_MESSAGE = "is not compatible with expected shape [?,?,?,?]"
 RANGE_MESSAGE = f"{IMAGES_INPUT} takes raw pixel values in [0, 255], not normalised ones; got values from"
 #: The message for an image on [0, 1] sent where [0, 255] is expected, as docs/DEPLOYMENT.md quotes it.
 UNIT_SCALE_MESSAGE = (
-    f"{IMAGES_INPUT} takes pixel values in [0, 255], but an image's largest value is in (0, 1], "
+    f"{IMAGES_INPUT} takes pixel values in [0, 255], but the largest value of an image is in (0, 1], "
     "as [0, 1] pixels are: multiply by 255 (or send uint8 to serving_uint8); largest values"
 )
 #: The message for bytes in no format `serving_bytes` decodes, as docs/DEPLOYMENT.md quotes it.
@@ -152,7 +152,10 @@ class ServingModule(tf.Module):
         channels = tf.shape(images)[-1]
         check = tf.debugging.Assert(
             tf.logical_or(tf.equal(channels, self.channels), tf.equal(channels, other)),
-            [f"images must have {allowed} channels (NHWC), got", channels],
+            [
+                f"images must have {allowed} channels, last (NHWC; transpose an NCHW batch by (0, 2, 3, 1)), got",
+                channels,
+            ],
         )
         with tf.control_dependencies([check]):
             images = tf.identity(images)
