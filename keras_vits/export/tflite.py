@@ -243,15 +243,16 @@ class TFLiteModel:
             check_image_dtype(images.dtype, "TFLiteModel")
         return np.asarray(images, np.float32)
 
-    def _shape_error(self, images, expected):
+    def _shape_error(self, images, what_expects):
+        """`what_expects` ("predict expects images of shape (N, H, W, C)") got `images`, with an NCHW hint."""
         hint = channels_first_hint(images.shape, (None, *self.input["shape"][1:]))
-        return ValueError(f"TFLiteModel expects input of shape {expected}, got {images.shape}{hint}.")
+        return ValueError(f"{what_expects}, got {images.shape}{hint}.")
 
     def _invoke(self, images):
         """Runs one `(batch_size, H, W, C)` float32 batch, quantizing it if the input is integer."""
         images = self._float_images(images)
         if images.shape != tuple(self.input["shape"]):
-            raise self._shape_error(images, tuple(self.input["shape"]))
+            raise self._shape_error(images, f"TFLite model expects input of shape {tuple(self.input['shape'])}")
         if self.input["dtype"] != np.float32:
             scale, zero_point = self.input["quantization"]
             info = np.iinfo(self.input["dtype"])
@@ -280,7 +281,7 @@ class TFLiteModel:
         batch = self.batch_size
         expected = tuple(int(d) for d in self.input["shape"][1:])
         if images.ndim != len(self.input["shape"]) or tuple(images.shape[1:]) != expected:
-            raise self._shape_error(images, f"(N, {', '.join(map(str, expected))})")
+            raise self._shape_error(images, f"predict expects images of shape (N, {', '.join(map(str, expected))})")
         if len(images) == 0:
             raise ValueError(f"predict needs at least one image of shape {expected}, got 0 images.")
         if len(images) % batch:
