@@ -32,10 +32,10 @@ def enable_onednn_before_tensorflow(environ=os.environ, machine=None, tensorflow
     return True
 
 
-#: The line printed when TensorFlow loaded first, without oneDNN; docs/PERFORMANCE.md measures the cost.
+#: The line printed when TensorFlow loaded first, without oneDNN (the cost: the figures above).
 MISSED_ONEDNN_HINT = (
     "keras_vits: TensorFlow was loaded (by `import tensorflow` or `import keras`) before keras_vits, so its "
-    "oneDNN CPU kernels are off (up to 1.5x slower here); set TF_ENABLE_ONEDNN_OPTS=1 before Python starts, "
+    "oneDNN CPU kernels are off (1.2-1.5x slower on AVX2 CPUs); set TF_ENABLE_ONEDNN_OPTS=1 before Python starts, "
     "or import keras_vits first (TF_ENABLE_ONEDNN_OPTS=0 keeps them off and silences this)."
 )
 
