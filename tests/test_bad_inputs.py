@@ -140,6 +140,8 @@ def test_the_attention_layers_refuse_zero_heads(family):
 _CALL_ROWS = [
     ("wrong channels", np.zeros((1, 32, 32, 3), "float32"), ValueError, "wrong channels"),
     ("wrong size", np.zeros((1, 16, 16, 1), "float32"), ValueError, "wrong height and width"),
+    ("NCHW", np.zeros((1, 1, 32, 32), "float32"), ValueError, r"channels-first \(NCHW.*transpose\(0, 2, 3, 1\)"),
+    ("NCHW uint8", np.zeros((1, 1, 32, 32), "uint8"), ValueError, r"channels-first \(NCHW"),
     ("rank 3", np.zeros((32, 32, 1), "float32"), ValueError, "expects images of rank 4"),
     ("rank 5", np.zeros((1, 1, 32, 32, 1), "float32"), ValueError, "expects images of rank 4"),
     ("uint8", np.zeros((1, 32, 32, 1), "uint8"), TypeError, "expects float images"),
@@ -619,3 +621,12 @@ def test_an_image_corrupt_inside_is_named_when_training_reaches_it(tmp_path):
     )
     with pytest.raises(ValueError, match=r"1 image file\(s\) cannot be decoded: .*dog/3.png.*run again"):
         train(recipe, tmp_path / "run", verbose=0)
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["fixed size", "dynamic size"])
+def test_channels_first_rgb_images_get_the_transpose_hint(dynamic):
+    model = tiny_model("vit", in_chans=3, dynamic_img_size=dynamic)
+    with pytest.raises(ValueError, match=r"got \(1, 3, 32, 32\).*channels-first \(NCHW"):
+        model(np.zeros((1, 3, 32, 32), "float32"))
+    with pytest.raises(ValueError, match="wrong height and width; build the model with image_size"):
+        model(np.zeros((1, 3, 16, 3), "float32")) if not dynamic else tiny_model("vit")(np.zeros((1, 16, 16, 1)))

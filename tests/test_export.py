@@ -21,7 +21,13 @@ from keras_vits.export import (
     delegation_report,
     export_saved_model,
 )
-from keras_vits.export.saved_model import STAGING_PREFIX
+from keras_vits.export.saved_model import (
+    NOT_AN_IMAGE_MESSAGE,
+    RANGE_MESSAGE,
+    RANK_MESSAGE,
+    STAGING_PREFIX,
+    UNIT_SCALE_MESSAGE,
+)
 
 LABELS = [f"class_{i}" for i in range(10)]
 MEAN, STD = (0.5,), (0.25,)
@@ -61,6 +67,9 @@ def test_layout_is_what_tf_serving_watches_and_versions_increment(exported, tmp_
         export_saved_model(model, LABELS, MEAN, STD, base_dir=path.parent.parent, name="tiny_vit", version=1)
 
 
+_TEXT = dict(capture_output=True, text=True, check=True)
+
+
 def test_saved_model_cli_lists_the_three_signatures(exported):
     _, path, _ = exported
     cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", str(path), "--all"]
@@ -72,6 +81,16 @@ def test_saved_model_cli_lists_the_three_signatures(exported):
     assert "image_bytes" in shown
 
 
+def test_saved_model_cli_shows_the_pixel_scale_and_rank_of_the_image_inputs(exported):
+    _, path, _ = exported
+    for signature, dtype in (("serving_default", "DT_FLOAT"), ("serving_uint8", "DT_UINT8")):
+        cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show", "--dir", str(path)]
+        shown = subprocess.run([*cli, "--tag_set", "serve", "--signature_def", signature], **_TEXT).stdout
+        inputs = shown.split("outputs")[0]
+        assert "inputs['images_0_255']" in inputs and dtype in inputs
+        assert "shape: (-1, -1, -1, -1)" in inputs and "unknown_rank" not in inputs
+
+
 def test_reloaded_in_a_fresh_process_matches_keras(exported, tmp_path):
     model, path, _ = exported
     pixels = _pixels((3, 32, 32, 1))
@@ -80,7 +99,7 @@ def test_reloaded_in_a_fresh_process_matches_keras(exported, tmp_path):
         "import sys, numpy as np, tensorflow as tf\n"
         f"loaded = tf.saved_model.load({str(path)!r})\n"
         f"x = np.load({str(tmp_path / 'pixels.npy')!r})\n"
-        "out = loaded.signatures['serving_default'](images=tf.constant(x))\n"
+        "out = loaded.signatures['serving_default'](images_0_255=tf.constant(x))\n"
         f"np.save({str(tmp_path / 'out.npy')!r}, out['probabilities'].numpy())\n"
         "print(out['top_k_labels'].numpy()[0][0].decode())\n"
     )
@@ -94,14 +113,14 @@ def test_uint8_bytes_and_other_sizes_and_channels(exported):
     model, _, loaded = exported
     pixels = _pixels((2, 32, 32, 1))
     expected = _reference_probabilities(model, pixels)
-    as_uint8 = loaded.signatures["serving_uint8"](images=tf.constant(pixels.astype(np.uint8)))
+    as_uint8 = loaded.signatures["serving_uint8"](images_0_255=tf.constant(pixels.astype(np.uint8)))
     np.testing.assert_allclose(as_uint8["probabilities"].numpy(), expected, atol=1e-5)
     png = [tf.io.encode_png(tf.constant(p.astype(np.uint8))).numpy() for p in pixels]
     from_bytes = loaded.signatures["serving_bytes"](image_bytes=tf.constant(png))
     np.testing.assert_allclose(from_bytes["probabilities"].numpy(), expected, atol=1e-5)
-    rgb = loaded.signatures["serving_default"](images=tf.constant(np.repeat(pixels, 3, axis=-1)))
+    rgb = loaded.signatures["serving_default"](images_0_255=tf.constant(np.repeat(pixels, 3, axis=-1)))
     np.testing.assert_allclose(rgb["probabilities"].numpy(), expected, atol=1e-4)
-    larger = loaded.signatures["serving_default"](images=tf.constant(_pixels((1, 57, 45, 1))))
+    larger = loaded.signatures["serving_default"](images_0_255=tf.constant(_pixels((1, 57, 45, 1))))
     assert larger["probabilities"].shape == (1, 10)
     top = from_bytes["top_k_ids"].numpy()
     assert top.shape == (2, 3) and np.array_equal(top[:, 0], expected.argmax(-1))
@@ -111,39 +130,57 @@ def test_uint8_bytes_and_other_sizes_and_channels(exported):
 @pytest.mark.parametrize(
     "signature, value, message",
     [
-        ("serving_bytes", [b""], "image"),
-        ("serving_bytes", [b"not an image at all"], "image"),
-        ("serving_bytes", "truncated", "image"),
+        ("serving_bytes", [b""], NOT_AN_IMAGE_MESSAGE),
+        ("serving_bytes", [b"not an image at all"], NOT_AN_IMAGE_MESSAGE),
+        ("serving_bytes", "truncated", "invalid png"),
         ("serving_default", np.zeros((1, 32, 32, 2), np.float32), "channels"),
-        ("serving_default", np.zeros((32, 32, 1), np.float32), "rank"),
+        ("serving_default", np.zeros((1, 1, 32, 32), np.float32), "transpose an NCHW batch by (0, 2, 3, 1)"),
+        ("serving_default", np.zeros((32, 32, 1), np.float32), RANK_MESSAGE),
+        ("serving_default", np.full((1, 32, 32, 1), 0.5, np.float32), UNIT_SCALE_MESSAGE),
+        ("serving_default", np.full((1, 32, 32, 1), -1.5, np.float32), RANGE_MESSAGE),
     ],
 )
 def test_bad_requests_fail_alone_and_the_model_keeps_answering(exported, signature, value, message):
     model, _, loaded = exported
     if isinstance(value, str):  # a PNG cut short
         value = [tf.io.encode_png(tf.zeros((32, 32, 1), tf.uint8)).numpy()[:40]]
-    with pytest.raises((tf.errors.InvalidArgumentError, ValueError, TypeError)) as info:
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
         loaded.signatures[signature](
-            **{"images" if signature != "serving_bytes" else "image_bytes": tf.constant(value)}
+            **{"images_0_255" if signature != "serving_bytes" else "image_bytes": tf.constant(value)}
         )
-    assert message in str(info.value).lower() or "shape" in str(info.value).lower()
+    assert message.lower() in str(info.value).lower()
     pixels = _pixels((1, 32, 32, 1))
-    answer = loaded.signatures["serving_default"](images=tf.constant(pixels))
+    answer = loaded.signatures["serving_default"](images_0_255=tf.constant(pixels))
     np.testing.assert_allclose(answer["probabilities"].numpy(), _reference_probabilities(model, pixels), atol=1e-5)
 
 
-def test_the_wrong_rank_message_is_the_one_deployment_md_quotes(exported):
-    from keras_vits.export.saved_model import RANK_MESSAGE
-
-    deployment = (pathlib.Path(__file__).parents[1] / "docs" / "DEPLOYMENT.md").read_text()
-    assert f'"{RANK_MESSAGE}"' in " ".join(deployment.split())
+def test_the_serving_messages_are_the_ones_deployment_md_quotes(exported):
+    deployment = " ".join((pathlib.Path(__file__).parents[1] / "docs" / "DEPLOYMENT.md").read_text().split())
+    for message in (RANK_MESSAGE, RANGE_MESSAGE, UNIT_SCALE_MESSAGE, NOT_AN_IMAGE_MESSAGE):
+        assert message in deployment
     _, _, loaded = exported
     for signature, value in [
         ("serving_default", np.zeros((32, 32, 1), np.float32)),
         ("serving_uint8", np.zeros((2, 2), np.uint8)),
     ]:
-        with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(RANK_MESSAGE)):
-            loaded.signatures[signature](images=tf.constant(value))
+        shape = ",".join(str(d) for d in value.shape)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(f"images_0_255 [{shape}] {RANK_MESSAGE}")):
+            loaded.signatures[signature](images_0_255=tf.constant(value))
+
+
+def test_unit_scale_floats_are_refused_per_image_and_black_or_dark_uint8_images_pass(exported):
+    model, _, loaded = exported
+    pixels = _pixels((2, 32, 32, 1))
+    mixed = np.stack([pixels[0], pixels[1] / 255.0])  # the second image sent on [0, 1]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(UNIT_SCALE_MESSAGE)):
+        loaded.signatures["serving_default"](images_0_255=tf.constant(mixed))
+    black = np.zeros((1, 32, 32, 1), np.float32)  # the same image on either scale
+    answer = loaded.signatures["serving_default"](images_0_255=tf.constant(black))
+    np.testing.assert_allclose(answer["probabilities"].numpy(), _reference_probabilities(model, black), atol=1e-5)
+    dark = np.ones((1, 32, 32, 1), np.uint8)  # uint8 carries its scale: never refused
+    answer = loaded.signatures["serving_uint8"](images_0_255=tf.constant(dark))
+    expected = _reference_probabilities(model, dark.astype(np.float32))
+    np.testing.assert_allclose(answer["probabilities"].numpy(), expected, atol=1e-5)
 
 
 def _encoded(kind, height, width):
@@ -173,9 +210,9 @@ def test_serving_refuses_images_above_the_pixel_limit_before_decoding(tmp_path, 
     with pytest.raises(tf.errors.InvalidArgumentError, match="above the limit max_image_pixels"):
         loaded.signatures["serving_bytes"](image_bytes=tf.constant([small, big]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="above the limit max_image_pixels"):
-        loaded.signatures["serving_uint8"](images=tf.zeros((1, 41, 40, 1), tf.uint8))
+        loaded.signatures["serving_uint8"](images_0_255=tf.zeros((1, 41, 40, 1), tf.uint8))
     with pytest.raises(tf.errors.InvalidArgumentError, match="above the limit max_image_pixels"):
-        loaded.signatures["serving_default"](images=tf.zeros((1, 40, 41, 1), tf.float32))
+        loaded.signatures["serving_default"](images_0_255=tf.zeros((1, 40, 41, 1), tf.float32))
     answer = loaded.signatures["serving_bytes"](image_bytes=tf.constant([small]))  # and it keeps serving
     assert answer["probabilities"].shape == (1, 10)
 
@@ -277,6 +314,17 @@ def test_conversion_arguments_are_checked():
     runner = TFLiteModel(convert_tflite(model, "float32"))
     with pytest.raises(ValueError, match="expects input of shape"):
         runner(np.zeros((1, 16, 16, 1), np.float32))
+
+
+def test_tflite_runner_refuses_integer_pixels_and_names_a_channels_first_batch():
+    """uint8 pixels were cast to float32 and run as if normalised: a silent wrong answer."""
+    runner = TFLiteModel(convert_tflite(tiny_model("vit"), "float32"))
+    for run in (runner, runner.predict):
+        with pytest.raises(TypeError, match="expects float images, already normalised"):
+            run(np.zeros((1, 32, 32, 1), np.uint8))
+        with pytest.raises(ValueError, match=r"got \(1, 1, 32, 32\); this looks channels-first \(NCHW"):
+            run(np.zeros((1, 1, 32, 32), np.float32))
+    assert runner([[[[0.0]] * 32] * 32]).shape == (1, 10)  # nested lists still read as float32
 
 
 @pytest.mark.parametrize("mode", ["int8", "int16x8", "int8_dense"])

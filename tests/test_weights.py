@@ -17,7 +17,7 @@ from keras_vits import (
     VisionTransformer,
     load_timm_weights,
 )
-from keras_vits.backend import keras
+from keras_vits.backend import dtype_name, keras, layer_weights
 from keras_vits.models.pvt import PVT_V1_WEIGHT_MAP, PVT_V2_WEIGHT_MAP
 from keras_vits.models.swin import SWIN_WEIGHT_MAP
 from keras_vits.models.vit import VIT_WEIGHT_MAP
@@ -284,3 +284,51 @@ def test_create_model_takes_the_checkpoints_head_unless_told_otherwise(vit_case,
     assert other.outputs[0].shape[-1] == 5
     assert "head does not fit num_classes=5" in caplog.text and "head.weight" in caplog.text
     assert keras_vits.create_model("vit_tiny_patch16_224", **config).outputs[0].shape[-1] == 1000
+
+
+def _write_safetensors(path, tensors, safetensors_dtype):
+    """Writes `{key: array}` in safetensors' format by hand (its NumPy writer has no bfloat16)."""
+    header, chunks, offset = {}, [], 0
+    for key, value in sorted(tensors.items()):
+        raw = np.ascontiguousarray(value).tobytes()
+        header[key] = {
+            "dtype": safetensors_dtype,
+            "shape": list(value.shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
+        chunks.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    path.write_bytes(len(text).to_bytes(8, "little") + text + b"".join(chunks))
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_half_precision_checkpoints_load_as_their_values_in_float32(vit_case, fixtures_dir, tmp_path, half):
+    """Fine-tuned files often come in float16 or bfloat16; a bfloat16 state dict was once refused as missing."""
+    import ml_dtypes
+
+    config, checkpoint = vit_case
+    io = load_file(str(fixtures_dir / "vit_token_io.safetensors"))
+    full = read_safetensors(checkpoint)
+    halved = {key: value.astype(np.float16 if half == "float16" else ml_dtypes.bfloat16) for key, value in full.items()}
+    path = tmp_path / f"{half}.safetensors"
+    _write_safetensors(path, halved, {"float16": "F16", "bfloat16": "BF16"}[half])
+    rounded = VisionTransformer(**config)  # the float32 checkpoint rounded to half precision, read back as float32
+    load_timm_weights(rounded, {key: value.astype(np.float32) for key, value in halved.items()})
+    expected = rounded(io["images"]).numpy()
+    from_file = keras_vits.create_model("vit_tiny_patch16_224", weights=path, **config)
+    from_state_dict = VisionTransformer(**config)
+    load_timm_weights(from_state_dict, halved)
+    for model in (from_file, from_state_dict):
+        assert all(variable.dtype == "float32" for variable in model.weights)
+        np.testing.assert_allclose(model(io["images"]).numpy(), expected, atol=1e-6)
+    # A model whose variables are in that half precision (the head's stay float32) holds its values exactly.
+    same_dtype = VisionTransformer(**config, dtype=half)
+    load_timm_weights(same_dtype, path)
+    assert half in {dtype_name(variable.dtype) for variable in same_dtype.weights}
+    for key, variable in layer_weights(same_dtype).items():
+        np.testing.assert_array_equal(np.asarray(variable, np.float32), np.asarray(layer_weights(rounded)[key]))
+    # Within half precision of the float32 checkpoint's logits: 8 bits of mantissa for bfloat16, 11 for float16.
+    relative = 2.0**-8 if half == "bfloat16" else 2.0**-11
+    error = np.abs(expected - io["logits"]).max()
+    assert 0 < error < 20 * relative * np.abs(io["logits"]).max(), error

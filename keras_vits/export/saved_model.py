@@ -6,10 +6,12 @@ next integer version and appears only once fully written (written under a
 temporary name, then renamed).
 
 Signatures (inputs of any size; the model's resize and normalisation happen inside):
-    serving_default  `images`: float32 `(B, H, W, C)` pixel values in [0, 255]
-                     (declared without a rank, which is checked inside);
-    serving_uint8    `images`: uint8 `(B, H, W, C)`, likewise;
-    serving_bytes    `image_bytes`: string `(B,)`, encoded JPEG, PNG, GIF or BMP.
+    serving_default  `images_0_255`: float32 `(B, H, W, C)`, pixel values in [0, 255]; an image
+                     whose values lie in [0, 1] (largest value in (0, 1]) or outside [0, 255] is refused;
+    serving_uint8    `images_0_255`: uint8 `(B, H, W, C)`, likewise;
+    serving_bytes    `image_bytes`: string `(B,)`, encoded JPEG, PNG, GIF or BMP; other bytes are refused.
+The input names carry the pixel scale, so `saved_model_cli show` displays it. The rank is
+declared, and checked again inside the graph: TF Serving does not enforce declared shapes.
 Each returns `probabilities` `(B, num_classes)`, `top_k_ids` int64 `(B, k)`,
 `top_k_probabilities` `(B, k)` and `top_k_labels` string `(B, k)`. Channels
 may be the model's, or 1 and 3 interchangeably (converted); anything else is
@@ -40,8 +42,22 @@ SIGNATURES = ("serving_default", "serving_uint8", "serving_bytes")
 #: of float32 RGB per decoded image. A 300 KB PNG of 10000 x 10000 once cost 1.2 GB per request.
 MAX_IMAGE_PIXELS = 4096 * 4096
 
-#: The wrong-rank message of the image signatures, as docs/DEPLOYMENT.md quotes it.
-RANK_MESSAGE = "images must be rank 4: (batch, height, width, channels)"
+#: The input name of the float and uint8 signatures: it says the pixel scale they take.
+IMAGES_INPUT = "images_0_255"
+#: The input name of `serving_bytes`.
+BYTES_INPUT = "image_bytes"
+
+#: The end of TensorFlow's wrong-rank message at the image signatures, as docs/DEPLOYMENT.md quotes it.
+RANK_MESSAGE = "is not compatible with expected shape [?,?,?,?]"
+#: The message for float pixels outside [0, 255], as docs/DEPLOYMENT.md quotes it.
+RANGE_MESSAGE = f"{IMAGES_INPUT} takes raw pixel values in [0, 255], not normalised ones; got values from"
+#: The message for an image on [0, 1] sent where [0, 255] is expected, as docs/DEPLOYMENT.md quotes it.
+UNIT_SCALE_MESSAGE = (
+    f"{IMAGES_INPUT} takes pixel values in [0, 255], but the largest value of an image is in (0, 1], "
+    "as [0, 1] pixels are: multiply by 255 (or send uint8 to serving_uint8); largest values"
+)
+#: The message for bytes in no format `serving_bytes` decodes, as docs/DEPLOYMENT.md quotes it.
+NOT_AN_IMAGE_MESSAGE = "image_bytes are not an image: no JPEG, PNG, GIF or BMP header; got bytes starting"
 
 
 def _unsigned(data, offset, length, little_endian):
@@ -136,7 +152,10 @@ class ServingModule(tf.Module):
         channels = tf.shape(images)[-1]
         check = tf.debugging.Assert(
             tf.logical_or(tf.equal(channels, self.channels), tf.equal(channels, other)),
-            [f"images must have {allowed} channels (NHWC), got", channels],
+            [
+                f"images must have {allowed} channels, last (NHWC; transpose an NCHW batch by (0, 2, 3, 1)), got",
+                channels,
+            ],
         )
         with tf.control_dependencies([check]):
             images = tf.identity(images)
@@ -152,22 +171,34 @@ class ServingModule(tf.Module):
     def preprocess(self, images):
         """Pixels in [0, 255], any size -> the model's normalised input `(B, H, W, C)` float32."""
 
-        # The signatures declare no rank, so that this check runs on every request rather
-        # than being folded away against a declared rank that nothing enforces at run time.
-        def wrong_rank():
-            # In a branch whose output feeds everything after: the message comes before any shape op fails.
-            with tf.control_dependencies(
-                [tf.debugging.Assert(False, [RANK_MESSAGE + "; got shape", tf.shape(images)])]
-            ):
-                return tf.zeros([0, 0, 0, 0], images.dtype)
-
-        images = tf.cond(tf.equal(tf.rank(images), 4), lambda: tf.identity(images), wrong_rank)
+        # The declared rank lets TensorFlow fold any in-graph rank test away, and TF Serving
+        # feeds whatever rank a request has: EnsureShape is the check that stays, naming the input.
         images = tf.ensure_shape(images, [None, None, None, None])
         shape = tf.cast(tf.shape(images), tf.int64)
         images = self._check_pixels(images, shape[1], shape[2])
+        if images.dtype.is_floating:
+            images = self._check_pixel_scale(images)
         images = self._match_channels(tf.cast(images, tf.float32))
         images = tf.image.resize(images, (self.height, self.width), method=self.resize_method, antialias=True)
         return (images / 255.0 - self.mean) / self.std
+
+    @staticmethod
+    def _check_pixel_scale(images):
+        """`images` `(B, H, W, C)` float, once its values are checked to be pixels in [0, 255], not [0, 1].
+
+        An image whose largest value is in (0, 1] is refused: on [0, 255] it would be black to the
+        eye, so the request almost surely sent [0, 1] pixels. An all-zero image reads alike on both.
+        """
+        largest = tf.reduce_max(images, axis=[1, 2, 3])
+        in_range = tf.debugging.Assert(
+            tf.logical_and(tf.reduce_min(images) >= 0.0, tf.reduce_max(images) <= 255.0),
+            [RANGE_MESSAGE, tf.reduce_min(images), "to", tf.reduce_max(images)],
+        )
+        not_unit_scale = tf.debugging.Assert(
+            tf.reduce_all(tf.logical_or(largest == 0.0, largest > 1.0)), [UNIT_SCALE_MESSAGE, largest]
+        )
+        with tf.control_dependencies([in_range, not_unit_scale]):
+            return tf.identity(images)
 
     def _check_pixels(self, value, height, width):
         """`value`, once `height x width` is checked against the export's pixel limit."""
@@ -197,20 +228,25 @@ class ServingModule(tf.Module):
             "top_k_labels": self.labels.lookup(top_ids),
         }
 
-    @tf.function(input_signature=[tf.TensorSpec(None, tf.float32, name="images")])
-    def serving_default(self, images):
-        return self._predict(images)
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.float32, name=IMAGES_INPUT)])
+    def serving_default(self, images_0_255):
+        return self._predict(images_0_255)
 
-    @tf.function(input_signature=[tf.TensorSpec(None, tf.uint8, name="images")])
-    def serving_uint8(self, images):
-        return self._predict(images)
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, None], tf.uint8, name=IMAGES_INPUT)])
+    def serving_uint8(self, images_0_255):
+        return self._predict(images_0_255)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=BYTES_INPUT)])
     def serving_bytes(self, image_bytes):
         decode_channels = 1 if self.channels == 1 else 3
 
         def decode(data):
             height, width = encoded_image_size(data)  # from the header: a huge image is refused before decoding
+            is_image = tf.debugging.Assert(
+                tf.greater_equal(height, 0), [NOT_AN_IMAGE_MESSAGE, tf.strings.substr(data, 0, 8)], summarize=8
+            )
+            with tf.control_dependencies([is_image]):  # before the pixel limit, which reads the same header
+                height, width = tf.identity(height), tf.identity(width)
             data = self._check_pixels(data, height, width)
             image = tf.io.decode_image(data, channels=decode_channels, expand_animations=False)
             image = tf.image.resize(tf.cast(image, tf.float32), (self.height, self.width), antialias=True)

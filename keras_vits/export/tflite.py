@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import keras
+from keras_vits.models.base import channels_first_hint, check_image_dtype
 
 TFLITE_MODES = ("float32", "float16", "dynamic_int8", "int8", "int16x8", "int8_dense")
 CALIBRATED_MODES = ("int8", "int16x8", "int8_dense")
@@ -236,11 +237,22 @@ class TFLiteModel:
             report[node["op_name"]] = (count + 1, done + (node["index"] in delegated))
         return dict(sorted(report.items()))
 
+    def _float_images(self, images):
+        """`images` as float32 NumPy, refusing integer pixels, which are not the model's normalised input."""
+        if hasattr(images, "dtype"):
+            check_image_dtype(images.dtype, "TFLiteModel")
+        return np.asarray(images, np.float32)
+
+    def _shape_error(self, images, what_expects):
+        """`what_expects` ("predict expects images of shape (N, H, W, C)") got `images`, with an NCHW hint."""
+        hint = channels_first_hint(images.shape, (None, *self.input["shape"][1:]))
+        return ValueError(f"{what_expects}, got {images.shape}{hint}.")
+
     def _invoke(self, images):
         """Runs one `(batch_size, H, W, C)` float32 batch, quantizing it if the input is integer."""
-        images = np.asarray(images, np.float32)
+        images = self._float_images(images)
         if images.shape != tuple(self.input["shape"]):
-            raise ValueError(f"TFLite model expects input of shape {tuple(self.input['shape'])}, got {images.shape}.")
+            raise self._shape_error(images, f"TFLite model expects input of shape {tuple(self.input['shape'])}")
         if self.input["dtype"] != np.float32:
             scale, zero_point = self.input["quantization"]
             info = np.iinfo(self.input["dtype"])
@@ -265,13 +277,11 @@ class TFLiteModel:
 
     def predict(self, images):
         """Runs any number of images (at least one) through the fixed-batch model."""
-        images = np.asarray(images, np.float32)
+        images = self._float_images(images)
         batch = self.batch_size
         expected = tuple(int(d) for d in self.input["shape"][1:])
         if images.ndim != len(self.input["shape"]) or tuple(images.shape[1:]) != expected:
-            raise ValueError(
-                f"predict expects images of shape (N, {', '.join(map(str, expected))}), got {images.shape}."
-            )
+            raise self._shape_error(images, f"predict expects images of shape (N, {', '.join(map(str, expected))})")
         if len(images) == 0:
             raise ValueError(f"predict needs at least one image of shape {expected}, got 0 images.")
         if len(images) % batch:

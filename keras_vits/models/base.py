@@ -24,6 +24,17 @@ def _is_tf_dataset(data):
     return tf is not None and isinstance(data, tf.data.Dataset)
 
 
+def channels_first_hint(shape, expected_shape):
+    """A hint when `shape` reads as the NCHW layout of an NHWC `expected_shape`, else ""."""
+    channels = expected_shape[-1]
+    if len(shape) != 4 or channels is None or shape[1] != channels or shape[-1] == channels:
+        return ""
+    return (
+        "; this looks channels-first (NCHW, as PyTorch takes it), and keras_vits models take NHWC: "
+        "transpose first, images.transpose(0, 2, 3, 1) (NumPy) or keras.ops.transpose(images, (0, 2, 3, 1))"
+    )
+
+
 def check_images(images, expected_shape, model_name):
     """Raises a clear error unless `images` is a float batch of shape `expected_shape`.
 
@@ -47,8 +58,15 @@ def check_images(images, expected_shape, model_name):
     for axis, (got, want) in enumerate(zip(shape, expected_shape)):
         if want is not None and got is not None and got != want:
             what = "channels" if axis == len(shape) - 1 else "height and width"
-            hint = "" if axis == len(shape) - 1 else "; build the model with image_size=(H, W) for other sizes"
+            hint = channels_first_hint(shape, expected_shape)
+            if not hint and axis != len(shape) - 1:
+                hint = "; build the model with image_size=(H, W) for other sizes"
             raise ValueError(f"{model_name} expects images of shape {expected_shape}, got {shape}: wrong {what}{hint}.")
+    check_image_dtype(dtype, model_name)
+
+
+def check_image_dtype(dtype, model_name):
+    """Raises a `TypeError` unless `dtype` is a float one: uint8 pixels are not the normalised input."""
     name = dtype_name(dtype)
     if "float" not in name:
         raise TypeError(

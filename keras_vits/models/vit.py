@@ -35,7 +35,13 @@ from keras_vits.layers import (
     transformer_block,
 )
 from keras_vits.layers.tokens import POSITION_EMBEDDING_KINDS
-from keras_vits.models.base import Variant, VitsModel, constructor_arguments, validate_head_and_input
+from keras_vits.models.base import (
+    Variant,
+    VitsModel,
+    check_images,
+    constructor_arguments,
+    validate_head_and_input,
+)
 from keras_vits.weights.resample import resample_abs_pos_embed, resample_pos_embed
 from keras_vits.weights.weight_map import WeightMap
 
@@ -349,6 +355,8 @@ class PlainViT(VitsModel):
     def __call__(self, *args, **kwargs):
         images = args[0] if args else kwargs.get("inputs")
         if self._vits_config.get("dynamic_img_size"):
+            # Rank, layout and channels first: an NCHW batch is told so, not sent to the nearest size.
+            check_images(images, self.expected_image_shape, type(self).__name__)
             check_dynamic_image_size(images, self._vits_config["patch_size"], type(self).__name__)
         return super().__call__(*args, **kwargs)
 

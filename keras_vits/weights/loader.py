@@ -15,6 +15,8 @@ from keras_vits.weights.weight_map import CHECKPOINT_HINTS, WeightMap, guess_fam
 
 #: safetensors dtypes read as weights (converted to float32); integer and bool tensors are refused.
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
+#: NumPy's names of those dtypes (bfloat16 is ml_dtypes', which Keras and TensorFlow ship).
+_SAFETENSORS_NAMES = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 
 
 def checkpoint_path(path, arg_name="checkpoint"):
@@ -112,8 +114,7 @@ def _header_of(state_dict, key):
         if not hasattr(value, "dtype")
         else np.dtype(getattr(value.dtype, "as_numpy_dtype", value.dtype))
     )
-    kind = "F32" if np.issubdtype(dtype, np.floating) else str(dtype)
-    return kind, tuple(int(d) for d in np.shape(value))
+    return _SAFETENSORS_NAMES.get(dtype.name, dtype.name), tuple(int(d) for d in np.shape(value))
 
 
 def _to_keras_value(layer, param, value):
