@@ -80,10 +80,15 @@ $(BACKENDS_VENV)/.installed: setup.cfg pyproject.toml
 	@if $(BPY) -c "import tensorflow" 2>/dev/null; then echo "$(BACKENDS_VENV) must not hold TensorFlow"; exit 1; fi
 	touch $@
 
-# The public API on JAX and on PyTorch (tests/test_backends.py), and the GPU check's smoke mode on JAX.
+# On JAX and on PyTorch: the public API (tests/test_backends.py), DeiT's distillation, and the model
+# battery on each family's first config (every config would multiply the XLA compiles on JAX);
+# and the GPU check's smoke mode on JAX.
+BACKEND_TESTS := tests/test_backends.py tests/test_distillation.py tests/test_vit.py tests/test_swin.py tests/test_pvt.py
 test-backends: setup-backends
-	KERAS_BACKEND=jax $(BPY) -m pytest -n 2 -q -p no:cacheprovider tests/test_backends.py tests/test_gpu_check.py
-	KERAS_BACKEND=torch $(BPY) -m pytest -n 2 -q -p no:cacheprovider tests/test_backends.py
+	KERAS_BACKEND=jax $(BPY) -m pytest -n 2 -q -p no:cacheprovider --durations=5 --one-config-per-family \
+		$(BACKEND_TESTS) tests/test_gpu_check.py
+	KERAS_BACKEND=torch $(BPY) -m pytest -n 2 -q -p no:cacheprovider --durations=5 --one-config-per-family \
+		$(BACKEND_TESTS)
 
 # The wheels tools/gpu_check.py carries to a GPU machine without Keras (Python 3.12): Keras, the
 # two needs that machine lacks, and keras_vits; into .whl/ (ignored), about 3 MB.

@@ -166,6 +166,15 @@ def test_keras_file_round_trip_and_config(family, tmp_path):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_a_keras_file_saved_by_tensorflow_loads_with_its_logits(family, fixtures_dir):
+    """tools/reference/make_keras_file_fixtures.py saved these under the TensorFlow backend."""
+    folder = fixtures_dir / "keras_files"
+    model = keras.models.load_model(folder / f"{family}.keras", safe_mode=True)
+    io = load_file(str(folder / f"{family}_io.safetensors"))
+    assert _max_error(model(io["images"]), io["logits"]) < PARITY_TOLERANCE
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_one_fit_step_trains_every_weight_under_mixed_precision(family):
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:

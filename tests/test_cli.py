@@ -270,7 +270,7 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
     assert main(["export", str(out / "model.keras"), "--output", str(tmp_path / "serving")]) == 0
     exported = tf.saved_model.load(str(tmp_path / "serving" / "run" / "1"))
-    outputs = exported.signatures["serving_default"](images=tf.zeros([1, 28, 28, 1]))
+    outputs = exported.signatures["serving_default"](images_0_255=tf.zeros([1, 28, 28, 1]))
     assert outputs["top_k_labels"].shape[0] == 1
 
 
