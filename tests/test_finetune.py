@@ -1,7 +1,12 @@
 """Fine-tuning: each model's layer depths, the layer-decay optimizer, `trainable` and the head's re-initialisation."""
 
+import numpy as np
 import pytest
-from harness import TINY_FAMILIES, tiny_model
+from harness import TINY_FAMILIES, random_images, tiny_model
+
+from keras_vits.backend import keras
+from keras_vits.finetune import LayerDecayAdamW, layer_decay_optimizer, layer_rate_scales
+from keras_vits.training.loop import no_weight_decay_variables
 
 #: `{family: (depth of each stage's last block, top depth)}` of the tiny models, as timm's group_matcher numbers them.
 EXPECTED_DEPTHS = {
@@ -54,3 +59,78 @@ def test_a_model_without_head_has_no_classifier_and_tops_at_its_last_block():
     model = tiny_model("vit", num_classes=0, depth=2)
     assert model.classifier_layers() == []
     assert max(model.layer_depths().values()) == 2
+
+
+# ----------------------------------------------------------------------------- per-layer learning rates
+
+
+def _one_step(optimizer, model, gradient_value):
+    """Applies one step of constant gradients; returns `{variable path: (before, after)}`."""
+    variables = model.trainable_variables
+    before = {v.path: np.array(v.numpy()) for v in variables}
+    optimizer.apply_gradients([(np.full(v.shape, gradient_value, "float32"), v) for v in variables])
+    return {v.path: (before[v.path], v.numpy()) for v in variables}
+
+
+@pytest.mark.parametrize("family", ["deit", "swin"])
+def test_each_variable_moves_by_its_layers_rate(family):
+    """Adam's first step moves each weight by its rate (the gradient's sign, times lr): the ratio is the scale."""
+    model = tiny_model(family)
+    schedule = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=10)  # 1e-2 at the first step
+    optimizer = layer_decay_optimizer(model, schedule, layer_decay=0.5, weight_decay=0.0)
+    depths, top = model.layer_depths(), max(model.layer_depths().values())
+    moved = _one_step(optimizer, model, 1.0)
+    for layer in model.layers:
+        for variable in layer.trainable_weights:
+            before, after = moved[variable.path]
+            expected = 1e-2 * 0.5 ** (top - depths[layer.name])
+            np.testing.assert_allclose(np.abs(after - before), expected, rtol=1e-3, err_msg=variable.path)
+
+
+def test_weight_decay_takes_each_layers_rate_and_spares_the_exclusions():
+    model = tiny_model("vit", depth=2)
+    optimizer = layer_decay_optimizer(model, 1e-2, layer_decay=0.5, weight_decay=0.1)
+    moved = _one_step(optimizer, model, 0.0)  # no gradient: only the decay moves weights
+    for name, scale in (("head/kernel", 1.0), ("blocks_1_mlp_fc1/kernel", 0.5), ("patch_embed_proj/kernel", 0.125)):
+        before, after = moved[name]
+        np.testing.assert_allclose(after, before * (1 - 0.1 * 1e-2 * scale), rtol=1e-6, err_msg=name)
+    for excluded in ("cls_token/token", "pos_embed/embedding", "blocks_0_norm1/gamma", "head/bias"):
+        before, after = moved[excluded]
+        np.testing.assert_array_equal(after, before, err_msg=excluded)
+
+
+def test_layer_decay_one_is_plain_adamw():
+    model = tiny_model("vit")
+    plain = tiny_model("vit")
+    plain.set_weights(model.get_weights())
+    gradients = [np.random.default_rng(i).normal(size=v.shape).astype("float32") for i, v in enumerate(plain.weights)]
+    layered = layer_decay_optimizer(model, 1e-3, layer_decay=1.0, weight_decay=0.05)
+    adamw = keras.optimizers.AdamW(1e-3, weight_decay=0.05)
+    adamw.exclude_from_weight_decay(var_list=no_weight_decay_variables(plain))
+    for _ in range(2):
+        layered.apply_gradients(zip(gradients, model.trainable_variables))
+        adamw.apply_gradients(zip(gradients, plain.trainable_variables))
+    for mine, theirs in zip(model.weights, plain.weights):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_the_optimizer_trains_with_ema_and_loss_scaling_and_round_trips_its_config():
+    model = tiny_model("vit")
+    optimizer = layer_decay_optimizer(model, 1e-3, layer_decay=0.7, use_ema=True, ema_momentum=0.9)
+    model.compile(optimizer=keras.optimizers.LossScaleOptimizer(optimizer), loss="sparse_categorical_crossentropy")
+    model.fit(random_images((4, 32, 32, 1)), np.arange(4), epochs=1, verbose=0)
+    again = LayerDecayAdamW.from_config(optimizer.get_config())
+    assert again.rate_scales == optimizer.rate_scales
+    assert again.rate_scales["blocks_0_attn_qkv/kernel"] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, 1.5, float("nan")])
+def test_layer_decay_outside_zero_one_is_refused(bad):
+    with pytest.raises(ValueError, match=r"layer_decay must be in \(0, 1\]"):
+        layer_rate_scales(tiny_model("vit"), bad)
+
+
+def test_layer_decay_needs_a_keras_vits_model():
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(TypeError, match="needs a keras_vits model"):
+        layer_decay_optimizer(other, 1e-3, layer_decay=0.5)
