@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 from harness import TINY_FAMILIES, random_images, tiny_model
+from training_worker import TINY_STUDENT, tiny_recipe, write_image_folder
 
+import keras_vits
 from keras_vits.backend import keras
-from keras_vits.finetune import LayerDecayAdamW, layer_decay_optimizer, layer_rate_scales
-from keras_vits.training.loop import no_weight_decay_variables
+from keras_vits.finetune import LayerDecayAdamW, layer_decay_optimizer, layer_rate_scales, set_trainable
+from keras_vits.training import Recipe, train
+from keras_vits.training.loop import build_model, no_weight_decay_variables
 
 #: `{family: (depth of each stage's last block, top depth)}` of the tiny models, as timm's group_matcher numbers them.
 EXPECTED_DEPTHS = {
@@ -134,3 +137,166 @@ def test_layer_decay_needs_a_keras_vits_model():
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(TypeError, match="needs a keras_vits model"):
         layer_decay_optimizer(other, 1e-3, layer_decay=0.5)
+
+
+# ----------------------------------------------------------------------------- trainable
+
+
+def _trainable_depths(model):
+    depths = model.layer_depths()
+    return sorted({depths[layer.name] for layer in model.layers if layer.trainable_weights})
+
+
+@pytest.mark.parametrize(
+    "family, trainable, still_trained",
+    [
+        ("swin", "all", [0, 1, 2, 3, 4, 5]),
+        ("swin", "freeze:1", [3, 4, 5]),  # the stem and stage 0 (its two blocks, depths 1-2)
+        ("swin", "freeze:2", [5]),
+        ("swin", "head", [5]),
+        ("deit", "freeze:1", [2]),  # a ViT's stages are its blocks
+        ("pvt_v2", "freeze:3", [4, 5]),
+    ],
+)
+def test_trainable_freezes_the_stem_and_the_first_stages(family, trainable, still_trained):
+    model = tiny_model(family)
+    set_trainable(model, trainable)
+    assert _trainable_depths(model) == still_trained
+
+
+def test_a_linear_probe_trains_the_classifier_alone():
+    model = tiny_model("deit")
+    set_trainable(model, "head")
+    trained = {layer.name for layer in model.layers if layer.trainable_weights}
+    assert trained == {"head", "head_dist"}
+
+
+@pytest.mark.parametrize(
+    "family, trainable, message",
+    [
+        ("swin", "freeze:3", r"freezes 3 stages, but .* has 2; use freeze:1 to freeze:2"),
+        ("deit", "freeze:2", r"freezes 2 stages, but .* has 1"),
+    ],
+)
+def test_freezing_more_stages_than_the_model_has_is_refused(family, trainable, message):
+    with pytest.raises(ValueError, match=message):
+        set_trainable(tiny_model(family), trainable)
+
+
+def test_a_linear_probe_on_a_model_without_head_is_refused():
+    with pytest.raises(ValueError, match=r"trainable='head' trains the classifier alone, but .* has no head"):
+        set_trainable(tiny_model("vit", num_classes=0), "head")
+
+
+@pytest.mark.parametrize("bad", ["heads", "freeze:0", "freeze:-1", "freeze", "freeze:1.5", "ALL"])
+def test_trainable_takes_all_head_or_freeze_n(bad):
+    with pytest.raises(ValueError, match=r'trainable takes "all", "head", "freeze:N"'):
+        Recipe(name="x", trainable=bad)
+
+
+# ----------------------------------------------------------------------------- recipe fields and the run
+
+
+@pytest.mark.parametrize(
+    "field, value, error, message",
+    [
+        ("layer_decay", 0.0, ValueError, r"layer_decay must be > 0.0 and <= 1.0, got 0.0"),
+        ("layer_decay", 1.5, ValueError, r"layer_decay must be > 0.0 and <= 1.0, got 1.5"),
+        ("layer_decay", "0.7", TypeError, r"layer_decay takes a float, got '0.7'"),
+        ("layer_decay", True, TypeError, r"layer_decay takes a float, got True"),
+        ("trainable", 2, TypeError, r"trainable takes a str, got 2"),
+        ("head_init_scale", 0.0, ValueError, r"head_init_scale must be > 0.0, got 0.0"),
+        ("head_init_scale", -1, ValueError, r"head_init_scale must be > 0.0"),
+    ],
+)
+def test_fine_tuning_fields_are_checked_for_type_and_range(field, value, error, message):
+    with pytest.raises(error, match=message):
+        Recipe(name="x", **{field: value})
+
+
+MISSING_DATA = "folder:/nonexistent/never/read"
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        ({"trainable": "freeze:2"}, ValueError, r"freezes 2 stages, but .* has 1"),
+        ({"model": "convnet_small", "model_overrides": {}, "layer_decay": 0.5}, TypeError, "needs a keras_vits model"),
+        # a Swin checkpoint for a DeiT: another family
+        ({"initial_weights": "swin_tiny4.safetensors"}, ValueError, r"swin"),
+        # a DeiT checkpoint of another width: another size
+        ({"initial_weights": "deit_distilled.safetensors"}, ValueError, r"\(48,\)|48"),
+    ],
+)
+def test_fine_tuning_settings_the_model_cannot_take_are_refused_before_any_data(
+    tmp_path, fixtures_dir, overrides, error, message
+):
+    if "initial_weights" in overrides:
+        overrides = {**overrides, "initial_weights": str(fixtures_dir / overrides["initial_weights"])}
+    recipe = tiny_recipe(dataset=MISSING_DATA, **overrides)  # reading the data would fail: no such folder
+    with pytest.raises(error, match=message):
+        train(recipe, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+DEIT_FIXTURE = {"patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3}
+
+
+def _fine_tune_from_fixture(tmp_path, fixtures_dir, name, **overrides):
+    """A few steps of the fixture DeiT (10 classes) fine-tuned on a 3-class RGB folder; returns the result."""
+    data = tmp_path / "images"
+    if not data.exists():
+        write_image_folder(data, per_class=4, size=32)
+    recipe = tiny_recipe(
+        dataset=f"folder:{data}",
+        eval_split="train",
+        image_size=32,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        model_overrides=DEIT_FIXTURE,
+        initial_weights=str(fixtures_dir / "deit_distilled.safetensors"),
+        epochs=1,
+        batch_size=4,
+        **overrides,
+    )
+    return train(recipe, tmp_path / name, verbose=1)
+
+
+def test_a_fresh_head_is_scaled_by_head_init_scale_and_the_run_says_so(tmp_path, fixtures_dir, capsys):
+    settings = dict(base_lr=1e-12, min_lr=0.0, weight_decay=0.0)  # nothing moves: the heads are as initialised
+    plain = _fine_tune_from_fixture(tmp_path, fixtures_dir, "plain", **settings)["student"]
+    assert "scaled by head_init_scale=1: 3 classes here, 10 in" in capsys.readouterr().out
+    scaled = _fine_tune_from_fixture(tmp_path, fixtures_dir, "scaled", head_init_scale=0.001, **settings)["student"]
+    assert "Head head, head_dist initialised afresh and scaled by head_init_scale=0.001" in capsys.readouterr().out
+    for name in ("head", "head_dist"):
+        kernel, scaled_kernel = plain.get_layer(name).kernel.numpy(), scaled.get_layer(name).kernel.numpy()
+        np.testing.assert_allclose(scaled_kernel, 0.001 * kernel, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(
+        scaled.get_layer("blocks_1_attn_qkv").kernel, plain.get_layer("blocks_1_attn_qkv").kernel
+    )
+
+
+def test_a_linear_probe_run_moves_the_head_alone(tmp_path, fixtures_dir):
+    result = _fine_tune_from_fixture(tmp_path, fixtures_dir, "probe", trainable="head", base_lr=0.5, layer_decay=0.5)
+    start = keras_vits.create_model(
+        "deit_tiny_distilled_patch16_224",
+        weights=str(fixtures_dir / "deit_distilled.safetensors"),
+        num_classes=3,
+        image_size=32,
+        **DEIT_FIXTURE,
+    )
+    student = result["student"]
+    for layer in student.layers:
+        if layer.name in ("head", "head_dist"):  # fresh heads: their start is random, but they trained
+            assert not np.allclose(layer.kernel.numpy(), start.get_layer(layer.name).kernel.numpy())
+            continue
+        for trained, started in zip(layer.weights, start.get_layer(layer.name).weights):
+            np.testing.assert_array_equal(trained.numpy(), started.numpy(), err_msg=layer.name)
+
+
+def test_a_keras_file_of_another_size_is_refused_before_any_data(tmp_path):
+    other = build_model(tiny_recipe(model_overrides=dict(TINY_STUDENT, embed_dim=8)), 10, 1)
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(ValueError, match=r"do not fit .*\(8,\) in the file, \(16,\) in the model"):
+        train(tiny_recipe(dataset=MISSING_DATA, initial_weights=str(tmp_path / "other.keras")), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

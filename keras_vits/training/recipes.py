@@ -16,6 +16,7 @@ import pathlib
 from collections.abc import Sequence
 
 from keras_vits.compile_modes import COMPILE_MODES
+from keras_vits.finetune import parse_trainable
 from keras_vits.layers.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 #: Training precisions: Keras dtype policy names. Variables stay float32 in all three.
@@ -49,6 +50,8 @@ FIELD_RANGES = {
     "seed": (0, None, True, True),
     "checkpoint_every": (1, None, True, True),
     "steps_per_execution": (1, None, True, True),
+    "layer_decay": (0.0, 1.0, False, True),
+    "head_init_scale": (0.0, None, False, True),
 }
 _OPTIONAL = {"data_dir", "manual_dir", "clip_norm", "ema_momentum", "randaugment", "teacher", "initial_weights"}
 
@@ -103,6 +106,13 @@ class Recipe:
     # model exactly; or, for registry models, what create_model(weights=...) takes (a timm .safetensors
     # file or a Hub id), where a head of another size is left fresh.
     initial_weights: str = None
+    # fine-tuning (keras_vits.finetune): each layer's learning rate is scaled by layer_decay ** (top - its depth),
+    # the head at the top; trainable is "all", "head" (a linear probe) or "freeze:N" (the stem and the first N
+    # stages, a ViT's blocks, frozen); a head initialised afresh because initial_weights has another class count
+    # is scaled by head_init_scale.
+    layer_decay: float = 1.0
+    trainable: str = "all"
+    head_init_scale: float = 1.0
     # optimisation
     epochs: int = 10
     batch_size: int = 256  # global, over all replicas
@@ -149,6 +159,7 @@ class Recipe:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {self.compile_mode!r}.")
+        parse_trainable(self.trainable)
         if self.distillation not in ("none", "soft", "hard"):
             raise ValueError(f"distillation must be 'none', 'soft' or 'hard', got {self.distillation!r}.")
         if self.unaugmented_final_epochs > self.epochs:
