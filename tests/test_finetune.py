@@ -1,7 +1,13 @@
 """Fine-tuning: each model's layer depths, the layer-decay optimizer, `trainable` and the head's re-initialisation."""
 
+import json
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 from harness import TINY_FAMILIES, random_images, tiny_model
 from training_worker import TINY_STUDENT, tiny_recipe, write_image_folder
 
@@ -300,3 +306,26 @@ def test_a_keras_file_of_another_size_is_refused_before_any_data(tmp_path):
     with pytest.raises(ValueError, match=r"do not fit .*\(8,\) in the file, \(16,\) in the model"):
         train(tiny_recipe(dataset=MISSING_DATA, initial_weights=str(tmp_path / "other.keras")), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_layer_decay_run_resumes_where_an_uninterrupted_one_goes(tmp_path):
+    """The optimizer's state is checkpointed and its per-layer rates rebuilt: a resume changes nothing."""
+    recipe = tiny_recipe(layer_decay=0.5, trainable="freeze:1", model_overrides=dict(TINY_STUDENT, depth=2))
+    with tfds.testing.mock_data(num_examples=32):
+        whole = train(recipe, tmp_path / "whole", verbose=0)["student"]
+        train(recipe, tmp_path / "resumed", max_steps=3, verbose=0)
+        resumed = train(recipe, tmp_path / "resumed", verbose=0)["student"]
+    for got, want in zip(resumed.weights, whole.weights):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6, err_msg=got.path)
+
+
+def test_layer_decay_under_mirrored_strategy_matches_one_device(tmp_path):
+    worker = pathlib.Path(__file__).parent / "training_worker.py"
+    command = [sys.executable, str(worker), str(tmp_path), "--devices", "2", "--compare-mirrored"]
+    command += ["--set", "layer_decay=0.5"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = [ln for ln in result.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    one, two = json.loads(line[len("RESULT ") :]).values()
+    np.testing.assert_allclose(two["train_losses"], one["train_losses"], rtol=1e-4)
+    assert two["checksum"] == pytest.approx(one["checksum"], rel=1e-4)

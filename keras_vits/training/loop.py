@@ -176,18 +176,20 @@ def _adamw_class(recipe, model):
     return lambda **kwargs: finetune.LayerDecayAdamW(rate_scales=scales, **kwargs)
 
 
-def _check_fine_tuning_before_data(recipe):
+def _check_fine_tuning_before_data(recipe, output_dir):
     """Refuses, before any data is read, initial weights of another family or size, and a `trainable` or
-    `layer_decay` the model cannot take: the model is built once here, with the initial weights' own head."""
-    if recipe.initial_weights is None and recipe.trainable == "all" and recipe.layer_decay == 1:
+    `layer_decay` the model cannot take: the model is built once here, with the initial weights' own head.
+    A resumed run (a checkpoint in `output_dir`) does not read its initial weights again."""
+    resuming = tf.train.latest_checkpoint(str(output_dir / run_folder.CHECKPOINT_DIR)) is not None
+    weights = None if resuming else recipe.initial_weights
+    if weights is None and recipe.trainable == "all" and recipe.layer_decay == 1:
         return
     num_classes = 1  # any head: only the body is checked here
-    if recipe.initial_weights is not None and str(recipe.initial_weights).endswith(".keras"):
-        saved = load_keras_file(recipe.initial_weights, "initial weights")
-        num_classes = int(saved.outputs[0].shape[-1])
-    elif recipe.initial_weights is not None and recipe.model not in teachers.TEACHERS:
+    if weights is not None and str(weights).endswith(".keras"):
+        num_classes = int(load_keras_file(weights, "initial weights").outputs[0].shape[-1])
+    elif weights is not None and recipe.model not in teachers.TEACHERS:
         num_classes = None  # create_model takes the checkpoint's head
-    model = build_model(recipe, num_classes, len(recipe.mean), recipe.initial_weights)
+    model = build_model(recipe, num_classes, len(recipe.mean), weights)
     finetune.frozen_depth(model, recipe.trainable)
     if recipe.layer_decay != 1:
         finetune.layer_rate_scales(model, recipe.layer_decay)
@@ -589,7 +591,7 @@ def _check_and_load_data(recipe, output_dir, strategy, tpu, max_steps, verbose):
         raise ValueError(f"batch_size {recipe.batch_size} does not split over {replicas} replicas.")
 
     _check_teacher(recipe)
-    _check_fine_tuning_before_data(recipe)
+    _check_fine_tuning_before_data(recipe, output_dir)
     source_args = dict(
         data_dir=recipe.data_dir,
         manual_dir=recipe.manual_dir,
