@@ -12,7 +12,7 @@ from harness import TINY_FAMILIES, random_images, tiny_model
 from training_worker import TINY_STUDENT, tiny_recipe, write_image_folder
 
 import keras_vits
-from keras_vits.backend import keras
+from keras_vits.backend import keras, load_keras_file
 from keras_vits.finetune import LayerDecayAdamW, layer_decay_optimizer, layer_rate_scales, set_trainable
 from keras_vits.training import Recipe, train
 from keras_vits.training.loop import build_model, no_weight_decay_variables
@@ -329,3 +329,39 @@ def test_layer_decay_under_mirrored_strategy_matches_one_device(tmp_path):
     one, two = json.loads(line[len("RESULT ") :]).values()
     np.testing.assert_allclose(two["train_losses"], one["train_losses"], rtol=1e-4)
     assert two["checksum"] == pytest.approx(one["checksum"], rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- the shipped folder recipes
+
+#: What shrinks the shipped recipes to the tiny fixtures (32x32, patch 8, 48 wide, 2 blocks) and a few steps.
+TINY_FOLDER_RUN = [
+    "--set", "image_size=32", 'model_overrides={"patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3}',
+    "epochs=1", "batch_size=4", "warmup_epochs=0", "randaugment=null", "compile_mode=graph",
+]  # fmt: skip
+
+
+def test_the_folder_recipes_fine_tune_from_timm_then_distil_into_a_small_deit(tmp_path, fixtures_dir, capsys):
+    from keras_vits.cli import main
+
+    data = tmp_path / "images"
+    write_image_folder(data / "train", per_class=4, size=32)
+    write_image_folder(data / "test", per_class=2, size=32)
+    teacher = tmp_path / "teacher"
+    command = ["train", "--recipe", "finetune_folder", "--dataset", f"folder:{data}", "--output", str(teacher)]
+    command += ["--set", f"initial_weights={fixtures_dir / 'vit_token.safetensors'}", *TINY_FOLDER_RUN]
+    assert main(command) == 0
+    assert "Head head initialised afresh and scaled by head_init_scale=0.001: 3 classes here, 10 in" in (
+        capsys.readouterr().out
+    )
+    student = tmp_path / "student"
+    command = ["train", "--recipe", "distil_folder", "--dataset", f"folder:{data}", "--output", str(student)]
+    command += ["--teacher", str(teacher / "model.keras")]
+    command += ["--set", f"initial_weights={fixtures_dir / 'deit_distilled.safetensors'}", *TINY_FOLDER_RUN]
+    assert main(command) == 0
+    saved = json.loads((student / "recipe.json").read_text())
+    assert (saved["distillation"], saved["layer_decay"], saved["model"]) == (
+        "hard",
+        0.75,
+        "deit_tiny_distilled_patch16_224",
+    )
+    assert isinstance(load_keras_file(student / "model.keras"), keras_vits.DeiT)
