@@ -12,9 +12,8 @@ each block (Swin) or stage (PVT) at its own depth, the head at the top, as timm'
 
 import re
 
+from keras_vits import ops
 from keras_vits.backend import keras, register_serializable
-
-ops = keras.ops
 
 #: `trainable` values: every weight, the head alone (a linear probe), or the stem and the first N stages frozen.
 TRAINABLE_FORMS = ('"all"', '"head"', '"freeze:N"')
@@ -59,7 +58,7 @@ class LayerDecayAdamW(keras.optimizers.AdamW):
     per-group learning rate does in PyTorch (timm's `param_groups_layer_decay`). Scaling gradients
     instead would not do it: Adam divides the scale out again. Variables not in `rate_scales` keep
     the full rate. Works with a `LearningRateSchedule`, `exclude_from_weight_decay`, EMA and
-    `LossScaleOptimizer`, on every backend (only `keras.ops`).
+    `LossScaleOptimizer`, on every Keras 3 backend (only `keras.ops`).
 
     Args:
         rate_scales: `{variable.path: scale}`, e.g. from `layer_rate_scales(model, decay)`.
@@ -80,14 +79,22 @@ class LayerDecayAdamW(keras.optimizers.AdamW):
 
     def update_step(self, gradient, variable, learning_rate):
         scale = self._scale_by_index[self._get_variable_index(variable)]
-        learning_rate = ops.multiply(ops.cast(learning_rate, variable.dtype), scale)
+        learning_rate = ops.cast(learning_rate, variable.dtype) * scale
         if self.weight_decay is not None and self._use_weight_decay(variable):
-            decay = ops.cast(self.weight_decay, variable.dtype)
-            self.assign_sub(variable, ops.multiply(variable, ops.multiply(decay, learning_rate)))
+            self.assign_sub(variable, variable * (ops.cast(self.weight_decay, variable.dtype) * learning_rate))
         super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
         return {**super().get_config(), "rate_scales": dict(self.rate_scales)}
+
+
+def _undecayed_variables(model):
+    """Every vector (biases, norms, layer scales) and the weights of the layers `model.no_weight_decay()` names.
+
+    The rule of `keras_vits.training.loop.no_weight_decay_variables`, here without TensorFlow (any backend).
+    """
+    named = set(model.no_weight_decay())
+    return [v for layer in model.layers for v in layer.trainable_weights if len(v.shape) <= 1 or layer.name in named]
 
 
 def layer_decay_optimizer(model, learning_rate, layer_decay, weight_decay=0.05, **adamw_kwargs):
@@ -103,15 +110,13 @@ def layer_decay_optimizer(model, learning_rate, layer_decay, weight_decay=0.05, 
         weight_decay: AdamW's decoupled weight decay.
         **adamw_kwargs: any other AdamW argument (`global_clipnorm`, `use_ema`, ...).
     """
-    from keras_vits.training.loop import no_weight_decay_variables
-
     optimizer = LayerDecayAdamW(
         rate_scales=layer_rate_scales(model, layer_decay),
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         **adamw_kwargs,
     )
-    optimizer.exclude_from_weight_decay(var_list=no_weight_decay_variables(model))
+    optimizer.exclude_from_weight_decay(var_list=_undecayed_variables(model))
     return optimizer
 
 
@@ -173,5 +178,5 @@ def rescale_head(model, scale):
     names = model.classifier_layers()
     for name in names:
         for variable in model.get_layer(name).weights:
-            variable.assign(ops.multiply(variable, scale))
+            variable.assign(variable.numpy() * scale)
     return names

@@ -17,6 +17,8 @@ from keras_vits.finetune import LayerDecayAdamW, layer_decay_optimizer, layer_ra
 from keras_vits.training import Recipe, train
 from keras_vits.training.loop import build_model, no_weight_decay_variables
 
+pytestmark = pytest.mark.keras3_only
+
 #: `{family: (depth of each stage's last block, top depth)}` of the tiny models, as timm's group_matcher numbers them.
 EXPECTED_DEPTHS = {
     "vit": ((1,), 2),
