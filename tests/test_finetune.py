@@ -367,3 +367,21 @@ def test_the_folder_recipes_fine_tune_from_timm_then_distil_into_a_small_deit(tm
         "deit_tiny_distilled_patch16_224",
     )
     assert isinstance(load_keras_file(student / "model.keras"), keras_vits.DeiT)
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("layer_decay=1.5", "layer_decay must be > 0.0 and <= 1.0, got 1.5"),
+        ("trainable=freeze:x", 'trainable takes "all", "head", "freeze:N"'),
+        ("head_init_scale=0", "head_init_scale must be > 0.0, got 0"),
+    ],
+)
+def test_the_cli_refuses_bad_fine_tuning_settings_in_one_line(tmp_path, capsys, assignment, message):
+    from keras_vits.cli import main
+
+    output = tmp_path / "run"
+    assert main(["train", "--recipe", "finetune_folder", "--output", str(output), "--set", assignment]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+    assert not output.exists()
