@@ -121,10 +121,10 @@ def test_train_show_prints_the_recipe_with_its_overrides_and_trains_nothing(monk
         raise AssertionError("--show must not train")
 
     monkeypatch.setattr(keras_vits.training, "train", no_training)
-    command = ["train", "--recipe", "folder_deit_tiny_finetune", "--dataset", "folder:data", "--set", "epochs=3"]
+    command = ["train", "--recipe", "finetune_folder", "--dataset", "folder:data", "--set", "epochs=3"]
     assert main([*command, "--show"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Recipe folder_deit_tiny_finetune (override a field with --set FIELD=VALUE):")
+    assert out.startswith("Recipe finetune_folder (override a field with --set FIELD=VALUE):")
     for line in ("dataset", '"folder:data"'), ("epochs", "3"), ("mean", "[0.485, 0.456, 0.406]"):
         assert any(row.split(maxsplit=1) == list(line) for row in out.splitlines()), line
 

@@ -120,8 +120,8 @@ def test_format_recipe_prints_every_field_as_set_takes_it():
 
 
 def test_the_folder_recipe_fine_tunes_a_registered_model_on_a_named_folder():
-    recipe = get_recipe("folder_deit_tiny_finetune")
-    assert recipe.model == "deit_tiny_patch16_224" and recipe.initial_weights.startswith("timm/deit_tiny")
+    recipe = get_recipe("finetune_folder")
+    assert recipe.model == "deit_small_patch16_224" and recipe.initial_weights.startswith("timm/deit_small")
     assert recipe.dataset == "folder:" and len(recipe.mean) == 3  # names no folder: --dataset folder:PATH
 
 

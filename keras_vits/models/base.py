@@ -412,6 +412,54 @@ class VitsModel(keras.Model):
             layer.name for layer in self.layers if getattr(layer, "exclude_from_weight_decay", False) and layer.weights
         )
 
+    # Where each weight sits, front to back, for layer-wise learning-rate decay and freezing.
+    # Each family answers `_layer_position(layer_name)` for its own layer names with one of:
+    STEM = ("stem",)  # patch embedding, tokens, position embedding: depth 0
+    AFTER_BLOCKS = ("after_blocks",)  # the final norm: the last block's depth
+    HEAD = ("head",)  # the classifier and what only it uses: the top depth
+
+    @staticmethod
+    def block_position(stage, index):
+        """The position of block `index` of `stage`; blocks at one position share a depth."""
+        return ("block", stage, index)
+
+    def _layer_position(self, layer_name):
+        raise NotImplementedError(f"{type(self).__name__} does not say where its layers sit.")
+
+    def layer_depths(self):
+        """`{layer name: depth}` for every layer holding weights, numbered as timm's `group_matcher` groups them.
+
+        Depth 0 is the stem (patch embedding, tokens, position embedding); each block (or
+        block group) has its own depth, in order; the classifier head is at the top,
+        `max(layer_depths().values())`. Layer-wise learning-rate decay scales a layer's rate
+        by `decay ** (top - depth)`.
+        """
+        positions = {layer.name: self._layer_position(layer.name) for layer in self.layers if layer.weights}
+        blocks = sorted({position[1:] for position in positions.values() if position[0] == "block"})
+        block_depth = {block: depth for depth, block in enumerate(blocks, start=1)}
+        depth_of = {"stem": 0, "after_blocks": len(blocks), "head": len(blocks) + 1}
+        return {
+            name: block_depth[position[1:]] if position[0] == "block" else depth_of[position[0]]
+            for name, position in positions.items()
+        }
+
+    def stage_depths(self):
+        """The depth of each stage's last block, in order: `freeze:N` freezes every depth up to the N-th.
+
+        A plain ViT's stages are its blocks; Swin's and PVT's are their stages.
+        """
+        positions = [self._layer_position(layer.name) for layer in self.layers if layer.weights]
+        blocks = sorted({position[1:] for position in positions if position[0] == "block"})
+        last_of_stage = {}
+        for depth, (stage, _) in enumerate(blocks, start=1):
+            last_of_stage[stage] = depth
+        return tuple(last_of_stage[stage] for stage in sorted(last_of_stage))
+
+    def classifier_layers(self):
+        """Names of the classifier's own layers (the weight map's head), in the model; empty without a head."""
+        names = {layer.name for layer in self.layers if layer.weights}
+        return sorted(name for name in self.weight_map.head_layers if name in names)
+
     def get_config(self):
         config = {"name": self.name, **self._vits_config}
         dtype = self._config_dtype()

@@ -12,6 +12,7 @@ pickles, so v1 loads HuggingFace transformers' `PvtForImageClassification`
 safetensors, through a rename table onto the same naming scheme.
 """
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -244,6 +245,19 @@ class _PyramidBase(VitsModel):
             if int(dim * ratio) < 1:
                 raise ValueError(f"mlp_ratios {mlp_ratios} give an MLP of width 0 for embed_dims {embed_dims}.")
         return out_indices
+
+    def _layer_position(self, layer_name):
+        """timm's grouping for PVT v2: the first patch embedding, then one depth per stage (blocks, norm and
+        downsampling together). v1 the same way: its first stage's patch and position embeddings are the stem,
+        the class token enters with the last stage, and its final norm goes with the last stage."""
+        if layer_name.startswith(("patch_embed_", "stages_0_patch_embed_", "stages_0_pos_embed")):
+            return self.STEM
+        stage = re.match(r"stages_(\d+)_", layer_name)
+        if stage:
+            return self.block_position(int(stage.group(1)), 0)
+        if layer_name == "norm":
+            return self.AFTER_BLOCKS
+        return self.HEAD
 
     @classmethod
     def estimate_size(cls, arguments):

@@ -11,6 +11,7 @@ partition, cyclic shift and reverse are builtin-only TFLite ops
 (`keras_vits/layers/swin_window.py`).
 """
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -267,6 +268,17 @@ class SwinTransformer(VitsModel):
             outputs = classifier_head(x, num_classes, drop_rate=drop_rate, name="head_fc", drop_name="head_drop")
         super().__init__(inputs=images, outputs=outputs, config=config, name=name, **kwargs)
         self.feature_info = [feature_info[i] for i in out_indices] if features_only else feature_info
+
+    def _layer_position(self, layer_name):
+        """timm's grouping: the stem, then one depth per block; a stage's patch merging shares its first block's."""
+        block = re.match(r"layers_(\d+)_(?:blocks_(\d+)|downsample)_", layer_name)
+        if block:
+            return self.block_position(int(block.group(1)), int(block.group(2) or 0))
+        if layer_name.startswith(("patch_embed_", "absolute_pos_embed")):
+            return self.STEM
+        if layer_name == "norm":
+            return self.AFTER_BLOCKS
+        return self.HEAD
 
     @classmethod
     def estimate_size(cls, arguments):

@@ -11,6 +11,7 @@ so timm checkpoints load through a short declarative map at the end of this file
 """
 
 import dataclasses
+import re
 import textwrap
 from collections.abc import Sequence
 
@@ -341,6 +342,17 @@ class PlainViT(VitsModel):
         feature_info: per block (per chosen block with `features_only`): `num_chs`,
             `reduction` (the patch size) and `module` (`blocks_<i>`), the Swin and PVT schema.
     """
+
+    def _layer_position(self, layer_name):
+        """timm's grouping: embeddings and tokens, then one depth per block; `fc_norm` goes with the head."""
+        block = re.match(r"blocks_(\d+)_", layer_name)
+        if block:
+            return self.block_position(int(block.group(1)), 0)
+        if layer_name in ("patch_embed_proj", "cls_token", "dist_token", "pos_embed"):
+            return self.STEM
+        if layer_name == "norm":
+            return self.AFTER_BLOCKS
+        return self.HEAD
 
     def _finish(self, config, num_prefix_tokens, features_norm):
         """Sets what the built model answers for: `feature_info`, its weight map, prefix tokens and grid."""

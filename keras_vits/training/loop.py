@@ -28,15 +28,18 @@ import numpy as np
 import tensorflow as tf
 
 import keras_vits
+from keras_vits import finetune
 from keras_vits._io import DiskFullError, as_path
 from keras_vits.backend import compare_layer_weights, keras, layer_weights, load_keras_file
 from keras_vits.compile_modes import choose_jit_compile
 from keras_vits.distillation import DistillationModel
+from keras_vits.registry import resolve_checkpoint
 from keras_vits.training import run_folder, teachers
 from keras_vits.training.data import load_source, naming_undecodable_images
 from keras_vits.training.pipeline import make_dataset
 from keras_vits.training.recipes import RECIPES, Recipe, absolute_dataset
 from keras_vits.training.strategies import STRATEGIES, is_chief, make_strategy  # noqa: F401 (STRATEGIES: API)
+from keras_vits.weights.loader import checkpoint_num_classes
 
 SUMMARY_EVERY = 50  # steps between TensorBoard scalars
 #: Recipe fields that say how the step runs, not what it learns: a resumed run may change them.
@@ -156,7 +159,7 @@ def make_optimizer(recipe, model, steps_per_epoch, global_batch_size):
     Under `precision="mixed_float16"` it is wrapped in Keras's `LossScaleOptimizer` (dynamic
     loss scaling: a step whose gradients overflow is skipped and the scale halves).
     """
-    optimizer = keras.optimizers.AdamW(
+    optimizer = _adamw_class(recipe, model)(
         learning_rate=learning_rate_schedule(recipe, steps_per_epoch, global_batch_size),
         weight_decay=recipe.weight_decay,
         global_clipnorm=recipe.clip_norm,
@@ -167,6 +170,52 @@ def make_optimizer(recipe, model, steps_per_epoch, global_batch_size):
     if recipe.precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=recipe.initial_loss_scale)
     return optimizer
+
+
+def _adamw_class(recipe, model):
+    """AdamW, or `finetune.LayerDecayAdamW` with each layer's rate scale when the recipe's layer_decay is below 1."""
+    if recipe.layer_decay == 1:
+        return keras.optimizers.AdamW
+    scales = finetune.layer_rate_scales(model, recipe.layer_decay)
+    return lambda **kwargs: finetune.LayerDecayAdamW(rate_scales=scales, **kwargs)
+
+
+def _check_fine_tuning_before_data(recipe, output_dir):
+    """Refuses, before any data is read, initial weights of another family or size, and a `trainable` or
+    `layer_decay` the model cannot take: the model is built once here, with the initial weights' own head.
+    A resumed run (a checkpoint in `output_dir`) does not read its initial weights again."""
+    resuming = tf.train.latest_checkpoint(str(output_dir / run_folder.CHECKPOINT_DIR)) is not None
+    weights = None if resuming else recipe.initial_weights
+    if weights is None and recipe.trainable == "all" and recipe.layer_decay == 1:
+        return
+    num_classes = 1  # any head: only the body is checked here
+    if weights is not None and str(weights).endswith(".keras"):
+        num_classes = int(load_keras_file(weights, "initial weights").outputs[0].shape[-1])
+    elif weights is not None and recipe.model not in teachers.TEACHERS:
+        num_classes = None  # create_model takes the checkpoint's head
+    model = build_model(recipe, num_classes, len(recipe.mean), weights)
+    finetune.frozen_depth(model, recipe.trainable)
+    if recipe.layer_decay != 1:
+        finetune.layer_rate_scales(model, recipe.layer_decay)
+
+
+def _prepare_fine_tuning(run, resuming):
+    """Freezes what the recipe's `trainable` names; on a fresh start from a timm checkpoint with another
+    class count, scales the fresh head by `head_init_scale` and says so."""
+    recipe = run.recipe
+    finetune.set_trainable(run.student, recipe.trainable)
+    weights = recipe.initial_weights
+    if resuming or weights is None or str(weights).endswith(".keras"):
+        return  # a .keras file fits the model exactly, head included
+    checkpoint_classes = checkpoint_num_classes(resolve_checkpoint(weights), run.student.weight_map)
+    if checkpoint_classes == run.source.num_classes or not run.student.classifier_layers():
+        return
+    head = finetune.rescale_head(run.student, recipe.head_init_scale)
+    if run.shows_progress:
+        print(
+            f"Head {', '.join(head)} initialised afresh and scaled by head_init_scale={recipe.head_init_scale:g}: "
+            f"{run.source.num_classes} classes here, {checkpoint_classes or 'none'} in {weights}."
+        )
 
 
 def loss_scale(optimizer):
@@ -595,6 +644,7 @@ def _check_and_load_data(recipe, output_dir, strategy, tpu, max_steps, verbose):
         raise ValueError(f"batch_size {recipe.batch_size} does not split over {replicas} replicas.")
 
     _check_teacher(recipe)
+    _check_fine_tuning_before_data(recipe, output_dir)
     source_args = dict(
         data_dir=recipe.data_dir, manual_dir=recipe.manual_dir, download=recipe.download, seed=recipe.seed
     )
@@ -655,6 +705,7 @@ def _build_and_restore(run):
         # A resumed run restores every weight from its checkpoint: the initial weights are not read again.
         initial_weights = None if resuming else recipe.initial_weights
         run.student = build_model(recipe, run.source.num_classes, run.source.channels, initial_weights)
+        _prepare_fine_tuning(run, resuming)
         teacher = None
         if recipe.distillation != "none":
             teacher = with_precision(load_teacher(recipe.teacher, run.source.num_classes), recipe.precision)
