@@ -22,8 +22,6 @@ different device", https://www.tensorflow.org/xla/known_issues), so "auto" never
 an explicit "xla" is refused with an error rather than a crash inside the first step.
 """
 
-import tensorflow as tf
-
 from keras_vits.backend import onednn_enabled
 from keras_vits.macs import count_macs
 
@@ -65,8 +63,10 @@ def model_family(model) -> str:
     return family if any(key[1] == family for key in XLA_TRAINING) else "other"
 
 
-def device_type(strategy: tf.distribute.Strategy | None = None) -> str:
+def device_type(strategy=None) -> str:
     """`"TPU"`, `"GPU"` or `"CPU"`: where `strategy` (or the default placement) runs the step."""
+    import tensorflow as tf  # here, not at the top: recipes read COMPILE_MODES on every backend
+
     strategy = strategy or tf.distribute.get_strategy()
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "TPU"
@@ -77,7 +77,7 @@ def device_type(strategy: tf.distribute.Strategy | None = None) -> str:
     return "GPU" if any("GPU" in device.upper() for device in devices) else "CPU"
 
 
-def choose_jit_compile(model, compile_mode: str = "auto", strategy: tf.distribute.Strategy | None = None) -> bool:
+def choose_jit_compile(model, compile_mode: str = "auto", strategy=None) -> bool:
     """Whether to compile `model`'s training step with XLA.
 
     Args:
@@ -87,6 +87,8 @@ def choose_jit_compile(model, compile_mode: str = "auto", strategy: tf.distribut
     """
     if compile_mode not in COMPILE_MODES:
         raise ValueError(f"compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}.")
+    import tensorflow as tf
+
     strategy = strategy or tf.distribute.get_strategy()
     device = device_type(strategy)
     replicated_on_cpu = device == "CPU" and strategy.num_replicas_in_sync > 1

@@ -178,6 +178,23 @@ def _image_size(model):
     return tuple(int(d) for d in inputs[0].shape[1:3])
 
 
+def _channels(model):
+    """The channel count a model's image input `(B, H, W, C)` fixes, else None."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs or len(inputs[0].shape) != 4 or inputs[0].shape[-1] is None:
+        return None
+    return int(inputs[0].shape[-1])
+
+
+def _check_teacher_channels(student, teacher):
+    student_channels, teacher_channels = _channels(student), _channels(teacher)
+    if None not in (student_channels, teacher_channels) and student_channels != teacher_channels:
+        raise ValueError(
+            f"The teacher takes {teacher_channels}-channel images and the student {student_channels}; pass "
+            "teacher_preprocessing to convert them (for gray to RGB: lambda x: keras.ops.repeat(x, 3, axis=-1))."
+        )
+
+
 def _check_numbers(**arguments):
     for argument, value in arguments.items():
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
@@ -247,6 +264,8 @@ class DistillationModel(keras.Model):
                     f"The teacher predicts {teacher_classes} classes and the student {self.num_classes}; "
                     "they must predict the same classes."
                 )
+            if teacher_preprocessing is None:
+                _check_teacher_channels(student, teacher)
             teacher.trainable = False
         self.teacher_outputs_probabilities = teacher is not None and _ends_in_softmax(teacher)
         self.teacher_image_size = _image_size(teacher) if teacher is not None else None

@@ -88,12 +88,14 @@ class LayerDecayAdamW(keras.optimizers.AdamW):
         return {**super().get_config(), "rate_scales": dict(self.rate_scales)}
 
 
-def _undecayed_variables(model):
-    """Every vector (biases, norms, layer scales) and the weights of the layers `model.no_weight_decay()` names.
+def no_weight_decay_variables(model):
+    """Variables AdamW leaves undecayed: every vector (biases, norms, layer scales), plus what the model names.
 
-    The rule of `keras_vits.training.loop.no_weight_decay_variables`, here without TensorFlow (any backend).
+    A keras_vits model answers `model.no_weight_decay()` with its layer names (tokens,
+    position embeddings, relative-position bias tables), as timm's models do; any other
+    Keras model (a teacher, a user's classifier) gets the vector rule alone.
     """
-    named = set(model.no_weight_decay())
+    named = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
     return [v for layer in model.layers for v in layer.trainable_weights if len(v.shape) <= 1 or layer.name in named]
 
 
@@ -116,7 +118,7 @@ def layer_decay_optimizer(model, learning_rate, layer_decay, weight_decay=0.05, 
         weight_decay=weight_decay,
         **adamw_kwargs,
     )
-    optimizer.exclude_from_weight_decay(var_list=_undecayed_variables(model))
+    optimizer.exclude_from_weight_decay(var_list=no_weight_decay_variables(model))
     return optimizer
 
 

@@ -230,6 +230,7 @@ def test_import_keras_vits_needs_no_tensorflow():
     [
         ("import keras_vits.export", "keras_vits.export"),
         ("keras_vits.compile_for_inference", "keras_vits.inference"),
+        ("from keras_vits.training import train", "keras_vits.training.loop"),
     ],
 )
 def test_tensorflow_only_features_name_the_backend(statement, feature):
@@ -305,3 +306,21 @@ def test_an_unknown_backend_is_keras_own_error():
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("ValueError") and "no_such_backend" in last, last
+
+
+def test_layer_decay_moves_each_layer_by_its_rate_on_this_backend():
+    """Adam's first step moves a weight by its learning rate: here `1e-2 * 0.5 ** (top - depth)`."""
+    from keras_vits.finetune import layer_decay_optimizer
+
+    model = _tiny("swin")
+    optimizer = layer_decay_optimizer(model, 1e-2, layer_decay=0.5, weight_decay=0.0)
+    depths = model.layer_depths()
+    top = max(depths.values())
+    variables = model.trainable_variables
+    before = [keras.ops.convert_to_numpy(v) for v in variables]
+    optimizer.apply_gradients([(keras.ops.ones(v.shape), v) for v in variables])
+    owner = {id(v): layer.name for layer in model.layers for v in layer.trainable_weights}
+    for variable, old in zip(variables, before):
+        expected = 1e-2 * 0.5 ** (top - depths[owner[id(variable)]])
+        moved = np.abs(keras.ops.convert_to_numpy(variable) - old)
+        np.testing.assert_allclose(moved, expected, rtol=1e-3, err_msg=variable.path)

@@ -188,6 +188,10 @@ def test_bad_setups_fail_before_training():
         DistillationModel(_student(), _teacher(), mode="medium")
     with pytest.raises(ValueError, match="alpha"):
         DistillationModel(_student(), _teacher(), mode="soft", alpha=1.5)
+    with pytest.raises(
+        ValueError, match="teacher takes 3-channel images and the student 1; pass teacher_preprocessing"
+    ):
+        DistillationModel(_student(), _teacher(), mode="hard")
 
 
 @pytest.mark.parametrize(

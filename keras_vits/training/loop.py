@@ -12,7 +12,14 @@ name, see `training_checkpoint`; the newest two kept, written by tf.train.Checkp
 whose index file is replaced atomically),
 `tensorboard/`, `history.json`, `curves.png`, `recipe.json`, `labels.txt` and the trained
 student as `model.keras` (`keras-vits export <run>/model.keras` reads the last three).
+
+TensorFlow only (tf.distribute, tf.data, tf.train.Checkpoint); on JAX and PyTorch, train with
+`DistillationModel.fit`.
 """
+
+from keras_vits.backend import require_tensorflow_backend
+
+require_tensorflow_backend("keras_vits.training.loop (train, evaluate; keras-vits train and evaluate)")
 
 import contextlib
 import dataclasses
@@ -33,6 +40,7 @@ from keras_vits._io import DiskFullError, as_path
 from keras_vits.backend import compare_layer_weights, keras, layer_weights, load_keras_file
 from keras_vits.compile_modes import choose_jit_compile
 from keras_vits.distillation import DistillationModel
+from keras_vits.finetune import no_weight_decay_variables
 from keras_vits.registry import resolve_checkpoint
 from keras_vits.training import run_folder, teachers
 from keras_vits.training.data import load_source, naming_undecodable_images
@@ -110,22 +118,6 @@ def copy_weights_from_keras_file(model, path):
         )
     for variable, value in pairs.values():
         variable.assign(value)
-
-
-def no_weight_decay_variables(model):
-    """Variables AdamW leaves undecayed: every vector (biases, norms, layer scales), plus what the model names.
-
-    A keras_vits model answers `model.no_weight_decay()` with its layer names (tokens,
-    position embeddings, relative-position bias tables), as timm's models do; any other
-    Keras model (a teacher, a user's classifier) gets the vector rule alone.
-    """
-    named = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
-    return [
-        variable
-        for layer in model.layers
-        for variable in layer.trainable_weights
-        if len(variable.shape) <= 1 or layer.name in named
-    ]
 
 
 def learning_rate_schedule(recipe, steps_per_epoch, global_batch_size):
