@@ -254,7 +254,7 @@ def _cmd_train(args):
     overrides = parse_overrides(args.set)
     for flag in (
         "epochs", "batch_size", "dataset", "data_dir", "teacher", "distillation", "precision", "compile_mode",
-        "initial_weights",
+        "initial_weights", "layer_decay", "trainable", "head_init_scale",
     ):  # fmt: skip
         if getattr(args, flag) is not None:
             overrides[flag] = getattr(args, flag)
@@ -468,6 +468,25 @@ def build_parser():
         default=None,
         help="Start from these weights: a .keras file that fits the model exactly (an earlier run's model.keras), "
         "or a timm .safetensors file or Hub id for registry models (a head of another size starts fresh).",
+    )
+    train.add_argument(
+        "--layer-decay",
+        dest="layer_decay",
+        type=float,
+        default=None,
+        help="Fine-tuning: each layer's learning rate times DECAY ** (top depth - its depth), as timm's; in (0, 1].",
+    )
+    train.add_argument(
+        "--trainable",
+        default=None,
+        help="Fine-tuning: 'all', 'head' (a linear probe) or 'freeze:N' (the stem and the first N stages or blocks).",
+    )
+    train.add_argument(
+        "--head-init-scale",
+        dest="head_init_scale",
+        type=float,
+        default=None,
+        help="Fine-tuning: a fresh head (other classes than the checkpoint's) starts at its initial weights times this",
     )
     train.add_argument(
         "--set",

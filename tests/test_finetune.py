@@ -385,3 +385,25 @@ def test_the_cli_refuses_bad_fine_tuning_settings_in_one_line(tmp_path, capsys, 
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--layer-decay", "1.5"], "layer_decay must be > 0.0 and <= 1.0, got 1.5"),
+        (["--trainable", "freeze:x"], 'trainable takes "all", "head", "freeze:N"'),
+        (["--head-init-scale", "0"], "head_init_scale must be > 0.0, got 0"),
+    ],
+)
+def test_the_fine_tuning_flags_reach_the_recipe_and_its_checks(tmp_path, capsys, flags, message):
+    from keras_vits.cli import main
+
+    output = tmp_path / "run"
+    assert main(["train", "--recipe", "finetune_folder", "--output", str(output), *flags]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+    assert not output.exists()
+    shown = ["train", "--recipe", "finetune_folder", "--layer-decay", "0.5", "--trainable", "head", "--show"]
+    assert main([*shown, "--head-init-scale", "0.01"]) == 0
+    rows = dict(line.split(maxsplit=1) for line in capsys.readouterr().out.splitlines()[1:])
+    assert (rows["layer_decay"], rows["trainable"], rows["head_init_scale"]) == ("0.5", '"head"', "0.01")
