@@ -25,12 +25,7 @@ import numpy as np
 
 from keras_vits.backend import BACKEND, IS_KERAS_3, keras
 
-if not IS_KERAS_3:
-    raise ImportError(
-        "keras_vits.distillation needs Keras 3; tf-keras (TF_USE_LEGACY_KERAS=1) builds the models for QAT only."
-    )
-
-ops = keras.ops
+ops = keras.ops if IS_KERAS_3 else None  # tf-keras builds the models for QAT only; DistillationModel refuses it
 
 DISTILLATION_MODES = ("none", "soft", "hard")
 
@@ -243,6 +238,10 @@ class DistillationModel(keras.Model):
         teacher_preprocessing: Callable | None = None,
         **kwargs,
     ):
+        if not IS_KERAS_3:
+            raise RuntimeError(
+                "DistillationModel needs Keras 3; tf-keras (TF_USE_LEGACY_KERAS=1) builds the models for QAT only."
+            )
         super().__init__(**kwargs)
         if mode not in DISTILLATION_MODES:
             raise ValueError(f"mode must be one of {DISTILLATION_MODES}, got {mode!r}.")

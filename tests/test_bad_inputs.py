@@ -555,6 +555,7 @@ def test_every_cli_flag_refuses_bad_values_with_one_message_and_exit_2(argv, fra
     assert fragment in err and "Traceback" not in err
 
 
+@pytest.mark.keras3_only  # it trains, through DistillationModel (Keras 3)
 @pytest.mark.parametrize(
     "failure",
     [
