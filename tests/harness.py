@@ -233,8 +233,8 @@ class ModelBattery:
     def test_fit_one_step(self, config_name):
         """`fit` on the model; DeiT's two training heads go through DistillationModel under Keras 3.
 
-        Keras 3 builds a compiled loss from the inference output (DeiT's one averaged head), so a
-        two-output model trains through DistillationModel there, as users train DeiT.
+        On PyTorch, Keras 3 builds a compiled loss from the inference output (DeiT's one averaged
+        head), so under Keras 3 a two-output model trains through DistillationModel, as users train DeiT.
         """
         model = self.build(config_name)
         if not model.get_config()["num_classes"]:
