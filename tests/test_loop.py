@@ -31,6 +31,7 @@ from keras_vits.training.loop import (
     learning_rate_schedule,
     no_weight_decay_variables,
     restore_checkpoint,
+    summary_table,
     train,
     training_checkpoint,
 )
@@ -728,3 +729,16 @@ def test_resuming_a_run_on_data_with_other_classes_is_refused(tmp_path):
         ValueError, match=r"trained on the classes \['cat', 'dog', 'eel'\].*now has \['cat', 'dog', 'eel', 'fox'\]"
     ):
         train(recipe, run, verbose=0)
+
+
+def test_the_run_summary_names_the_overrides_a_registry_model_was_built_with():
+    from keras_vits.training import get_recipe
+
+    result = dict(
+        parameters=456_212, epochs=4, steps=1872, global_batch_size=128, replicas=1, train_seconds=192.0,
+        images_per_second=1246.0, final={"top1_avg": 0.8624},
+    )  # fmt: skip
+    demo = summary_table(get_recipe("demo_deit_hard"), result)
+    assert "deit_tiny_distilled_patch16_224 with depth=4, embed_dim=96, num_heads=3, patch_size=7" in demo, demo
+    plain = get_recipe("finetune_folder")
+    assert f"model                    {plain.model} (456,212 parameters)" in summary_table(plain, result)

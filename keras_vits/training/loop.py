@@ -511,11 +511,19 @@ def _plot_curves(history, step_log, path):
     plt.close(fig)
 
 
+def _built_model_name(recipe):
+    """The registry name, marked when `model_overrides` changed what was built from it."""
+    if not recipe.model_overrides:
+        return recipe.model
+    overrides = ", ".join(f"{key}={value}" for key, value in sorted(recipe.model_overrides.items()))
+    return f"{recipe.model} with {overrides}"
+
+
 def summary_table(recipe, result):
     """The final table of one run, as text."""
     rows = [
         ("recipe", recipe.name),
-        ("model", f"{recipe.model} ({result['parameters']:,} parameters)"),
+        ("model", f"{_built_model_name(recipe)} ({result['parameters']:,} parameters)"),
         ("distillation", recipe.distillation + (f" from {recipe.teacher}" if recipe.teacher else "")),
         ("epochs / steps", f"{result['epochs']} / {result['steps']}"),
         ("global batch / replicas", f"{result['global_batch_size']} / {result['replicas']}"),
