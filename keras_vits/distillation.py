@@ -24,6 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from keras_vits.backend import BACKEND, IS_KERAS_3, keras
+from keras_vits.models.base import check_image_values
 
 ops = keras.ops if IS_KERAS_3 else None  # tf-keras builds the models for QAT only; DistillationModel refuses it
 
@@ -190,6 +191,49 @@ def _check_teacher_channels(student, teacher):
         )
 
 
+def _input_scaling_layer(model):
+    """The first `Rescaling` or `Normalization` layer before any layer with weights, else None.
+
+    keras.applications models (EfficientNet, ConvNeXt, RegNet, MobileNetV3) begin with one:
+    they take raw 0-255 pixels and normalise inside.
+    """
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
+            return layer
+        if layer.weights and not layer._layers:  # a leaf layer with weights: the model has begun
+            return None
+    return None
+
+
+def _check_teacher_input_scale(teacher):
+    layer = _input_scaling_layer(teacher)
+    if layer is not None:
+        raise ValueError(
+            f"The teacher {teacher.name} scales its own input (its {type(layer).__name__} layer {layer.name!r}), "
+            "as keras.applications models do: it takes raw 0-255 pixels, and the student takes normalised "
+            "images. Pass teacher_preprocessing=keras_vits.distillation.renormalize(mean, std, 0.0, 1 / 255) "
+            "with the student's mean and std, or teacher_preprocessing=lambda x: x if it was trained on the "
+            "student's images."
+        )
+
+
+def renormalize(from_mean, from_std, to_mean, to_std):
+    """A callable from images normalised with `(from_mean, from_std)` to the same images under `(to_mean, to_std)`.
+
+    Both are on the [0, 1] pixel scale, per channel or one for all: `x * from_std + from_mean` is
+    the [0, 1] image, and `(p - to_mean) / to_std` normalises it again. `to_mean=0, to_std=1/255`
+    gives raw 0-255 pixels. Used as `DistillationModel(teacher_preprocessing=...)` for a teacher
+    trained with another normalisation than the student's; maps `(B, H, W, C)` to `(B, H, W, C)`.
+    """
+    scale = np.asarray(from_std, np.float32) / np.asarray(to_std, np.float32)
+    shift = (np.asarray(from_mean, np.float32) - np.asarray(to_mean, np.float32)) / np.asarray(to_std, np.float32)
+
+    def teacher_images(images):
+        return images * ops.cast(scale, images.dtype) + ops.cast(shift, images.dtype)
+
+    return teacher_images
+
+
 def _check_numbers(**arguments):
     for argument, value in arguments.items():
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
@@ -215,8 +259,10 @@ class DistillationModel(keras.Model):
         teacher_label_smoothing: the paper's smoothing of the teacher's argmax label in hard mode
             (0.1 is the paper's "hard + label smoothing"; see `teacher_targets`). Defaults to 0.
         teacher_preprocessing: callable from student images `(B, H, W, C)` to teacher
-            inputs, for a teacher with its own normalisation. Student images are also
-            resized to the teacher's input size when the teacher fixes one.
+            inputs, for a teacher with its own normalisation (`renormalize(...)`). Student images
+            are also resized to the teacher's input size when the teacher fixes one. Without it,
+            a teacher of other channels, or one that scales raw pixels itself (a keras.applications
+            model), is refused.
 
     Calling it returns the student's heads: `(cls, dist)` logits for a DeiT student, in
     training and inference alike, else the one head's `(B, C)`; predict with the student itself.
@@ -265,6 +311,7 @@ class DistillationModel(keras.Model):
                 )
             if teacher_preprocessing is None:
                 _check_teacher_channels(student, teacher)
+                _check_teacher_input_scale(teacher)
             teacher.trainable = False
         self.teacher_outputs_probabilities = teacher is not None and _ends_in_softmax(teacher)
         self.teacher_image_size = _image_size(teacher) if teacher is not None else None
@@ -332,16 +379,20 @@ class DistillationModel(keras.Model):
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         self._loss_tracker = self.loss_tracker  # compile made a new one
 
-    def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`; labels given as an array are checked against the student's classes first."""
+    def _check_arrays(self, x, y):
+        """Labels given as an array against the student's classes; NumPy images for raw pixels and NaN."""
         if y is not None:
             check_label_array(y, self.num_classes)
+        check_image_values(x, f"DistillationModel's student {self.student.name}")
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`; arrays are checked first (see `_check_arrays`)."""
+        self._check_arrays(x, y)
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.evaluate`; labels given as an array are checked against the student's classes first."""
-        if y is not None:
-            check_label_array(y, self.num_classes)
+        """`keras.Model.evaluate`; arrays are checked first (see `_check_arrays`)."""
+        self._check_arrays(x, y)
         return super().evaluate(x, y, *args, **kwargs)
 
     def call(self, inputs, training=None):

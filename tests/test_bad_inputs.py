@@ -146,6 +146,8 @@ _CALL_ROWS = [
     ("rank 5", np.zeros((1, 1, 32, 32, 1), "float32"), ValueError, "expects images of rank 4"),
     ("uint8", np.zeros((1, 32, 32, 1), "uint8"), TypeError, "expects float images"),
     ("int32", np.zeros((1, 32, 32, 1), "int32"), TypeError, "expects float images"),
+    ("0-255 floats", np.full((1, 32, 32, 1), 200.0, "float32"), ValueError, r"\[200, 200\]: these look like raw 0-255"),
+    ("NaN", np.full((1, 32, 32, 1), np.nan, "float32"), ValueError, "NaN or infinite"),
     ("a list", [[0.0]], TypeError, "expects a float tensor or array"),
     ("None", None, TypeError, "expects a float tensor or array"),
 ]
@@ -158,6 +160,21 @@ def test_models_refuse_bad_images_at_call_time(family, how, case, images, error,
     model = tiny_model(family)
     with pytest.raises(error, match=fragment):
         model(images) if how == "call" else model.predict(images, verbose=0)
+
+
+def test_raw_pixels_pass_inside_allow_unnormalised_images_and_normalised_extremes_pass_always():
+    from keras_vits.models.base import allow_unnormalised_images
+
+    model = tiny_model("vit")
+    pixels = np.full((2, 32, 32, 1), 255.0, "float32")
+    with pytest.raises(ValueError, match="allow_unnormalised_images"):
+        model.predict(pixels, verbose=0)
+    with allow_unnormalised_images():
+        assert model.predict(pixels, verbose=0).shape == (2, 10)
+        assert model(pixels).shape == (2, 10)
+    # A white and a black pixel under the smallest std in use (ImageNet's 0.225): about 2.6 and -2.1.
+    extremes = np.where(np.arange(32 * 32).reshape(1, 32, 32, 1) % 2, 2.64, -2.12).astype("float32")
+    assert model.predict(extremes, verbose=0).shape == (1, 10)
 
 
 # ----------------------------------------------------------------------------- create_model

@@ -18,7 +18,13 @@ from keras_vits.backend import BACKEND, IS_KERAS_3, keras
 pytestmark = [pytest.mark.keras3_only, pytest.mark.skipif(not IS_KERAS_3, reason="Keras 3 only")]
 
 if IS_KERAS_3:
-    from keras_vits.distillation import DistillationModel, distillation_losses, teacher_targets, to_targets
+    from keras_vits.distillation import (
+        DistillationModel,
+        distillation_losses,
+        renormalize,
+        teacher_targets,
+        to_targets,
+    )
 
 NUM_CLASSES = 5
 
@@ -338,3 +344,48 @@ def test_data_parallel_on_two_host_devices_matches_one_device():
     single, parallel = result["single"]["history"], result["data_parallel"]["history"]
     for key in ("loss", "label_loss", "distillation_loss", "top1"):
         np.testing.assert_allclose(parallel[key], single[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_raw_pixels_and_nan_images_are_refused_before_fit_or_evaluate():
+    model = DistillationModel(_student(), mode="none")
+    model.compile(optimizer="adam")
+    x, y = _data(8)
+    for bad, fragment in ((x * 0 + 255.0, "raw 0-255 pixels"), (x * np.nan, "NaN or infinite")):
+        with pytest.raises(ValueError, match=f"DistillationModel's student .* {fragment}"):
+            model.fit(bad, y, batch_size=8, verbose=0)
+        with pytest.raises(ValueError, match=fragment):
+            model.evaluate(bad, y, batch_size=8, verbose=0)
+
+
+def _pixel_teacher(channels=1):
+    """A teacher as keras.applications builds them: raw 0-255 pixels in, its own scaling first."""
+    inputs = keras.Input((16, 16, channels))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(NUM_CLASSES)(x))
+
+
+def test_a_teacher_that_scales_raw_pixels_itself_needs_teacher_preprocessing():
+    """It used to see normalised images (about -1 to 3) as pixels, nearly black, and taught from them."""
+    teacher = _pixel_teacher()
+    with pytest.raises(
+        ValueError, match=r"scales its own input \(its Rescaling layer.*renormalize\(mean, std, 0.0, 1 / 255\)"
+    ):
+        DistillationModel(_student(), teacher, mode="hard")
+    model = DistillationModel(
+        _student(), teacher, mode="hard", teacher_preprocessing=renormalize(0.5, 0.25, 0.0, 1 / 255)
+    )
+    x, _ = _data(4)
+    expected = teacher((x * 0.25 + 0.5) * 255, training=False)
+    np.testing.assert_allclose(_numpy(model.teacher_logits(x)), _numpy(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_renormalize_maps_one_normalisation_to_another():
+    pixels = np.random.default_rng(0).uniform(size=(2, 4, 4, 3)).astype("float32")
+    mean_a, std_a = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    mean_b, std_b = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+    under_a = (pixels - np.array(mean_a, "float32")) / np.array(std_a, "float32")
+    under_b = (pixels - np.array(mean_b, "float32")) / np.array(std_b, "float32")
+    np.testing.assert_allclose(_numpy(renormalize(mean_a, std_a, mean_b, std_b)(under_a)), under_b, atol=1e-5)
+    np.testing.assert_allclose(_numpy(renormalize(mean_a, std_a, 0.0, 1 / 255)(under_a)), pixels * 255, atol=1e-3)

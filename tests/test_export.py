@@ -316,7 +316,7 @@ def test_conversion_arguments_are_checked():
         runner(np.zeros((1, 16, 16, 1), np.float32))
 
 
-def test_tflite_runner_refuses_integer_pixels_and_names_a_channels_first_batch():
+def test_tflite_runner_refuses_integer_pixels_and_raw_float_pixels_and_names_a_channels_first_batch():
     """uint8 pixels were cast to float32 and run as if normalised: a silent wrong answer."""
     runner = TFLiteModel(convert_tflite(tiny_model("vit"), "float32"))
     for run in (runner, runner.predict):
@@ -324,6 +324,8 @@ def test_tflite_runner_refuses_integer_pixels_and_names_a_channels_first_batch()
             run(np.zeros((1, 32, 32, 1), np.uint8))
         with pytest.raises(ValueError, match=r"got \(1, 1, 32, 32\); this looks channels-first \(NCHW"):
             run(np.zeros((1, 1, 32, 32), np.float32))
+        with pytest.raises(ValueError, match=r"TFLiteModel expects normalised images.*raw 0-255 pixels"):
+            run(np.full((1, 32, 32, 1), 128.0, np.float32))
     assert runner([[[[0.0]] * 32] * 32]).shape == (1, 10)  # nested lists still read as float32
 
 

@@ -742,3 +742,36 @@ def test_the_run_summary_names_the_overrides_a_registry_model_was_built_with():
     assert "deit_tiny_distilled_patch16_224 with depth=4, embed_dim=96, num_heads=3, patch_size=7" in demo, demo
     plain = get_recipe("finetune_folder")
     assert f"model                    {plain.model} (456,212 parameters)" in summary_table(plain, result)
+
+
+def test_a_teacher_run_of_another_normalisation_sees_the_students_images_renormalised(tmp_path, monkeypatch):
+    """A teacher's run folder names its mean and std; the student's images used to reach it unconverted."""
+    teacher_run = tmp_path / "teacher_run"
+    teacher_run.mkdir()
+    teacher = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    teacher.save(teacher_run / "model.keras")
+    recipe = tiny_recipe(distillation="hard", teacher=str(teacher_run / "model.keras"))
+
+    class Built(Exception):
+        pass
+
+    def distillation_model(student, teacher, teacher_preprocessing=None, **kwargs):
+        raise Built(teacher_preprocessing)
+
+    monkeypatch.setattr("keras_vits.training.loop.DistillationModel", distillation_model)
+    images = np.linspace(-0.8, 2.0, 8, dtype="float32").reshape(1, 2, 4, 1)
+    for teacher_mean, teacher_std in ((0.5, 0.5), (recipe.mean[0], recipe.std[0])):
+        (teacher_run / "recipe.json").write_text(json.dumps({"mean": [teacher_mean], "std": [teacher_std]}))
+        with tfds.testing.mock_data(num_examples=16), pytest.raises(Built) as built:
+            train(recipe, tmp_path / f"run_{teacher_mean}", verbose=0)
+        convert = built.value.args[0]
+        if teacher_mean == recipe.mean[0]:
+            assert convert is None
+            continue
+        pixels = images * recipe.std[0] + recipe.mean[0]
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(convert(images)), (pixels - 0.5) / 0.5, atol=1e-5)
+        result = dict(
+            parameters=1, epochs=1, steps=1, global_batch_size=8, replicas=1, train_seconds=1.0,
+            images_per_second=8.0, final={},
+        )  # fmt: skip
+        assert "renormalised to its recipe's mean=[0.5], std=[0.5]" in summary_table(recipe, result)

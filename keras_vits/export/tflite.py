@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vits.backend import keras
-from keras_vits.models.base import channels_first_hint, check_image_dtype
+from keras_vits.models.base import channels_first_hint, check_image_dtype, check_image_values
 
 TFLITE_MODES = ("float32", "float16", "dynamic_int8", "int8", "int16x8", "int8_dense")
 CALIBRATED_MODES = ("int8", "int16x8", "int8_dense")
@@ -241,7 +241,9 @@ class TFLiteModel:
         """`images` as float32 NumPy, refusing integer pixels, which are not the model's normalised input."""
         if hasattr(images, "dtype"):
             check_image_dtype(images.dtype, "TFLiteModel")
-        return np.asarray(images, np.float32)
+        images = np.asarray(images, np.float32)
+        check_image_values(images, "TFLiteModel")
+        return images
 
     def _shape_error(self, images, what_expects):
         """`what_expects` ("predict expects images of shape (N, H, W, C)") got `images`, with an NCHW hint."""

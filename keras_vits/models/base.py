@@ -65,6 +65,47 @@ def check_images(images, expected_shape, model_name):
     check_image_dtype(dtype, model_name)
 
 
+#: The largest magnitude a normalised image holds, `(pixel / 255 - mean) / std`, for any std >= 0.05.
+#: timm's normalisations stay within [-2.2, 2.7] and Fashion-MNIST's within [-0.9, 2.1]; raw 0-255
+#: pixels pass it only in images darker than 20 of 255.
+MAX_NORMALISED_MAGNITUDE = 20.0
+
+_ALLOW_UNNORMALISED = contextvars.ContextVar("keras_vits_allow_unnormalised", default=False)
+
+
+@contextlib.contextmanager
+def allow_unnormalised_images():
+    """Within this block, NumPy images beyond `MAX_NORMALISED_MAGNITUDE` are taken (a model trained on raw pixels)."""
+    token = _ALLOW_UNNORMALISED.set(True)
+    try:
+        yield
+    finally:
+        _ALLOW_UNNORMALISED.reset(token)
+
+
+def check_image_values(images, model_name):
+    """Raises a `ValueError` when a NumPy batch holds NaN or infinity, or values no normalised image has.
+
+    Only NumPy arrays are read: a tensor may sit on an accelerator or inside a traced function,
+    where reading its values would cost a transfer on every call. Raw 0-255 pixels are refused
+    (unless `allow_unnormalised_images()`); un-normalised [0, 1] floats are within the normalised
+    range and cannot be told apart.
+    """
+    if not isinstance(images, np.ndarray) or images.size == 0 or images.dtype.kind != "f":
+        return
+    low, high = float(images.min()), float(images.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"{model_name} got images holding NaN or infinite values.")
+    largest = max(-low, high)
+    if largest > MAX_NORMALISED_MAGNITUDE and not _ALLOW_UNNORMALISED.get():
+        raise ValueError(
+            f"{model_name} expects normalised images, (pixels / 255 - mean) / std, and got values in "
+            f"[{low:g}, {high:g}]: these look like raw 0-255 pixels. Normalise with the mean and std the "
+            f"weights were trained with (keras_vits.get_pretrained_cfg(name), or the run's recipe.json); "
+            f"a model trained on raw pixels takes them inside keras_vits.models.base.allow_unnormalised_images()."
+        )
+
+
 def check_image_dtype(dtype, model_name):
     """Raises a `TypeError` unless `dtype` is a float one: uint8 pixels are not the normalised input."""
     name = dtype_name(dtype)
@@ -373,6 +414,7 @@ class VitsModel(keras.Model):
         # Checked before Keras's own input checks, so both Keras versions give this message.
         images = args[0] if args else kwargs.get("inputs")
         check_images(images, self.expected_image_shape, type(self).__name__)
+        check_image_values(images, type(self).__name__)
         return super().__call__(*args, **kwargs)
 
     def _check_data(self, data):
@@ -388,6 +430,7 @@ class VitsModel(keras.Model):
             if not hasattr(data, "shape"):
                 return  # a dict or nested structure: Keras's own checks apply
         check_images(data, self.expected_image_shape, type(self).__name__)
+        check_image_values(data, type(self).__name__)
 
     def predict(self, x, *args, **kwargs):
         self._check_data(x)

@@ -39,7 +39,7 @@ from keras_vits import finetune
 from keras_vits._io import DiskFullError, as_path
 from keras_vits.backend import compare_layer_weights, keras, layer_weights, load_keras_file
 from keras_vits.compile_modes import choose_jit_compile
-from keras_vits.distillation import DistillationModel
+from keras_vits.distillation import DistillationModel, renormalize
 from keras_vits.finetune import no_weight_decay_variables
 from keras_vits.registry import resolve_checkpoint
 from keras_vits.training import run_folder, teachers
@@ -352,6 +352,23 @@ def _check_teacher_channels(recipe, teacher, source):
         )
 
 
+def teacher_normalisation(recipe):
+    """`(mean, std)` of the teacher's own run (its folder's recipe.json) when they differ from `recipe`'s, else None.
+
+    The student's images are renormalised to them before the teacher sees them. A teacher
+    without a recipe.json beside it is taken to share the student's normalisation;
+    `DistillationModel` still refuses one that scales raw pixels itself.
+    """
+    if recipe.teacher is None:
+        return None
+    teacher_recipe = pathlib.Path(recipe.teacher).parent / run_folder.RECIPE_FILE
+    if not teacher_recipe.is_file():
+        return None
+    saved = json.loads(teacher_recipe.read_text())
+    mean, std = tuple(saved.get("mean", recipe.mean)), tuple(saved.get("std", recipe.std))
+    return None if (mean, std) == (tuple(recipe.mean), tuple(recipe.std)) else (mean, std)
+
+
 def _check_teacher(recipe):
     """A teacher exactly when the recipe distils, and its file there: checked before any data is read."""
     if recipe.distillation == "none" and recipe.teacher is not None:
@@ -519,12 +536,23 @@ def _built_model_name(recipe):
     return f"{recipe.model} with {overrides}"
 
 
+def _distillation_row(recipe):
+    """The mode, the teacher, and the teacher's own normalisation where the student's images are converted to it."""
+    if recipe.teacher is None:
+        return recipe.distillation
+    row = f"{recipe.distillation} from {recipe.teacher}"
+    normalisation = teacher_normalisation(recipe)
+    if normalisation is not None:
+        row += f" (its inputs renormalised to its recipe's mean={list(normalisation[0])}, std={list(normalisation[1])})"
+    return row
+
+
 def summary_table(recipe, result):
     """The final table of one run, as text."""
     rows = [
         ("recipe", recipe.name),
         ("model", f"{_built_model_name(recipe)} ({result['parameters']:,} parameters)"),
-        ("distillation", recipe.distillation + (f" from {recipe.teacher}" if recipe.teacher else "")),
+        ("distillation", _distillation_row(recipe)),
         ("epochs / steps", f"{result['epochs']} / {result['steps']}"),
         ("global batch / replicas", f"{result['global_batch_size']} / {result['replicas']}"),
         ("train time", f"{result['train_seconds'] / 60:.1f} min ({result['images_per_second']:.0f} images/s)"),
@@ -706,13 +734,17 @@ def _build_and_restore(run):
         initial_weights = None if resuming else recipe.initial_weights
         run.student = build_model(recipe, run.source.num_classes, run.source.channels, initial_weights)
         _prepare_fine_tuning(run, resuming)
-        teacher = None
+        teacher, teacher_preprocessing = None, None
         if recipe.distillation != "none":
             teacher = with_precision(load_teacher(recipe.teacher, run.source.num_classes), recipe.precision)
             _check_teacher_channels(recipe, teacher, run.source)
+            normalisation = teacher_normalisation(recipe)
+            if normalisation is not None:
+                teacher_preprocessing = renormalize(recipe.mean, recipe.std, *normalisation)
         run.model = DistillationModel(
             run.student,
             teacher,
+            teacher_preprocessing=teacher_preprocessing,
             mode=recipe.distillation,
             alpha=recipe.alpha,
             tau=recipe.tau,
