@@ -109,6 +109,30 @@ def test_reloaded_in_a_fresh_process_matches_keras(exported, tmp_path):
     assert result.stdout.strip() == LABELS[int(expected[0].argmax())]
 
 
+def test_the_tf1_session_loader_restores_every_variable_the_signatures_read(exported):
+    """TF Serving's C++ `LoadSavedModel` path: restore by the MetaGraph's variable names, run by tensor names."""
+    model, path, _ = exported
+    pixels = _pixels((2, 32, 32, 1))
+    expected = _reference_probabilities(model, pixels)
+    feeds = {
+        "serving_default": pixels,
+        "serving_uint8": pixels.astype(np.uint8),
+        "serving_bytes": [tf.io.encode_png(p.astype(np.uint8)).numpy() for p in pixels],
+    }
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(path))
+        for signature, value in feeds.items():
+            signature_def = meta_graph.signature_def[signature]
+            (image_input,) = signature_def.inputs.values()
+            outputs = signature_def.outputs
+            probabilities, labels = session.run(
+                [outputs["probabilities"].name, outputs["top_k_labels"].name], {image_input.name: value}
+            )
+            np.testing.assert_allclose(probabilities, expected, atol=1e-5, err_msg=signature)
+            assert [row[0].decode() for row in labels] == [LABELS[i] for i in expected.argmax(-1)]
+
+
 def test_uint8_bytes_and_other_sizes_and_channels(exported):
     model, _, loaded = exported
     pixels = _pixels((2, 32, 32, 1))

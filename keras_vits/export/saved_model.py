@@ -104,8 +104,13 @@ def encoded_image_size(data):
     )
 
 
+def _backing_variable(variable):
+    """The `tf.Variable` holding a model variable's value: Keras 3's wraps one, tf-keras's is one."""
+    return variable if isinstance(variable, tf.Variable) else variable.value
+
+
 class ServingModule(tf.Module):
-    """The exported object: the Keras model, its labels table and the three serving functions.
+    """The exported object: the Keras model, its variables (`model_variables`), labels table and serving functions.
 
     Args:
         model: a keras_vits classifier (logits output) with a static input size.
@@ -123,7 +128,9 @@ class ServingModule(tf.Module):
         self.max_image_pixels = tf.Variable(
             int(max_image_pixels), dtype=tf.int64, trainable=False, name="max_image_pixels"
         )
-        self.model = model
+        self._hold_untracked(model)
+        # What the SavedModel checkpoints: the tf.Variables the signatures read.
+        self.model_variables = [_backing_variable(v) for v in model.variables]
         self.height, self.width, self.channels = (int(d) for d in model.inputs[0].shape[1:])
         self.num_classes = int(model.outputs[0].shape[-1])
         self.top_k = min(int(top_k), self.num_classes)
@@ -141,6 +148,17 @@ class ServingModule(tf.Module):
             ),
             default_value="",
         )
+
+    @tf.__internal__.tracking.no_automatic_dependency_tracking
+    def _hold_untracked(self, model):
+        """Keeps `model` for the signatures without checkpointing it (`model_variables` are).
+
+        A Keras 3 variable saves as a copy of its `tf.Variable`, which the signatures do not
+        read: a loader that restores by the MetaGraph's variable names (TF Serving's C++
+        `LoadSavedModel`, `tf.compat.v1.saved_model.loader.load`, `saved_model_cli run`)
+        would restore the copies and leave the variables the signatures read uninitialised.
+        """
+        self.model = model
 
     def _match_channels(self, images):
         """`(B, H, W, c)` float -> `(B, H, W, C)`: gray and RGB convert; other counts are an error."""
