@@ -166,20 +166,24 @@ def _ends_in_softmax(model):
     return activation is not None and getattr(activation, "__name__", "") == "softmax"
 
 
+def _image_input_shape(model):
+    """`(height, width, channels)` of a model's image input `(B, H, W, C)`, entries None where not fixed; else None."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs or len(inputs[0].shape) != 4:
+        return None
+    return tuple(None if d is None else int(d) for d in inputs[0].shape[1:])
+
+
 def _image_size(model):
     """`(height, width)` a model fixes for its image input, else None."""
-    inputs = getattr(model, "inputs", None)
-    if not inputs or len(inputs[0].shape) != 4 or None in tuple(inputs[0].shape[1:3]):
-        return None
-    return tuple(int(d) for d in inputs[0].shape[1:3])
+    shape = _image_input_shape(model)
+    return None if shape is None or None in shape[:2] else shape[:2]
 
 
 def _channels(model):
     """The channel count a model's image input `(B, H, W, C)` fixes, else None."""
-    inputs = getattr(model, "inputs", None)
-    if not inputs or len(inputs[0].shape) != 4 or inputs[0].shape[-1] is None:
-        return None
-    return int(inputs[0].shape[-1])
+    shape = _image_input_shape(model)
+    return None if shape is None else shape[2]
 
 
 def _check_teacher_channels(student, teacher):
