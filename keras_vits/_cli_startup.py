@@ -1,4 +1,4 @@
-"""The `keras-vits` command's start: its help before Keras loads, TensorFlow's start-up lines hidden.
+"""The `keras-vits` command's start: help, `list` and `info` before Keras loads, TensorFlow's start-up lines hidden.
 
 TensorFlow reads `TF_CPP_MIN_LOG_LEVEL` once, when it loads, and this package loads it (through
 Keras) before `keras_vits.cli.main` runs; so the level is set here, first thing in the package,
@@ -59,19 +59,33 @@ def quiet_tensorflow_python_logs():
         absl_logging.set_verbosity(absl_logging.ERROR)
 
 
-def answer_before_loading_keras(argv=None):
-    """`keras-vits --help` (or a call with no command) answered here, before the package loads Keras.
+#: Commands answered before Keras loads when given no option but these: `list [PATTERN]`, `info NAME`
+#: (read from `keras_vits.variants`; `info`'s options build the model), and any help.
+COMMANDS_BEFORE_KERAS = ("list", "info")
+OPTIONS_BEFORE_KERAS = ("--debug", VERBOSE_FLAG, "-h", "--help")
 
-    The parser loads no library module (`keras_vits.cli.LibraryChoices`), so the top-level help takes
-    a fraction of a second instead of TensorFlow's import. argparse exits: 0 for the help, 2 for a
-    call without a command. A command's own help (`train --help`) lists library choices and waits.
+
+def answer_before_loading_keras(argv=None):
+    """The calls that need no Keras, answered here, before the package loads it; the process then exits.
+
+    `keras-vits --help` (or a call with no command): the parser loads no library module
+    (`keras_vits.cli.LibraryChoices`), and argparse exits 0 for the help, 2 for a call without a
+    command. `keras-vits list [PATTERN]` and `keras-vits info NAME` exit with `keras_vits.cli.main`'s
+    status. Each takes a fraction of a second instead of TensorFlow's import. Any other call
+    (`info NAME --summary`, `train --help`, ...) returns here, and its command loads Keras.
     """
     argv = sys.argv if argv is None else argv
-    if not is_the_command_line(argv) or not all(arg.startswith("-") for arg in argv[1:]):
+    if not is_the_command_line(argv):
         return
-    from keras_vits.cli import build_parser
+    positional = [arg for arg in argv[1:] if not arg.startswith("-")]
+    options = [arg for arg in argv[1:] if arg.startswith("-")]
+    if positional and (
+        positional[0] not in COMMANDS_BEFORE_KERAS or not all(option in OPTIONS_BEFORE_KERAS for option in options)
+    ):
+        return
+    from keras_vits.cli import main
 
-    build_parser().parse_args(argv[1:])
+    sys.exit(main(argv[1:]))
 
 
 def start_quietly():

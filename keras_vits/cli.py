@@ -78,9 +78,9 @@ DEMO_DATA = pathlib.Path(__file__).resolve().parent / "demo_data"
 
 
 def _cmd_list(args):
-    import keras_vits
+    from keras_vits.variants import list_models
 
-    names = keras_vits.list_models(args.pattern)
+    names = list_models(args.pattern)
     if not names:
         print(f"No model matches {args.pattern!r}.", file=sys.stderr)
         return 1
@@ -88,17 +88,35 @@ def _cmd_list(args):
     return 0
 
 
-def _cmd_info(args):
-    import keras_vits
+def _info_builds_the_model(args):
+    """True for `info` with `--summary`, `--image-size` or another head than 1000 classes.
 
-    model = keras_vits.create_model(args.name, num_classes=args.num_classes, image_size=args.image_size)
-    if args.summary:
-        model.summary(line_length=110)
+    Otherwise the model is the variant at its defaults, whose sizes `keras_vits/variant_sizes.json` holds.
+    """
+    from keras_vits.variants import DEFAULT_NUM_CLASSES
+
+    return args.summary or args.image_size is not None or args.num_classes != DEFAULT_NUM_CLASSES
+
+
+def _cmd_info(args):
+    from keras_vits import variants
+
+    pretrained = dict(variants.get_variant_data(args.name).pretrained)
+    if _info_builds_the_model(args):
+        import keras_vits
+
+        model = keras_vits.create_model(args.name, num_classes=args.num_classes, image_size=args.image_size)
+        if args.summary:
+            model.summary(line_length=110)
+        input_shape, parameters, macs = tuple(model.inputs[0].shape), model.count_params(), keras_vits.count_macs(model)
+    else:
+        size = variants.default_sizes()[args.name]
+        input_shape, parameters, macs = variants.default_input_shape(args.name), size["parameters"], size["macs"]
     print(f"model:            {args.name}")
-    print(f"input:            {tuple(model.inputs[0].shape)}")
-    print(f"parameters:       {model.count_params():,}")
-    print(f"MACs per image:   {keras_vits.count_macs(model) / 1e9:.2f} G")
-    print(f"pretrained:       {json.dumps(keras_vits.get_pretrained_cfg(args.name))}")
+    print(f"input:            {input_shape}")
+    print(f"parameters:       {parameters:,}")
+    print(f"MACs per image:   {macs / 1e9:.2f} G")
+    print(f"pretrained:       {json.dumps(pretrained)}")
     return 0
 
 
@@ -345,7 +363,11 @@ def build_parser():
     listing.add_argument("pattern", nargs="?", default="*", help="Shell-style pattern, e.g. 'deit_*'. Default: all.")
     listing.set_defaults(func=_cmd_list)
 
-    info = commands.add_parser("info", help="Build a model and print its parameters, MACs and pretrained config.")
+    info = commands.add_parser(
+        "info",
+        help="Print a model's parameters, MACs and pretrained config; built only for --summary, --image-size "
+        "or --num-classes other than 1000.",
+    )
     info.add_argument("name", help="Registered model name (see `keras-vits list`).")
     info.add_argument("--image-size", type=POSITIVE_INT, default=None, help="Input size; default: the variant's own.")
     info.add_argument(

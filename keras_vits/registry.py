@@ -1,59 +1,34 @@
 """Every model variant by timm's name: `create_model`, `list_models`, `get_pretrained_cfg`.
 
-Variants live as tables in their family's module (`models/vit.py`, ...);
-this module only gathers them. There is no function per variant.
+The variants live as data in `keras_vits/variants.py` (a family's class name, its arguments,
+its pretrained config), which imports no Keras; this module resolves each class in
+`keras_vits.models` and builds the models. There is no function per variant.
 """
 
 import difflib
-import fnmatch
 import inspect
 import logging
 import os
 import re
 
+from keras_vits import models
 from keras_vits.backend import keras
-from keras_vits.models import pvt, swin, vit
 from keras_vits.models.base import Variant
+from keras_vits.variants import DEFAULT_NUM_CLASSES, get_variant_data, list_models  # noqa: F401  (the registry's API)
+from keras_vits.variants import VARIANTS as _VARIANT_DATA
 from keras_vits.weights.loader import checkpoint_num_classes, load_timm_weights
 
 logger = logging.getLogger("keras_vits")
 
-#: Head size of a model built without weights and without `num_classes` (ImageNet-1k's).
-DEFAULT_NUM_CLASSES = 1000
-
-_FAMILIES = (vit, swin, pvt)
-
-
-def _all_variants():
-    variants = {}
-    for module in _FAMILIES:
-        for name, variant in module.VARIANTS.items():
-            if name in variants:
-                raise RuntimeError(f"Model name {name!r} is registered twice.")
-            variants[name] = variant
-    return variants
-
-
-VARIANTS = _all_variants()
-
-
-def list_models(pattern: str = "*") -> list[str]:
-    """Sorted registry names matching a shell-style `pattern`.
-
-    Example:
-    >>> list_models("deit_*distilled*")[:2]
-    ['deit_base_distilled_patch16_224', 'deit_base_distilled_patch16_384']
-    """
-    return sorted(name for name in VARIANTS if fnmatch.fnmatchcase(name, pattern))
+#: name -> `Variant` (model class, arguments, pretrained config), in `keras_vits.variants`'s order.
+VARIANTS = {
+    name: Variant(getattr(models, data.family), data.config, data.pretrained) for name, data in _VARIANT_DATA.items()
+}
 
 
 def get_variant(name: str) -> Variant:
     """The registry entry for `name`; unknown names raise `ValueError` with close matches."""
-    if name not in VARIANTS:
-        prefixed = [known for known in sorted(VARIANTS) if known.startswith(name)]
-        close = (prefixed or difflib.get_close_matches(name, list(VARIANTS), n=5, cutoff=0.5))[:5]
-        suggestion = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"Unknown model name {name!r}.{suggestion} See keras_vits.list_models() for all names.")
+    get_variant_data(name)
     return VARIANTS[name]
 
 

@@ -1,6 +1,8 @@
 """The `keras-vits` command line."""
 
 import json
+import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -9,8 +11,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+import keras_vits
 from keras_vits.cli import DEMO_DATA, build_parser, main
 from keras_vits.training.recipes import parse_overrides
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_list_prints_matching_names(capsys):
@@ -29,6 +34,71 @@ def test_info_prints_parameters_and_macs(capsys):
 def test_info_with_unknown_name_fails_cleanly(capsys):
     assert main(["info", "deit_smal"]) == 2
     assert "Did you mean" in capsys.readouterr().err
+
+
+def test_info_with_options_builds_the_model(capsys):
+    assert main(["info", "deit_tiny_patch16_224", "--num-classes", "10"]) == 0
+    model = keras_vits.create_model("deit_tiny_patch16_224", num_classes=10)
+    assert f"parameters:       {model.count_params():,}\n" in capsys.readouterr().out
+
+
+#: `keras-vits ARGS` as the console script runs it (`from keras_vits.cli import main; sys.exit(main())`),
+#: writing the names in `sys.modules` at exit to the file `argv[1]`. The modules are read at exit
+#: because the command line loads Keras with the standard error stream closed (`-X importtime` shows nothing).
+_CONSOLE_SCRIPT = (
+    "import atexit, json, sys\n"
+    "modules_file = sys.argv.pop(1)\n"
+    "atexit.register(lambda: open(modules_file, 'w').write(json.dumps(sorted(sys.modules))))\n"
+    "sys.argv[0] = 'keras-vits'\n"
+    "from keras_vits.cli import main\n"
+    "sys.exit(main())\n"
+)
+
+
+def _without_keras(tmp_path, *args):
+    """`keras-vits ARGS` in a fresh process: the result and the top-level names of the modules it imported."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    modules_file = tmp_path / "modules.json"
+    command = [sys.executable, "-c", _CONSOLE_SCRIPT, str(modules_file), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    return done, {name.split(".")[0] for name in json.loads(modules_file.read_text())}
+
+
+def test_list_and_info_answer_without_importing_keras_or_tensorflow(tmp_path):
+    """Each took 4.3 s, almost all of it TensorFlow's import; the output is a built model's."""
+    name = "deit_tiny_distilled_patch16_224"
+    model = keras_vits.create_model(name)
+    expected = (
+        f"model:            {name}\n"
+        f"input:            {tuple(model.inputs[0].shape)}\n"
+        f"parameters:       {model.count_params():,}\n"
+        f"MACs per image:   {keras_vits.count_macs(model) / 1e9:.2f} G\n"
+        f"pretrained:       {json.dumps(keras_vits.get_pretrained_cfg(name))}\n"
+    )
+    for args, stdout in (
+        (["info", name], expected),
+        (["list", "deit_*"], "\n".join(keras_vits.list_models("deit_*")) + "\n"),
+        (["--verbose", "list"], "\n".join(keras_vits.list_models()) + "\n"),
+    ):
+        done, imported = _without_keras(tmp_path, *args)
+        assert (done.returncode, done.stdout, done.stderr) == (0, stdout, ""), args
+        assert "keras_vits" in imported and not imported & {"keras", "tensorflow"}, args
+    as_module = [sys.executable, "-m", "keras_vits.cli", "info", name]  # the other command line: the same answer
+    done = subprocess.run(
+        as_module, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO))
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, expected, "")
+
+
+def test_list_and_info_without_keras_keep_their_errors_and_exit_statuses(tmp_path):
+    done, _ = _without_keras(tmp_path, "list", "nothing*")
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", "No model matches 'nothing*'.\n")
+    done, _ = _without_keras(tmp_path, "info", "deit_smal")
+    assert done.returncode == 2 and done.stderr.startswith(
+        "keras-vits info: error: Unknown model name 'deit_smal'. Did you mean deit_small_distilled_patch16_224"
+    )
+    done, _ = _without_keras(tmp_path, "info")
+    assert done.returncode == 2 and "the following arguments are required: name" in done.stderr
 
 
 def test_demo_loads_the_fixture_and_matches_timm(capsys):

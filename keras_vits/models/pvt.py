@@ -19,8 +19,6 @@ import numpy as np
 
 from keras_vits.backend import keras, register_serializable
 from keras_vits.layers import (
-    IMAGENET_DEFAULT_MEAN,
-    IMAGENET_DEFAULT_STD,
     AdaptiveAveragePooling2D,
     LayerNorm,
     PositionEmbedding,
@@ -35,7 +33,6 @@ from keras_vits.layers import (
 )
 from keras_vits.layers.transformer import residual_branch
 from keras_vits.models.base import (
-    Variant,
     VitsModel,
     constructor_arguments,
     transformer_stage_size,
@@ -542,44 +539,3 @@ PVT_V1_WEIGHT_MAP = WeightMap(
 )
 PyramidVisionTransformerV2.weight_map = PVT_V2_WEIGHT_MAP
 PyramidVisionTransformer.weight_map = PVT_V1_WEIGHT_MAP
-
-# ----------------------------------------------------------------------------- variants
-
-_IMAGENET = dict(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, crop_pct=0.9, num_classes=1000)
-_V2_WIDE = dict(embed_dims=(64, 128, 320, 512), num_heads=(1, 2, 5, 8), sr_ratios=(8, 4, 2, 1))
-
-# name: constructor arguments (read from timm 1.0.31 and transformers 5.23 by tools/reference/pvt_param_counts.py).
-_PVT_V2_TABLE = {
-    "pvt_v2_b0": dict(_V2_WIDE, embed_dims=(32, 64, 160, 256), depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4)),
-    "pvt_v2_b1": dict(_V2_WIDE, depths=(2, 2, 2, 2), mlp_ratios=(8, 8, 4, 4)),
-    "pvt_v2_b2": dict(_V2_WIDE, depths=(3, 4, 6, 3), mlp_ratios=(8, 8, 4, 4)),
-    "pvt_v2_b2_li": dict(_V2_WIDE, depths=(3, 4, 6, 3), mlp_ratios=(8, 8, 4, 4), linear=True),
-    "pvt_v2_b3": dict(_V2_WIDE, depths=(3, 4, 18, 3), mlp_ratios=(8, 8, 4, 4)),
-    "pvt_v2_b4": dict(_V2_WIDE, depths=(3, 8, 27, 3), mlp_ratios=(8, 8, 4, 4)),
-    "pvt_v2_b5": dict(_V2_WIDE, depths=(3, 6, 40, 3), mlp_ratios=(4, 4, 4, 4)),
-}
-_PVT_V1_TABLE = {
-    "pvt_tiny": ((2, 2, 2, 2), "Zetatech/pvt-tiny-224"),
-    "pvt_small": ((3, 4, 6, 3), "Zetatech/pvt-small-224"),
-    "pvt_medium": ((3, 4, 18, 3), "Zetatech/pvt-medium-224"),
-    "pvt_large": ((3, 8, 27, 3), "Zetatech/pvt-large-224"),
-}
-
-VARIANTS = {
-    name: Variant(
-        PyramidVisionTransformerV2,
-        dict(image_size=224, **args),
-        dict(_IMAGENET, hf_hub_id=f"timm/{name}.in1k"),
-    )
-    for name, args in _PVT_V2_TABLE.items()
-}
-VARIANTS.update(
-    {
-        name: Variant(
-            PyramidVisionTransformer,
-            dict(image_size=224, depths=depths, **_V2_WIDE, mlp_ratios=(8, 8, 4, 4)),
-            dict(_IMAGENET, hf_hub_id=hub_id),
-        )
-        for name, (depths, hub_id) in _PVT_V1_TABLE.items()
-    }
-)

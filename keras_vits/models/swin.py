@@ -18,8 +18,6 @@ import numpy as np
 
 from keras_vits.backend import keras, register_serializable
 from keras_vits.layers import (
-    IMAGENET_DEFAULT_MEAN,
-    IMAGENET_DEFAULT_STD,
     LayerNorm,
     PatchMerging2x2,
     PositionEmbedding,
@@ -34,7 +32,6 @@ from keras_vits.layers import (
 from keras_vits.layers.swin_window import stage_window_and_shift, window_padding
 from keras_vits.layers.transformer import residual_branch
 from keras_vits.models.base import (
-    Variant,
     VitsModel,
     constructor_arguments,
     transformer_stage_size,
@@ -322,37 +319,3 @@ SWIN_WEIGHT_MAP = WeightMap(
     unused_by_features=(r"^norm\.", r"^head\."),
 )
 SwinTransformer.weight_map = SWIN_WEIGHT_MAP
-
-# ----------------------------------------------------------------------------- variants
-
-_SWIN_SIZES = {
-    "tiny": dict(embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
-    "small": dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
-    "base": dict(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
-    "large": dict(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
-}
-
-# name: size, window, image size, timm's default pretrained tag.
-_SWIN_TABLE = {
-    "swin_tiny_patch4_window7_224": ("tiny", 7, 224, "ms_in1k"),
-    "swin_small_patch4_window7_224": ("small", 7, 224, "ms_in22k_ft_in1k"),
-    "swin_base_patch4_window7_224": ("base", 7, 224, "ms_in22k_ft_in1k"),
-    "swin_large_patch4_window7_224": ("large", 7, 224, "ms_in22k_ft_in1k"),
-    "swin_base_patch4_window12_384": ("base", 12, 384, "ms_in22k_ft_in1k"),
-    "swin_large_patch4_window12_384": ("large", 12, 384, "ms_in22k_ft_in1k"),
-}
-
-VARIANTS = {
-    name: Variant(
-        SwinTransformer,
-        dict(image_size=image, patch_size=4, window_size=window, **_SWIN_SIZES[size]),
-        dict(
-            hf_hub_id=f"timm/{name}.{tag}",
-            mean=IMAGENET_DEFAULT_MEAN,
-            std=IMAGENET_DEFAULT_STD,
-            crop_pct=1.0 if image == 384 else 0.9,
-            num_classes=1000,
-        ),
-    )
-    for name, (size, window, image, tag) in _SWIN_TABLE.items()
-}
