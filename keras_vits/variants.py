@@ -19,12 +19,17 @@ SIZES_FILE = pathlib.Path(__file__).resolve().parent / "variant_sizes.json"
 #: Head size of a model built without weights and without `num_classes` (ImageNet-1k's).
 DEFAULT_NUM_CLASSES = 1000
 
-#: Per-channel (RGB) mean and std of the pretrained weights; the same values as `keras_vits.layers.constants`,
-#: which lives in a package that imports Keras. torchvision's statistics (DeiT, Swin, PVT, DINO) and
-#: `[-1, 1]` scaling (the AugReg and original ViT weights).
+#: torchvision's ImageNet statistics, per channel (RGB): DeiT, Swin, PVT and DINO weights.
+IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
+
+#: `[-1, 1]` scaling (Inception's): the AugReg and original ViT weights.
+IMAGENET_INCEPTION_MEAN = (0.5, 0.5, 0.5)
+IMAGENET_INCEPTION_STD = (0.5, 0.5, 0.5)
+
 _NORMALISATION = {
-    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "imagenet": (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD),
+    "inception": (IMAGENET_INCEPTION_MEAN, IMAGENET_INCEPTION_STD),
 }
 
 

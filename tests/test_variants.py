@@ -39,7 +39,7 @@ def test_list_models_is_one_function_for_the_library_and_the_command_line():
     assert variants.list_models("pvt_v2_b2*") == ["pvt_v2_b2", "pvt_v2_b2_li"]
 
 
-def test_the_normalisation_is_the_layers_constants():
+def test_every_variant_is_normalised_as_timm_names_it():
     means_and_stds = {(data.pretrained["mean"], data.pretrained["std"]) for data in variants.VARIANTS.values()}
     assert means_and_stds == {
         (layers.IMAGENET_DEFAULT_MEAN, layers.IMAGENET_DEFAULT_STD),

@@ -20,12 +20,6 @@ from keras_vits.layers.attention import (
     SpatialReductionAttentionCore,
     attention_block,
 )
-from keras_vits.layers.constants import (
-    IMAGENET_DEFAULT_MEAN,
-    IMAGENET_DEFAULT_STD,
-    IMAGENET_INCEPTION_MEAN,
-    IMAGENET_INCEPTION_STD,
-)
 from keras_vits.layers.feature_pyramid import simple_feature_pyramid, with_simple_feature_pyramid
 from keras_vits.layers.head import classifier_head
 from keras_vits.layers.helpers import dense_initializer, to_2tuple
@@ -49,6 +43,12 @@ from keras_vits.layers.tokens import (
 )
 from keras_vits.layers.transformer import transformer_block
 from keras_vits.layers.vit_dynamic import DynamicPositionEmbedding, SliceTokens, TokensToMap
+from keras_vits.variants import (  # timm's names for the pretrained weights' normalisation
+    IMAGENET_DEFAULT_MEAN,
+    IMAGENET_DEFAULT_STD,
+    IMAGENET_INCEPTION_MEAN,
+    IMAGENET_INCEPTION_STD,
+)
 
 #: Every custom layer class, for tests and for `custom_objects`.
 CUSTOM_LAYERS = (

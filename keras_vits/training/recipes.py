@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from keras_vits.compile_modes import COMPILE_MODES
 from keras_vits.finetune import parse_trainable
-from keras_vits.layers.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from keras_vits.variants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 #: Training precisions: Keras dtype policy names. Variables stay float32 in all three.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
