@@ -174,7 +174,9 @@ def test_a_keras_file_saved_by_tensorflow_loads_with_its_logits(family, fixtures
     assert _max_error(model(io["images"]), io["logits"]) < PARITY_TOLERANCE
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize(
+    "family", [f if f in ("vit", "deit") else pytest.param(f, marks=pytest.mark.slow) for f in FAMILIES]
+)
 def test_one_fit_step_trains_every_weight_under_mixed_precision(family):
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
@@ -274,7 +276,11 @@ def test_compute_output_spec_takes_arrays(family):
 
 
 # Every family in int8; float8 quantizes the same Dense layers, so two families show it.
-@pytest.mark.parametrize("family, mode", [(f, "int8") for f in FAMILIES] + [("vit", "float8"), ("pvt_v2", "float8")])
+@pytest.mark.parametrize(
+    "family, mode",
+    [(f, "int8") if f == "vit" else pytest.param(f, "int8", marks=pytest.mark.slow) for f in FAMILIES]
+    + [("vit", "float8"), ("pvt_v2", "float8")],
+)
 def test_a_quantized_model_saves_and_reloads(family, mode, tmp_path):
     model = _tiny(family)
     images = _images(size=model.input_shape[1])

@@ -95,6 +95,7 @@ def _step_losses(tmp_path, **changes):
     return [entry["loss"] for entry in json.loads((tmp_path / "steps.json").read_text())]
 
 
+@pytest.mark.slow
 def test_xla_and_several_steps_per_call_train_as_graph_mode_does(tmp_path):
     graph = _step_losses(tmp_path / "graph", compile_mode="graph", steps_per_execution=1)
     graph_several_per_call = _step_losses(tmp_path / "graph4", compile_mode="graph", steps_per_execution=4)
@@ -104,6 +105,7 @@ def test_xla_and_several_steps_per_call_train_as_graph_mode_does(tmp_path):
     np.testing.assert_allclose(xla, graph, rtol=2e-4)
 
 
+@pytest.mark.slow
 def test_the_cli_flag_sets_the_compile_mode_and_a_resume_may_change_it(tmp_path):
     out = tmp_path / "run"
     base = ["train", "--recipe", "fmnist_deit_none", "--output", str(out), "--set", "batch_size=8", "--max-steps"]

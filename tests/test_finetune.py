@@ -310,6 +310,7 @@ def test_a_keras_file_of_another_size_is_refused_before_any_data(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_layer_decay_run_resumes_where_an_uninterrupted_one_goes(tmp_path):
     """The optimizer's state is checkpointed and its per-layer rates rebuilt: a resume changes nothing."""
     recipe = tiny_recipe(layer_decay=0.5, trainable="freeze:1", model_overrides=dict(TINY_STUDENT, depth=2))
@@ -321,6 +322,7 @@ def test_a_layer_decay_run_resumes_where_an_uninterrupted_one_goes(tmp_path):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, atol=1e-6, err_msg=got.path)
 
 
+@pytest.mark.slow
 def test_layer_decay_under_mirrored_strategy_matches_one_device(tmp_path):
     worker = pathlib.Path(__file__).parent / "training_worker.py"
     command = [sys.executable, str(worker), str(tmp_path), "--devices", "2", "--compare-mirrored"]
@@ -342,6 +344,7 @@ TINY_FOLDER_RUN = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_the_folder_recipes_fine_tune_from_timm_then_distil_into_a_small_deit(tmp_path, fixtures_dir, capsys):
     from keras_vits.cli import main
 

@@ -120,6 +120,7 @@ def test_benchmark_has_the_fashion_mnist_student_case():
     assert benchmark_case("vit_tiny_patch16_224", 64) == ("vit_tiny_patch16_224", 64, 3, 1000, {})
 
 
+@pytest.mark.slow
 def test_benchmark_times_keras_cv_attention_models_beside():
     """kecam runs in a tf-keras worker process; rows get its graph and XLA images per second."""
     # Not importorskip: importing kecam sets TF_USE_LEGACY_KERAS=1 in this process's environment,

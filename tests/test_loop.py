@@ -192,6 +192,7 @@ def test_train_writes_everything_and_resumes(tmp_path):
         train(tiny_recipe(epochs=3, base_lr=0.1), out, verbose=0)
 
 
+@pytest.mark.slow
 def test_ema_weights_are_checkpointed(tmp_path):
     counts = {}
     for ema in (None, 0.5):
@@ -204,6 +205,7 @@ def test_ema_weights_are_checkpointed(tmp_path):
     assert counts[0.5] == counts[None] + trainable, "one moving average per trainable variable"
 
 
+@pytest.mark.slow
 def test_with_an_ema_every_epochs_evaluation_scores_the_averaged_weights(tmp_path):
     """The history (and curves.png) once scored the live weights while result.json scored the EMA."""
     with tfds.testing.mock_data(num_examples=32):
@@ -236,6 +238,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert len(floats) > 10 and all(np.isfinite(v).all() for v in floats)
 
 
+@pytest.mark.slow
 def test_the_final_epochs_train_unaugmented_also_after_a_resume(tmp_path, monkeypatch):
     """`unaugmented_final_epochs=2` of 4: epochs 3 and 4 see plain images, and a resume inside epoch 4 too."""
     from keras_vits.training import loop
@@ -258,6 +261,7 @@ def test_the_final_epochs_train_unaugmented_also_after_a_resume(tmp_path, monkey
         recipe.replace(unaugmented_final_epochs=5)
 
 
+@pytest.mark.slow
 def test_initial_weights_from_a_keras_file_start_the_run_and_a_resume_does_not_read_them_again(tmp_path):
     from keras_vits.backend import layer_weights, load_keras_file
 
@@ -391,7 +395,7 @@ class _Killed(BaseException):
         ("history", 3),
         pytest.param("history", 4, marks=SLOW),
         pytest.param("checkpoint", 3, marks=SLOW),
-        ("checkpoint", 4),
+        pytest.param("checkpoint", 4, marks=SLOW),
     ],
 )
 def test_a_kill_around_the_epoch_end_loses_no_history_entry(tmp_path, monkeypatch, killed_at, checkpoint_every):
@@ -580,6 +584,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_mirrored_two_processes_agree(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = []
