@@ -221,6 +221,21 @@ def _check_teacher_input_scale(teacher):
         )
 
 
+def _check_same_normalisation(student, teacher):
+    """Raises when both models came with weights (`create_model(weights=...)`) trained under another mean or std."""
+    configs = [getattr(model, "pretrained_cfg", None) for model in (student, teacher)]
+    if None in configs:
+        return
+    (student_mean, student_std), (teacher_mean, teacher_std) = ((c["mean"], c["std"]) for c in configs)
+    if (tuple(student_mean), tuple(student_std)) != (tuple(teacher_mean), tuple(teacher_std)):
+        raise ValueError(
+            f"The teacher {teacher.name}'s weights take images normalised with mean={list(teacher_mean)}, "
+            f"std={list(teacher_std)}, and the student {student.name}'s with mean={list(student_mean)}, "
+            f"std={list(student_std)}: pass teacher_preprocessing=keras_vits.distillation.renormalize("
+            f"{tuple(student_mean)}, {tuple(student_std)}, {tuple(teacher_mean)}, {tuple(teacher_std)})."
+        )
+
+
 def renormalize(from_mean, from_std, to_mean, to_std):
     """A callable from images normalised with `(from_mean, from_std)` to the same images under `(to_mean, to_std)`.
 
@@ -265,8 +280,9 @@ class DistillationModel(keras.Model):
         teacher_preprocessing: callable from student images `(B, H, W, C)` to teacher
             inputs, for a teacher with its own normalisation (`renormalize(...)`). Student images
             are also resized to the teacher's input size when the teacher fixes one. Without it,
-            a teacher of other channels, or one that scales raw pixels itself (a keras.applications
-            model), is refused.
+            a teacher of other channels, one that scales raw pixels itself (a keras.applications
+            model), or one whose weights expect another mean and std than the student's (both
+            from `create_model(weights=...)`, see `pretrained_cfg`) is refused.
 
     Calling it returns the student's heads: `(cls, dist)` logits for a DeiT student, in
     training and inference alike, else the one head's `(B, C)`; predict with the student itself.
@@ -316,6 +332,7 @@ class DistillationModel(keras.Model):
             if teacher_preprocessing is None:
                 _check_teacher_channels(student, teacher)
                 _check_teacher_input_scale(teacher)
+                _check_same_normalisation(student, teacher)
             teacher.trainable = False
         self.teacher_outputs_probabilities = teacher is not None and _ends_in_softmax(teacher)
         self.teacher_image_size = _image_size(teacher) if teacher is not None else None

@@ -96,7 +96,8 @@ def create_model(
             `features_only=True, out_indices=(...)` for feature maps (every family),
             `dynamic_img_size=True` for a ViT or DeiT that takes any input size.
 
-    Returns: the Keras model, named `name`.
+    Returns: the Keras model, named `name`; with weights, `model.pretrained_cfg` holds the
+        variant's pretrained config (mean, std, crop_pct), as `get_pretrained_cfg(name)` does.
     """
     variant = get_variant(name)
     accepted = inspect.signature(variant.model_cls.__init__).parameters
@@ -136,4 +137,7 @@ def create_model(
                 num_classes,
                 ", ".join(head_keys),
             )
+        # As timm's `model.pretrained_cfg`: the normalisation the loaded weights expect.
+        # `DistillationModel` compares a teacher's and a student's.
+        model.pretrained_cfg = dict(variant.pretrained)
     return model

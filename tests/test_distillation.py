@@ -389,3 +389,19 @@ def test_renormalize_maps_one_normalisation_to_another():
     under_b = (pixels - np.array(mean_b, "float32")) / np.array(std_b, "float32")
     np.testing.assert_allclose(_numpy(renormalize(mean_a, std_a, mean_b, std_b)(under_a)), under_b, atol=1e-5)
     np.testing.assert_allclose(_numpy(renormalize(mean_a, std_a, 0.0, 1 / 255)(under_a)), pixels * 255, atol=1e-3)
+
+
+def test_teacher_and_student_weights_of_other_normalisations_need_teacher_preprocessing(fixtures_dir):
+    """DeiT weights take ImageNet's mean and std, AugReg ViT weights [-1, 1]: one batch cannot suit both."""
+    case = json.loads((fixtures_dir / "cases.json").read_text())["vit_token"]
+    config = {k: v for k, v in case["config"].items() if k != "num_classes"}
+    checkpoint = fixtures_dir / "vit_token.safetensors"
+    student = keras_vits.create_model("deit_tiny_patch16_224", weights=checkpoint, **config)
+    teacher = keras_vits.create_model("vit_tiny_patch16_224", weights=checkpoint, **config)
+    assert student.pretrained_cfg == keras_vits.get_pretrained_cfg("deit_tiny_patch16_224")
+    with pytest.raises(ValueError, match=r"renormalize\(\(0.485, 0.456, 0.406\), .*\(0.5, 0.5, 0.5\)\)"):
+        DistillationModel(student, teacher, mode="hard")
+    unloaded = keras_vits.create_model("vit_tiny_patch16_224", num_classes=10, **config)
+    assert not hasattr(unloaded, "pretrained_cfg")
+    DistillationModel(student, unloaded, mode="hard")  # a teacher without loaded weights is not compared
+    DistillationModel(student, teacher, mode="hard", teacher_preprocessing=renormalize(0.5, 0.5, 0.5, 0.5))
