@@ -248,7 +248,8 @@ def renormalize(from_mean, from_std, to_mean, to_std):
     shift = (np.asarray(from_mean, np.float32) - np.asarray(to_mean, np.float32)) / np.asarray(to_std, np.float32)
 
     def teacher_images(images):
-        return images * ops.cast(scale, images.dtype) + ops.cast(shift, images.dtype)
+        dtype = keras.backend.standardize_dtype(images.dtype)
+        return ops.add(ops.multiply(images, ops.cast(scale, dtype)), ops.cast(shift, dtype))
 
     return teacher_images
 
