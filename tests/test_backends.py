@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from harness import tiny_model
 from safetensors.numpy import load_file
 
 import keras_vits
@@ -110,38 +111,19 @@ _TINY_PVT = dict(image_size=64, embed_dims=(8, 16, 16, 32), depths=(1, 1, 1, 1),
 _TINY_PVT["sr_ratios"] = (2, 2, 1, 1)  # with 64 px, every stage attends over more than one key
 
 
+#: What the backend checks change in the battery's tiny models (`harness.TINY_FAMILIES`), besides RGB
+#: input and 5 classes: ViT and DeiT two blocks deep, PVT reducing keys in its first two stages only.
+_BACKEND_OVERRIDES = {
+    "vit": dict(depth=2),
+    "deit": dict(depth=2),
+    "pvt_v1": dict(sr_ratios=(2, 2, 1, 1)),
+    "pvt_v2": dict(sr_ratios=(2, 2, 1, 1)),
+}
+
+
 def _tiny(family, **overrides):
-    configs = {
-        "vit": (keras_vits.VisionTransformer, dict(image_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)),
-        "deit": (keras_vits.DeiT, dict(image_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)),
-        "swin": (
-            keras_vits.SwinTransformer,
-            dict(image_size=32, patch_size=2, embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=4),
-        ),
-        "pvt_v1": (
-            keras_vits.PyramidVisionTransformer,
-            dict(
-                image_size=32,
-                embed_dims=(8, 16, 16, 32),
-                depths=(1, 1, 1, 1),
-                num_heads=(1, 1, 2, 2),
-                sr_ratios=(2, 2, 1, 1),
-            ),
-        ),
-        "pvt_v2": (
-            keras_vits.PyramidVisionTransformerV2,
-            dict(
-                image_size=32,
-                embed_dims=(8, 16, 16, 32),
-                depths=(1, 1, 1, 1),
-                num_heads=(1, 1, 2, 2),
-                sr_ratios=(2, 2, 1, 1),
-            ),
-        ),
-    }
-    model_cls, config = configs[family]
     keras.utils.set_random_seed(0)
-    return model_cls(**{**config, "num_classes": 5, **overrides})
+    return tiny_model(family, **{"in_chans": 3, "num_classes": 5, **_BACKEND_OVERRIDES.get(family, {}), **overrides})
 
 
 FAMILIES = ("vit", "deit", "swin", "pvt_v1", "pvt_v2")
