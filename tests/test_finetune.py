@@ -4,6 +4,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from keras_vits.backend import keras, load_keras_file
 from keras_vits.finetune import LayerDecayAdamW, layer_decay_optimizer, layer_rate_scales, set_trainable
 from keras_vits.training import Recipe, train
 from keras_vits.training.loop import build_model, no_weight_decay_variables
+from keras_vits.variants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 pytestmark = pytest.mark.keras3_only
 
@@ -247,6 +249,30 @@ def test_fine_tuning_settings_the_model_cannot_take_are_refused_before_any_data(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_from_timm_weights_normalised_unlike_them_is_warned_with_the_fix(tmp_path, fixtures_dir):
+    """A shipped recipe kept with `--set model=...` normalised the new model's images as the old one's, unsaid."""
+    checkpoint = str(fixtures_dir / "deit_distilled.safetensors")
+    unlike = tiny_recipe(dataset=MISSING_DATA, mean=(0.5,) * 3, std=(0.5,) * 3, initial_weights=checkpoint)
+    with (
+        pytest.warns(
+            UserWarning,
+            match=r"deit_tiny_distilled_patch16_224's weights were trained with mean=\[0.485, "
+            r".*--set mean=\[0.485,0.456,0.406\] std=\[0.229,0.224,0.225\]",
+        ),
+        pytest.raises(ValueError, match="Checkpoint does not fit"),  # the run stops before any data is read
+    ):
+        train(unlike, tmp_path / "unlike", verbose=0)
+    like = tiny_recipe(
+        dataset=MISSING_DATA,
+        mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD,
+        initial_weights=checkpoint,
+    )
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="Checkpoint does not fit"):
+        warnings.simplefilter("error", UserWarning)
+        train(like, tmp_path / "like", verbose=0)
+
+
 DEIT_FIXTURE = {"patch_size": 8, "embed_dim": 48, "depth": 2, "num_heads": 3}
 
 
@@ -259,8 +285,8 @@ def _fine_tune_from_fixture(tmp_path, fixtures_dir, name, **overrides):
         dataset=f"folder:{data}",
         eval_split="train",
         image_size=32,
-        mean=(0.5,) * 3,
-        std=(0.5,) * 3,
+        mean=IMAGENET_DEFAULT_MEAN,
+        std=IMAGENET_DEFAULT_STD,
         model_overrides=DEIT_FIXTURE,
         initial_weights=str(fixtures_dir / "deit_distilled.safetensors"),
         epochs=1,

@@ -24,6 +24,7 @@ require_tensorflow_backend("keras_vits.training.loop (train, evaluate; keras-vit
 import contextlib
 import dataclasses
 import errno
+import functools
 import json
 import os
 import pathlib
@@ -172,12 +173,35 @@ def _adamw_class(recipe, model):
     return lambda **kwargs: finetune.LayerDecayAdamW(rate_scales=scales, **kwargs)
 
 
+def _warn_if_normalised_unlike_the_weights(recipe):
+    """Warns when a run from a registry model's timm checkpoint normalises its images unlike those weights.
+
+    A warning, not an error: fine-tuning can adapt, and a recipe may mean it; but most often
+    the recipe kept another model's mean and std (`--set model=...` on a shipped recipe).
+    """
+    if recipe.model in teachers.TEACHERS:
+        return
+    pretrained = keras_vits.get_pretrained_cfg(recipe.model)
+    mean, std = tuple(pretrained["mean"]), tuple(pretrained["std"])
+    if len(mean) == len(recipe.mean) and (mean, std) != (tuple(recipe.mean), tuple(recipe.std)):
+        compact = functools.partial(json.dumps, separators=(",", ":"))
+        warnings.warn(
+            f"The recipe normalises images with mean={list(recipe.mean)}, std={list(recipe.std)}, but "
+            f"{recipe.model}'s weights were trained with mean={list(mean)}, std={list(std)}; to match them: "
+            f"--set mean={compact(mean)} std={compact(std)}",
+            UserWarning,
+            stacklevel=5,  # the caller of train()
+        )
+
+
 def _check_fine_tuning_before_data(recipe, output_dir):
     """Refuses, before any data is read, initial weights of another family or size, and a `trainable` or
     `layer_decay` the model cannot take: the model is built once here, with the initial weights' own head.
     A resumed run (a checkpoint in `output_dir`) does not read its initial weights again."""
     resuming = tf.train.latest_checkpoint(str(output_dir / run_folder.CHECKPOINT_DIR)) is not None
     weights = None if resuming else recipe.initial_weights
+    if weights is not None and not str(weights).endswith(".keras"):
+        _warn_if_normalised_unlike_the_weights(recipe)
     if weights is None and recipe.trainable == "all" and recipe.layer_decay == 1:
         return
     num_classes = 1  # any head: only the body is checked here
