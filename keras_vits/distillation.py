@@ -204,7 +204,7 @@ def _input_scaling_layer(model):
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, (keras.layers.Rescaling, keras.layers.Normalization)):
             return layer
-        if layer.weights and not layer._layers:  # a leaf layer with weights: the model has begun
+        if layer.weights and not getattr(layer, "_layers", None):  # a leaf layer with weights: the model has begun
             return None
     return None
 
