@@ -198,7 +198,7 @@ def _check_teacher_channels(student, teacher):
 def _input_scaling_layer(model):
     """The first `Rescaling` or `Normalization` layer before any layer with weights, else None.
 
-    keras.applications models (EfficientNet, ConvNeXt, RegNet, MobileNetV3) begin with one:
+    keras.applications models (EfficientNet, ConvNeXt, MobileNetV3) begin with one:
     they take raw 0-255 pixels and normalise inside.
     """
     for layer in model._flatten_layers(include_self=False, recursive=True):
