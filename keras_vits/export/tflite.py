@@ -251,8 +251,7 @@ class TFLiteModel:
         return ValueError(f"{what_expects}, got {images.shape}{hint}.")
 
     def _invoke(self, images):
-        """Runs one `(batch_size, H, W, C)` float32 batch, quantizing it if the input is integer."""
-        images = self._float_images(images)
+        """Runs one `(batch_size, H, W, C)` float32 batch (`_float_images`), quantizing it if the input is integer."""
         if images.shape != tuple(self.input["shape"]):
             raise self._shape_error(images, f"TFLite model expects input of shape {tuple(self.input['shape'])}")
         if self.input["dtype"] != np.float32:
@@ -264,12 +263,19 @@ class TFLiteModel:
 
     def __call__(self, images):
         """`(batch_size, H, W, C)` float32 -> `(batch_size, num_classes)` float32."""
+        self._require_one_output()
+        return self._output_of(self._float_images(images))
+
+    def _require_one_output(self):
         if self.num_outputs != 1:
             # Returning the first of a features_only model's maps would drop the others unseen.
             raise ValueError(
                 f"TFLiteModel runs models with one output (a classifier's logits, one feature map); this one has "
                 f"{self.num_outputs}. Read each from `.interpreter` (ai_edge_litert's Interpreter) by name."
             )
+
+    def _output_of(self, images):
+        """The float32 output of one batch already read by `_float_images` (each batch is checked once)."""
         self._invoke(images)
         out = self.interpreter.get_tensor(self.output["index"])
         if self.output["dtype"] != np.float32:
@@ -288,7 +294,8 @@ class TFLiteModel:
             raise ValueError(f"predict needs at least one image of shape {expected}, got 0 images.")
         if len(images) % batch:
             raise ValueError(f"predict needs a multiple of the model's batch size {batch}, got {len(images)} images.")
-        return np.concatenate([self(images[i : i + batch]) for i in range(0, len(images), batch)])
+        self._require_one_output()
+        return np.concatenate([self._output_of(images[i : i + batch]) for i in range(0, len(images), batch)])
 
 
 def delegation_report(model_content: bytes, num_threads: int = 1) -> dict:
